@@ -35,6 +35,14 @@
     X(PROPVAL, "property value out of range")                                  \
     X(NOSPACE, "output buffer too small")                                      \
     X(TOOMANY, "too many items for the caller's array")                        \
+    /* protocol state (detected by the broker, mapped to reasons in proto) */ \
+    X(PROTOCOL, "protocol error")                                              \
+    X(SERVERONLY, "packet type a client may not send")                         \
+    X(ALIAS, "topic alias invalid")                                            \
+    X(RECVMAX, "receive maximum exceeded")                                     \
+    X(RETAINNS, "retain not supported")                                        \
+    X(DENIED, "not authorized")                                                \
+    X(QUOTA, "quota exceeded")                                                 \
     /* system */                                                               \
     X(NOMEM, "out of memory")                                                  \
     X(INVAL, "invalid argument")                                               \

@@ -161,7 +161,11 @@ typedef struct mqtt_packet {
  * bytes left after the last field (IMQTT_ETRAILING), properties (see
  * mqtt_props_decode). CONNECT: protocol name/level (IMQTT_EPROTONAME,
  * IMQTT_EVERSION), will flag consistency (IMQTT_EWILL), password without
- * user name in 3.x (IMQTT_EMALFORMED). */
+ * user name in 3.x (IMQTT_EMALFORMED). Reason / return codes a packet may
+ * not carry (IMQTT_EREASON). A v5 subscription option Retain Handling 3 is
+ * IMQTT_EMALFORMED. Checks that need to know the direction (a Subscription
+ * Identifier in a client's PUBLISH, No Local on a shared subscription) are
+ * left to the caller. */
 int mqtt_decode(const mqtt_frame *f, uint8_t version, mqtt_packet *out);
 
 /* Walk the entries of a decoded SUBSCRIBE / UNSUBSCRIBE. *pos starts at 0;

@@ -147,8 +147,12 @@ int mqtt_props_decode(const uint8_t *buf, size_t len, int packet_type,
 size_t mqtt_props_size(const mqtt_props *p);
 
 /* Encode the block (length prefix included) into buf[0..cap). Returns bytes
- * written or IMQTT_ENOSPACE. Only properties in `present` (and the user /
- * sub_ids arrays) are written, in ascending id order. */
+ * written or IMQTT_ENOSPACE (IMQTT_EINVAL for a string over 65,535 bytes or
+ * a subscription id over 268,435,455). Only properties in `present` (and
+ * the user / sub_ids arrays) are written, in ascending id order. The
+ * `user` / `sub_ids` arrays are used only when non-NULL, so a decoded block
+ * (counts set, arrays NULL) re-encodes its user properties only through
+ * `user_from` and its first subscription id through `subscription_id`. */
 int mqtt_props_encode(const mqtt_props *p, uint8_t *buf, size_t cap);
 
 #endif

@@ -83,8 +83,11 @@ uint8_t mqtt_reason_to_v3_suback(uint8_t rc);
 
 /* The reason code a receiver reports for a decode error (IMQTT_E*):
  * 0x95 for IMQTT_ETOOLARGE, 0x84 for IMQTT_EVERSION / IMQTT_EPROTONAME,
- * 0x82 for protocol errors (duplicate / misplaced properties, ...), 0x81
- * for the other malformed packets. */
+ * 0x82 for protocol errors (duplicate properties, packet id 0, ...), 0x81
+ * for malformed packets, including a property identifier not valid for
+ * its packet type (MQTT 5.0 section 2.2.2.2 calls that Malformed). The
+ * broker's state errors map to their own codes (0x93, 0x94, 0x9A, ...).
+ * reason.c has the table. */
 uint8_t mqtt_reason_for_error(int err);
 
 #endif

@@ -1,0 +1,171 @@
+#include "topic.h"
+
+#include "errors.h"
+#include "utf8.h"
+
+#include <string.h>
+
+#define SPEC_MAX_LEN     65535u
+#define SHARE_PREFIX     "$share/"
+#define SHARE_PREFIX_LEN (sizeof(SHARE_PREFIX) - 1)
+
+static bool over_len(uint32_t len, const mqtt_topic_limits *lim)
+{
+    if (len > SPEC_MAX_LEN)
+        return true;
+    return lim && lim->max_len && len > lim->max_len;
+}
+
+/* Counting levels is a scan of its own, so only done when limited. */
+static bool over_levels(mqtt_str t, const mqtt_topic_limits *lim)
+{
+    return lim && lim->max_levels && mqtt_topic_levels(t) > lim->max_levels;
+}
+
+uint32_t mqtt_topic_levels(mqtt_str t)
+{
+    uint32_t n = 1;
+    if (t.len == 0)
+        return n;
+    const uint8_t *p = t.ptr;
+    const uint8_t *end = t.ptr + t.len;
+
+    /* One memchr per level: linear in the length, no recursion. */
+    while (p < end && (p = memchr(p, '/', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    return n;
+}
+
+bool mqtt_topic_has_wildcard(mqtt_str f)
+{
+    if (f.len == 0) /* ptr may be NULL, which memchr must not see */
+        return false;
+    return memchr(f.ptr, '+', f.len) || memchr(f.ptr, '#', f.len);
+}
+
+int mqtt_topic_name_check(mqtt_str t, const mqtt_topic_limits *lim)
+{
+    if (t.len == 0 || over_len(t.len, lim))
+        return IMQTT_ETOPIC;
+    if (mqtt_topic_has_wildcard(t))
+        return IMQTT_ETOPIC;
+    if (over_levels(t, lim))
+        return IMQTT_ETOPIC;
+    return mqtt_utf8_check(t.ptr, t.len);
+}
+
+int mqtt_share_parse(mqtt_str f, mqtt_str *group, mqtt_str *filter)
+{
+    if (f.len < SHARE_PREFIX_LEN ||
+        memcmp(f.ptr, SHARE_PREFIX, SHARE_PREFIX_LEN) != 0)
+        return 0;
+
+    const uint8_t *g = f.ptr + SHARE_PREFIX_LEN;
+    uint32_t rest = f.len - (uint32_t)SHARE_PREFIX_LEN;
+    const uint8_t *slash = memchr(g, '/', rest);
+    if (!slash)
+        return IMQTT_EFILTER; /* "$share/group" has no filter at all */
+
+    uint32_t glen = (uint32_t)(slash - g);
+    /* The group name is a single level without wildcards [MQTT-4.8.2-1,2];
+     * an empty filter after it would subscribe to nothing. */
+    if (glen == 0 || glen + 1 == rest || memchr(g, '+', glen) ||
+        memchr(g, '#', glen))
+        return IMQTT_EFILTER;
+
+    *group = (mqtt_str){g, glen};
+    *filter = (mqtt_str){slash + 1, rest - glen - 1};
+    return 1;
+}
+
+/* '+' must fill a whole level; '#' must fill the last level. */
+static bool wildcards_placed(mqtt_str f)
+{
+    const uint8_t *s = f.ptr;
+    uint32_t n = f.len;
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (s[i] != '+' && s[i] != '#')
+            continue;
+        bool starts_level = i == 0 || s[i - 1] == '/';
+        bool ends_level = i + 1 == n || s[i + 1] == '/';
+        if (!starts_level || !ends_level)
+            return false;
+        if (s[i] == '#' && i + 1 != n)
+            return false;
+    }
+    return true;
+}
+
+int mqtt_topic_filter_check(mqtt_str f, const mqtt_topic_limits *lim)
+{
+    /* max_len limits what the client sent, $share prefix included: it is a
+     * bound on the bytes we keep per subscription. */
+    if (f.len == 0 || over_len(f.len, lim))
+        return IMQTT_EFILTER;
+    int rc = mqtt_utf8_check(f.ptr, f.len);
+    if (rc < 0)
+        return rc;
+
+    mqtt_str group, inner = f;
+    rc = mqtt_share_parse(f, &group, &inner);
+    if (rc < 0)
+        return rc;
+    if (!wildcards_placed(inner))
+        return IMQTT_EFILTER;
+    if (over_levels(inner, lim))
+        return IMQTT_EFILTER;
+    return 0;
+}
+
+/* Whether the rest of a filter, right after a '/' that the topic did not
+ * have, is exactly "#": "sport/#" also matches "sport" [MQTT-4.7.1.2]. */
+static bool only_hash_left(const uint8_t *f, uint32_t left)
+{
+    return left == 1 && f[0] == '#';
+}
+
+bool mqtt_topic_match(mqtt_str filter, mqtt_str topic)
+{
+    const uint8_t *f = filter.ptr, *t = topic.ptr;
+    uint32_t fn = filter.len, tn = topic.len;
+    uint32_t fi = 0, ti = 0;
+
+    if (fn == 0)
+        return false;
+    /* [MQTT-4.7.2-1]: wildcards at the first level skip $SYS and the
+     * like; a literal "$..." first level can still match them. */
+    if (tn > 0 && t[0] == '$' && (f[0] == '+' || f[0] == '#'))
+        return false;
+
+    /* One pass, level by level, both cursors at the start of a level. */
+    for (;;) {
+        if (f[fi] == '#')
+            return true;
+        if (f[fi] == '+') {
+            fi++;
+            while (ti < tn && t[ti] != '/')
+                ti++;
+        } else {
+            while (fi < fn && f[fi] != '/') {
+                if (ti == tn || t[ti] != f[fi])
+                    return false;
+                fi++;
+                ti++;
+            }
+            if (ti < tn && t[ti] != '/')
+                return false;
+        }
+        /* Both at the end of a level: at '/' or at the end. */
+        if (fi == fn)
+            return ti == tn;
+        fi++; /* the filter's '/' */
+        if (ti == tn)
+            return only_hash_left(f + fi, fn - fi);
+        ti++; /* the topic's '/' */
+        if (fi == fn)
+            return ti == tn; /* filter "a/" vs topic "a/" */
+    }
+}
