@@ -1,0 +1,516 @@
+/* JSON configuration. Objects are walked child by child with exact key
+ * comparison (cJSON's own lookup ignores case and returns the first of
+ * duplicate keys, either of which would let a typo or a second "acl" pass
+ * unnoticed). A config is built in a local struct and handed out only when
+ * complete, so a failed load never leaves half a config behind. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define PATH_MAX_LEN    96
+
+struct ctx {
+    char *err;
+    size_t errlen;
+};
+
+__attribute__((format(printf, 2, 3))) static int fail(struct ctx *x,
+                                                      const char *fmt, ...)
+{
+    if (x->err != NULL && x->errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(x->err, x->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return IMQTT_ECONFIG;
+}
+
+static int fail_nomem(struct ctx *x)
+{
+    fail(x, "out of memory");
+    return IMQTT_ENOMEM;
+}
+
+/* "parent.key", or "key" at the top level. */
+static void join(char *out, const char *parent, const char *key)
+{
+    if (parent[0] == '\0')
+        snprintf(out, PATH_MAX_LEN, "%s", key);
+    else
+        snprintf(out, PATH_MAX_LEN, "%s.%s", parent, key);
+}
+
+/* The keys an object may have; val is filled by take_keys. */
+struct key {
+    const char *name;
+    const cJSON *val;
+};
+
+static int take_keys(struct ctx *x, const cJSON *obj, const char *path,
+                     struct key *keys, size_t n)
+{
+    if (!cJSON_IsObject(obj))
+        return fail(x, "%s: expected an object", path[0] ? path : "top level");
+    for (const cJSON *it = obj->child; it != NULL; it = it->next) {
+        size_t i = 0;
+        while (i < n && strcmp(keys[i].name, it->string) != 0)
+            i++;
+        char sub[PATH_MAX_LEN];
+        join(sub, path, it->string);
+        if (i == n)
+            return fail(x, "unknown key \"%s\"", sub);
+        if (keys[i].val != NULL)
+            return fail(x, "duplicate key \"%s\"", sub);
+        keys[i].val = it;
+    }
+    return 0;
+}
+
+static int get_uint(struct ctx *x, const cJSON *v, const char *path,
+                    uint32_t min, uint32_t max, uint32_t *out)
+{
+    /* Every double in [min, max] converts exactly, so the round trip is an
+     * integrality test; the range test first keeps the cast defined. */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= min) ||
+        !(v->valuedouble <= max) ||
+        (double)(uint32_t)v->valuedouble != v->valuedouble)
+        return fail(x, "%s: expected an integer %u..%u", path, (unsigned)min,
+                    (unsigned)max);
+    *out = (uint32_t)v->valuedouble;
+    return 0;
+}
+
+static int get_u16(struct ctx *x, const cJSON *v, const char *path,
+                   uint16_t min, uint16_t max, uint16_t *out)
+{
+    uint32_t n;
+    int rc = get_uint(x, v, path, min, max, &n);
+    if (rc == 0)
+        *out = (uint16_t)n;
+    return rc;
+}
+
+static int get_bool(struct ctx *x, const cJSON *v, const char *path, bool *out)
+{
+    if (!cJSON_IsBool(v))
+        return fail(x, "%s: expected true or false", path);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* One of a fixed set of words; returns its index in `words`. */
+static int get_word(struct ctx *x, const cJSON *v, const char *path,
+                    const char *const *words, size_t n, const char *expected,
+                    size_t *out)
+{
+    if (cJSON_IsString(v)) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(v->valuestring, words[i]) == 0) {
+                *out = i;
+                return 0;
+            }
+        }
+    }
+    return fail(x, "%s: expected %s", path, expected);
+}
+
+static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
+                          listener_config *l)
+{
+    struct key k[] = {
+        {"bind", NULL}, {"port", NULL}, {"max_connections", NULL}};
+    int rc = take_keys(x, v, path, k, 3);
+    if (rc != 0)
+        return rc;
+    char sub[PATH_MAX_LEN];
+    const char *bind = "0.0.0.0";
+    if (k[0].val != NULL) {
+        join(sub, path, "bind");
+        unsigned char addr[16];
+        /* Addresses only: a host name would need a DNS lookup and could
+         * resolve differently from one start to the next. */
+        if (!cJSON_IsString(k[0].val) ||
+            (inet_pton(AF_INET, k[0].val->valuestring, addr) != 1 &&
+             inet_pton(AF_INET6, k[0].val->valuestring, addr) != 1))
+            return fail(x, "%s: expected an IPv4 or IPv6 address", sub);
+        bind = k[0].val->valuestring;
+    }
+    l->port = 1883;
+    if (k[1].val != NULL) {
+        join(sub, path, "port");
+        if ((rc = get_u16(x, k[1].val, sub, 1, 65535, &l->port)) != 0)
+            return rc;
+    }
+    if (k[2].val != NULL) {
+        join(sub, path, "max_connections");
+        rc = get_uint(x, k[2].val, sub, 0, UINT32_MAX, &l->max_connections);
+        if (rc != 0)
+            return rc;
+    }
+    l->bind = strdup(bind);
+    return l->bind != NULL ? 0 : fail_nomem(x);
+}
+
+static void free_listeners(listener_config *l, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        free(l[i].bind);
+    free(l);
+}
+
+static int parse_listeners(struct ctx *x, const cJSON *v, imqtt_config *c)
+{
+    if (!cJSON_IsArray(v))
+        return fail(x, "listeners: expected an array of objects");
+    int n = cJSON_GetArraySize(v);
+    if (n == 0)
+        return fail(x, "listeners: must not be empty");
+    listener_config *l = calloc((size_t)n, sizeof(*l));
+    if (l == NULL)
+        return fail_nomem(x);
+    uint32_t i = 0;
+    int rc = 0;
+    for (const cJSON *it = v->child; it != NULL; it = it->next, i++) {
+        char path[PATH_MAX_LEN];
+        snprintf(path, sizeof(path), "listeners[%u]", (unsigned)i);
+        if ((rc = parse_listener(x, it, path, &l[i])) != 0)
+            break;
+        for (uint32_t j = 0; j < i; j++) {
+            if (l[j].port == l[i].port && strcmp(l[j].bind, l[i].bind) == 0) {
+                rc = fail(x, "%s: same bind and port as listeners[%u]", path,
+                          (unsigned)j);
+                break;
+            }
+        }
+        if (rc != 0)
+            break;
+    }
+    if (rc != 0) {
+        free_listeners(l, (uint32_t)n);
+        return rc;
+    }
+    free_listeners(c->listeners, c->listener_count);
+    c->listeners = l;
+    c->listener_count = (uint32_t)n;
+    return 0;
+}
+
+static int parse_rule(struct ctx *x, const cJSON *v, const char *path, acl *a)
+{
+    static const char *const perms[] = {"allow", "deny"};
+    static const char *const actions[] = {"publish", "subscribe", "all"};
+    static const unsigned masks[] = {ACL_PUBLISH, ACL_SUBSCRIBE,
+                                     ACL_PUBLISH | ACL_SUBSCRIBE};
+    struct key k[] = {{"permission", NULL}, {"action", NULL}, {"topic", NULL}};
+    int rc = take_keys(x, v, path, k, 3);
+    if (rc != 0)
+        return rc;
+    /* A rule with a part left out would have to guess it, and a guess
+     * ("all", "allow") could grant more than was meant. */
+    for (size_t i = 0; i < 3; i++)
+        if (k[i].val == NULL)
+            return fail(x, "%s: missing \"%s\"", path, k[i].name);
+
+    char sub[PATH_MAX_LEN];
+    size_t perm, action;
+    join(sub, path, "permission");
+    rc = get_word(x, k[0].val, sub, perms, 2, "\"allow\" or \"deny\"", &perm);
+    if (rc != 0)
+        return rc;
+    join(sub, path, "action");
+    rc = get_word(x, k[1].val, sub, actions, 3,
+                  "\"publish\", \"subscribe\" or \"all\"", &action);
+    if (rc != 0)
+        return rc;
+    join(sub, path, "topic");
+    if (!cJSON_IsString(k[2].val))
+        return fail(x, "%s: expected a topic filter string", sub);
+    const char *topic = k[2].val->valuestring;
+    rc = acl_add_rule(a, perm == 0, masks[action],
+                      mqtt_str_from(topic, strlen(topic)));
+    if (rc == IMQTT_ENOMEM)
+        return fail_nomem(x);
+    if (rc != 0)
+        return fail(x, "%s: invalid topic filter \"%.100s\"", sub, topic);
+    return 0;
+}
+
+static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
+{
+    struct key k[] = {{"default", NULL}, {"rules", NULL}};
+    int rc = take_keys(x, v, "acl", k, 2);
+    if (rc != 0)
+        return rc;
+    /* An "acl" section without a default is a policy written in a hurry:
+     * deny, never allow-all (BAD_INPUTS row 12). */
+    size_t def = 1;
+    if (k[0].val != NULL) {
+        static const char *const words[] = {"allow", "deny"};
+        rc = get_word(x, k[0].val, "acl.default", words, 2,
+                      "\"allow\" or \"deny\"", &def);
+        if (rc != 0)
+            return rc;
+    }
+    acl *a = acl_new(def == 0);
+    if (a == NULL)
+        return fail_nomem(x);
+    if (k[1].val != NULL) {
+        if (!cJSON_IsArray(k[1].val)) {
+            acl_free(a);
+            return fail(x, "acl.rules: expected an array of objects");
+        }
+        unsigned i = 0;
+        for (const cJSON *it = k[1].val->child; it != NULL;
+             it = it->next, i++) {
+            char path[PATH_MAX_LEN];
+            snprintf(path, sizeof(path), "acl.rules[%u]", i);
+            if ((rc = parse_rule(x, it, path, a)) != 0) {
+                acl_free(a);
+                return rc;
+            }
+        }
+    }
+    acl_free(c->acl);
+    c->acl = a;
+    return 0;
+}
+
+static int parse_log(struct ctx *x, const cJSON *v, imqtt_config *c)
+{
+    struct key k[] = {{"level", NULL}};
+    int rc = take_keys(x, v, "log", k, 1);
+    if (rc != 0 || k[0].val == NULL)
+        return rc;
+    if (!cJSON_IsString(k[0].val) ||
+        log_level_parse(k[0].val->valuestring, &c->log_level) != 0)
+        return fail(x, "log.level: expected \"error\", \"warn\", \"info\" "
+                       "or \"debug\"");
+    return 0;
+}
+
+/* Top-level keys, in the order of docs/config.md. */
+enum {
+    K_LISTENERS,
+    K_MAX_CONNECTIONS,
+    K_MAX_INFLIGHT,
+    K_MAX_QUEUED,
+    K_MAX_PACKET,
+    K_MAX_KEEPALIVE,
+    K_RETAIN,
+    K_ALIAS_MAX,
+    K_SESSION_EXPIRY,
+    K_TOPIC_LEVELS,
+    K_TOPIC_LENGTH,
+    K_ACL,
+    K_LOG,
+    K_COUNT_
+};
+
+static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
+{
+    struct key k[K_COUNT_] = {
+        [K_LISTENERS] = {"listeners", NULL},
+        [K_MAX_CONNECTIONS] = {"max_connections", NULL},
+        [K_MAX_INFLIGHT] = {"max_inflight_messages", NULL},
+        [K_MAX_QUEUED] = {"max_queued_messages", NULL},
+        [K_MAX_PACKET] = {"max_packet_size", NULL},
+        [K_MAX_KEEPALIVE] = {"max_keepalive", NULL},
+        [K_RETAIN] = {"retain_available", NULL},
+        [K_ALIAS_MAX] = {"topic_alias_maximum", NULL},
+        [K_SESSION_EXPIRY] = {"max_session_expiry", NULL},
+        [K_TOPIC_LEVELS] = {"max_topic_levels", NULL},
+        [K_TOPIC_LENGTH] = {"max_topic_length", NULL},
+        [K_ACL] = {"acl", NULL},
+        [K_LOG] = {"log", NULL},
+    };
+    int rc = take_keys(x, root, "", k, K_COUNT_);
+    if (rc != 0)
+        return rc;
+#define OPT(key, call)                            \
+    if (k[key].val != NULL && (rc = (call)) != 0) \
+    return rc
+#define V(key) k[key].val, k[key].name
+    OPT(K_LISTENERS, parse_listeners(x, k[K_LISTENERS].val, c));
+    OPT(K_MAX_CONNECTIONS,
+        get_uint(x, V(K_MAX_CONNECTIONS), 0, UINT32_MAX, &c->max_connections));
+    OPT(K_MAX_INFLIGHT,
+        get_u16(x, V(K_MAX_INFLIGHT), 1, 65535, &c->max_inflight_messages));
+    OPT(K_MAX_QUEUED,
+        get_uint(x, V(K_MAX_QUEUED), 0, UINT32_MAX, &c->max_queued_messages));
+    OPT(K_MAX_PACKET, get_uint(x, V(K_MAX_PACKET), 16, MQTT_MAX_REMAINING + 5,
+                               &c->max_packet_size));
+    OPT(K_MAX_KEEPALIVE,
+        get_u16(x, V(K_MAX_KEEPALIVE), 0, 65535, &c->max_keepalive));
+    OPT(K_RETAIN, get_bool(x, V(K_RETAIN), &c->retain_available));
+    OPT(K_ALIAS_MAX,
+        get_u16(x, V(K_ALIAS_MAX), 0, 65535, &c->topic_alias_maximum));
+    OPT(K_SESSION_EXPIRY, get_uint(x, V(K_SESSION_EXPIRY), 0, UINT32_MAX,
+                                   &c->max_session_expiry));
+    OPT(K_TOPIC_LEVELS,
+        get_uint(x, V(K_TOPIC_LEVELS), 1, 65535, &c->max_topic_levels));
+    OPT(K_TOPIC_LENGTH,
+        get_uint(x, V(K_TOPIC_LENGTH), 1, 65535, &c->max_topic_length));
+    OPT(K_ACL, parse_acl(x, k[K_ACL].val, c));
+    OPT(K_LOG, parse_log(x, k[K_LOG].val, c));
+#undef V
+#undef OPT
+    return 0;
+}
+
+int config_defaults(imqtt_config *c)
+{
+    *c = (imqtt_config){
+        .listener_count = 1,
+        .max_connections = 0,
+        .max_inflight_messages = 20,
+        .max_queued_messages = 1000,
+        .max_packet_size = 1048576,
+        .max_keepalive = 0,
+        .retain_available = true,
+        .topic_alias_maximum = 10,
+        .max_session_expiry = UINT32_MAX,
+        .max_topic_levels = 128,
+        .max_topic_length = 65535,
+        .log_level = LOG_INFO,
+    };
+    c->listeners = calloc(1, sizeof(*c->listeners));
+    c->acl = acl_new(true);
+    if (c->listeners != NULL)
+        c->listeners[0] = (listener_config){strdup("0.0.0.0"), 1883, 0};
+    if (c->listeners == NULL || c->listeners[0].bind == NULL ||
+        c->acl == NULL) {
+        config_free(c);
+        return IMQTT_ENOMEM;
+    }
+    return 0;
+}
+
+/* cJSON turns "\u0000" into a NUL that silently cuts the C string short; a
+ * rule topic cut short is a different rule. Refuse it up front. */
+static size_t find_escaped_nul(const char *s, size_t len)
+{
+    size_t run = 0; /* backslashes just before i */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\') {
+            run++;
+            continue;
+        }
+        if (run % 2 == 1 && s[i] == 'u' && len - i >= 5 &&
+            memcmp(s + i + 1, "0000", 4) == 0)
+            return i - 1;
+        run = 0;
+    }
+    return len;
+}
+
+static int parse_text(struct ctx *x, const char *json, size_t len,
+                      imqtt_config *c)
+{
+    const char *nul = memchr(json, '\0', len);
+    if (nul != NULL)
+        return fail(x, "invalid JSON: NUL byte at byte offset %zu",
+                    (size_t)(nul - json));
+    size_t esc = find_escaped_nul(json, len);
+    if (esc != len)
+        return fail(x,
+                    "invalid JSON: \\u0000 at byte offset %zu is not "
+                    "allowed",
+                    esc);
+
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (root == NULL) {
+        /* The same position cJSON_GetErrorPtr reports, without the
+         * global. */
+        size_t off = end != NULL && end >= json ? (size_t)(end - json) : 0;
+        return fail(x, "invalid JSON at byte offset %zu", off);
+    }
+    size_t off = (size_t)(end - json);
+    while (off < len && strchr(" \t\r\n", json[off]) != NULL)
+        off++;
+    int rc;
+    if (off < len)
+        rc = fail(x, "invalid JSON: unexpected data at byte offset %zu", off);
+    else
+        rc = parse_root(x, root, c);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int config_parse(const char *json, size_t len, imqtt_config *c, char *err,
+                 size_t errlen)
+{
+    struct ctx x = {err, errlen};
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    imqtt_config tmp;
+    int rc = config_defaults(&tmp);
+    if (rc != 0) {
+        *c = (imqtt_config){0};
+        return fail_nomem(&x);
+    }
+    rc = parse_text(&x, json, len, &tmp);
+    if (rc != 0) {
+        config_free(&tmp);
+        *c = (imqtt_config){0};
+        return rc;
+    }
+    *c = tmp;
+    return 0;
+}
+
+int config_load(const char *path, imqtt_config *c, char *err, size_t errlen)
+{
+    struct ctx x = {err, errlen};
+    *c = (imqtt_config){0};
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fail(&x, "%s: %s", path, strerror(errno));
+        return IMQTT_EIO;
+    }
+    /* One byte more than the limit tells "exactly 1 MiB" from "larger". */
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return fail_nomem(&x);
+    }
+    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    bool read_failed = ferror(f) != 0;
+    int read_errno = errno;
+    fclose(f);
+    int rc;
+    if (read_failed) {
+        fail(&x, "%s: %s", path, strerror(read_errno));
+        rc = IMQTT_EIO;
+    } else if (n > CONFIG_FILE_MAX) {
+        rc = fail(&x, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+    } else {
+        char msg[256];
+        rc = config_parse(buf, n, c, msg, sizeof(msg));
+        if (rc != 0)
+            fail(&x, "%s: %s", path, msg);
+    }
+    free(buf);
+    return rc;
+}
+
+void config_free(imqtt_config *c)
+{
+    if (c == NULL)
+        return;
+    free_listeners(c->listeners, c->listener_count);
+    acl_free(c->acl);
+    c->listeners = NULL;
+    c->listener_count = 0;
+    c->acl = NULL;
+}

@@ -1,0 +1,100 @@
+/* One formatted line per event, written to stderr with a single write(2) so
+ * lines from a crashing process or a child are never interleaved mid-line. */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum log_level log_current_level = LOG_INFO;
+
+static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+/* Long enough for any message we produce; longer ones are cut and marked. */
+#define LOG_LINE_MAX   2048
+#define LOG_TRUNC_MARK "..."
+
+void log_set_level(enum log_level level)
+{
+    log_current_level = level;
+}
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* "2026-11-21T16:40:00" changes once a second; formatting it is the
+ * expensive part, so keep the last one (the loop thread is the only
+ * caller). */
+static size_t format_time(char *out)
+{
+    static time_t cached_sec = (time_t)-1;
+    static char cached[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    int n = snprintf(out, 40, "%s.%03ldZ", cached, ts.tv_nsec / 1000000L);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (level > log_current_level || (unsigned)level > LOG_DEBUG)
+        return;
+    char line[LOG_LINE_MAX];
+    size_t n = format_time(line);
+    n += (size_t)snprintf(line + n, sizeof(line) - n, " %s ",
+                          level_names[level]);
+
+    size_t start = n;
+    size_t room = sizeof(line) - n - 1; /* keep one byte for '\n' */
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, room + 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    if ((size_t)m > room) {
+        n += room;
+        memcpy(line + n - strlen(LOG_TRUNC_MARK), LOG_TRUNC_MARK,
+               strlen(LOG_TRUNC_MARK));
+    } else {
+        n += (size_t)m;
+    }
+    /* Messages quote client ids, topics and user names: a newline or
+     * escape sequence in them must not forge a log line or drive a
+     * terminal. */
+    for (size_t i = start; i < n; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if (ch < 0x20 || ch == 0x7f)
+            line[i] = '?';
+    }
+    line[n++] = '\n';
+
+    const char *p = line;
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* nowhere left to report it */
+        p += w;
+        n -= (size_t)w;
+    }
+}

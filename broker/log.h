@@ -1,0 +1,36 @@
+/* Logging to stderr: one line per event, with a timestamp and a level.
+ * Called from the loop thread only (the store thread reports through the
+ * loop). */
+#ifndef IMQTT_LOG_H
+#define IMQTT_LOG_H
+
+enum log_level {
+    LOG_ERROR = 0,
+    LOG_WARN = 1,
+    LOG_INFO = 2,
+    LOG_DEBUG = 3,
+};
+
+void log_set_level(enum log_level level);
+/* Parse "error", "warn", "info", "debug". Returns 0 or -1. */
+int log_level_parse(const char *s, enum log_level *out);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+extern enum log_level log_current_level;
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)                                                          \
+    do {                                                                       \
+        if (log_current_level >= LOG_INFO)                                     \
+            log_msg(LOG_INFO, __VA_ARGS__);                                    \
+    } while (0)
+#define log_debug(...)                                                         \
+    do {                                                                       \
+        if (log_current_level >= LOG_DEBUG)                                    \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                   \
+    } while (0)
+
+#endif

@@ -1,0 +1,483 @@
+/* Config loader: defaults, a full valid file, one test per kind of error
+ * (each message must name the offending key), the fail-closed ACL rules of
+ * BAD_INPUTS row 12, and the log line format the config's level feeds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "errors.h"
+
+#define S(lit) mqtt_str_from((lit), strlen(lit))
+
+static const acl_identity anon = {{(const uint8_t *)"c", 1}, {NULL, 0}};
+
+static int parse(const char *json, imqtt_config *c, char *err, size_t len)
+{
+    return config_parse(json, strlen(json), c, err, len);
+}
+
+/* Parsing must fail with IMQTT_ECONFIG and a message containing `want`. */
+static void expect_error(const char *json, const char *want)
+{
+    imqtt_config c;
+    char err[256] = "";
+    int rc = parse(json, &c, err, sizeof(err));
+    if (rc != IMQTT_ECONFIG || strstr(err, want) == NULL)
+        fail_msg("%s\n  rc %d, message \"%s\", want \"%s\"", json, rc, err,
+                 want);
+    assert_null(c.listeners);
+    assert_null(c.acl);
+    config_free(&c); /* harmless on a failed parse */
+}
+
+static void test_defaults_from_empty_object(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[128];
+    assert_int_equal(parse(" {} ", &c, err, sizeof(err)), 0);
+    assert_int_equal(c.listener_count, 1);
+    assert_string_equal(c.listeners[0].bind, "0.0.0.0");
+    assert_int_equal(c.listeners[0].port, 1883);
+    assert_int_equal(c.listeners[0].max_connections, 0);
+    assert_int_equal(c.max_connections, 0);
+    assert_int_equal(c.max_inflight_messages, 20);
+    assert_int_equal(c.max_queued_messages, 1000);
+    assert_int_equal(c.max_packet_size, 1048576);
+    assert_int_equal(c.max_keepalive, 0);
+    assert_true(c.retain_available);
+    assert_int_equal(c.topic_alias_maximum, 10);
+    assert_int_equal(c.max_session_expiry, UINT32_MAX);
+    assert_int_equal(c.max_topic_levels, 128);
+    assert_int_equal(c.max_topic_length, 65535);
+    assert_int_equal(c.log_level, LOG_INFO);
+    /* No "acl" at all: the documented anonymous default, allow-all. */
+    assert_non_null(c.acl);
+    assert_int_equal(acl_rule_count(c.acl), 0);
+    assert_true(acl_check(c.acl, &anon, ACL_PUBLISH, S("a/b")));
+    config_free(&c);
+    config_free(&c); /* idempotent */
+
+    imqtt_config d;
+    assert_int_equal(config_defaults(&d), 0);
+    assert_int_equal(d.listener_count, 1);
+    assert_true(acl_check(d.acl, &anon, ACL_SUBSCRIBE, S("#")));
+    config_free(&d);
+}
+
+static const char full_config[] =
+    "{\n"
+    "  \"listeners\": [ {\"bind\": \"127.0.0.1\", \"port\": 1884,\n"
+    "                    \"max_connections\": 100},\n"
+    "                   {\"bind\": \"::\", \"port\": 1885} ],\n"
+    "  \"max_connections\": 5000,\n"
+    "  \"max_inflight_messages\": 65535,\n"
+    "  \"max_queued_messages\": 0,\n"
+    "  \"max_packet_size\": 268435460,\n"
+    "  \"max_keepalive\": 600,\n"
+    "  \"retain_available\": false,\n"
+    "  \"topic_alias_maximum\": 0,\n"
+    "  \"max_session_expiry\": 4294967295,\n"
+    "  \"max_topic_levels\": 16,\n"
+    "  \"max_topic_length\": 1024,\n"
+    "  \"acl\": {\"default\": \"deny\", \"rules\": [\n"
+    "    {\"permission\": \"deny\", \"action\": \"subscribe\",\n"
+    "     \"topic\": \"test/nosubscribe\"},\n"
+    "    {\"permission\": \"allow\", \"action\": \"all\",\n"
+    "     \"topic\": \"users/%u/#\"},\n"
+    "    {\"permission\": \"allow\", \"action\": \"publish\",\n"
+    "     \"topic\": \"test/#\"} ]},\n"
+    "  \"log\": {\"level\": \"debug\"}\n"
+    "}\n";
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[128] = "";
+    assert_int_equal(parse(full_config, &c, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(c.listener_count, 2);
+    assert_string_equal(c.listeners[0].bind, "127.0.0.1");
+    assert_int_equal(c.listeners[0].port, 1884);
+    assert_int_equal(c.listeners[0].max_connections, 100);
+    assert_string_equal(c.listeners[1].bind, "::");
+    assert_int_equal(c.listeners[1].port, 1885);
+    assert_int_equal(c.listeners[1].max_connections, 0);
+    assert_int_equal(c.max_connections, 5000);
+    assert_int_equal(c.max_inflight_messages, 65535);
+    assert_int_equal(c.max_queued_messages, 0);
+    assert_int_equal(c.max_packet_size, 268435460);
+    assert_int_equal(c.max_keepalive, 600);
+    assert_false(c.retain_available);
+    assert_int_equal(c.topic_alias_maximum, 0);
+    assert_int_equal(c.max_session_expiry, 4294967295u);
+    assert_int_equal(c.max_topic_levels, 16);
+    assert_int_equal(c.max_topic_length, 1024);
+    assert_int_equal(c.log_level, LOG_DEBUG);
+
+    assert_int_equal(acl_rule_count(c.acl), 3);
+    acl_identity bob = {S("bob@pc"), S("bob")};
+    assert_false(acl_check(c.acl, &bob, ACL_SUBSCRIBE, S("test/nosubscribe")));
+    assert_true(acl_check(c.acl, &bob, ACL_PUBLISH, S("test/nosubscribe")));
+    assert_true(acl_check(c.acl, &bob, ACL_SUBSCRIBE, S("users/bob/#")));
+    assert_false(acl_check(c.acl, &bob, ACL_SUBSCRIBE, S("users/amy/#")));
+    assert_false(acl_check(c.acl, &bob, ACL_SUBSCRIBE, S("test/x")));
+    config_free(&c);
+}
+
+static void test_acl_defaults(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[128];
+    /* "acl" present without "default": deny (fail closed). */
+    assert_int_equal(parse("{\"acl\": {}}", &c, err, sizeof(err)), 0);
+    assert_false(acl_check(c.acl, &anon, ACL_PUBLISH, S("a")));
+    config_free(&c);
+    assert_int_equal(parse("{\"acl\": {\"rules\": []}}", &c, err, 128), 0);
+    assert_false(acl_check(c.acl, &anon, ACL_SUBSCRIBE, S("a")));
+    config_free(&c);
+    assert_int_equal(parse("{\"acl\": {\"default\": \"allow\"}}", &c, err, 128),
+                     0);
+    assert_true(acl_check(c.acl, &anon, ACL_SUBSCRIBE, S("a")));
+    config_free(&c);
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    expect_error("{\"listners\": []}", "unknown key \"listners\"");
+    expect_error("{\"listeners\": [{\"port\": 1}, {\"prot\": 2}]}",
+                 "unknown key \"listeners[1].prot\"");
+    expect_error("{\"acl\": {\"defualt\": \"deny\"}}",
+                 "unknown key \"acl.defualt\"");
+    expect_error("{\"acl\": {\"rules\": [{\"permission\": \"allow\", "
+                 "\"action\": \"all\", \"topic\": \"a\", \"qos\": 1}]}}",
+                 "unknown key \"acl.rules[0].qos\"");
+    expect_error("{\"log\": {\"file\": \"x\"}}", "unknown key \"log.file\"");
+    /* cJSON's own lookup ignores case; ours must not. */
+    expect_error("{\"Max_Connections\": 1}", "unknown key \"Max_Connections\"");
+    expect_error("{\"max_connections\": 1, \"max_connections\": 2}",
+                 "duplicate key \"max_connections\"");
+    expect_error("{\"acl\": {\"default\": \"deny\"}, \"acl\": {}}",
+                 "duplicate key \"acl\"");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_error("[]", "top level: expected an object");
+    expect_error("{\"listeners\": {}}", "listeners: expected an array");
+    expect_error("{\"listeners\": [1]}", "listeners[0]: expected an object");
+    expect_error("{\"listeners\": [{\"port\": \"1883\"}]}",
+                 "listeners[0].port: expected an integer 1..65535");
+    expect_error("{\"listeners\": [{\"bind\": 1}]}",
+                 "listeners[0].bind: expected an IPv4 or IPv6 address");
+    expect_error("{\"listeners\": [{\"bind\": \"localhost\"}]}",
+                 "listeners[0].bind: expected an IPv4 or IPv6 address");
+    expect_error("{\"max_inflight_messages\": 2.5}",
+                 "max_inflight_messages: expected an integer 1..65535");
+    expect_error("{\"max_queued_messages\": null}",
+                 "max_queued_messages: expected an integer 0..4294967295");
+    expect_error("{\"retain_available\": 1}",
+                 "retain_available: expected true or false");
+    expect_error("{\"acl\": []}", "acl: expected an object");
+    expect_error("{\"acl\": {\"default\": true}}",
+                 "acl.default: expected \"allow\" or \"deny\"");
+    expect_error("{\"acl\": {\"rules\": {}}}", "acl.rules: expected an array");
+    expect_error("{\"log\": {\"level\": \"verbose\"}}",
+                 "log.level: expected \"error\"");
+    expect_error("{\"log\": \"info\"}", "log: expected an object");
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    expect_error("{\"listeners\": [{\"port\": 0}]}",
+                 "listeners[0].port: expected an integer 1..65535");
+    expect_error("{\"listeners\": [{}, {\"port\": 65536}]}",
+                 "listeners[1].port: expected an integer 1..65535");
+    expect_error("{\"max_connections\": -1}",
+                 "max_connections: expected an integer 0..4294967295");
+    expect_error("{\"max_inflight_messages\": 0}",
+                 "max_inflight_messages: expected an integer 1..65535");
+    expect_error("{\"max_packet_size\": 15}",
+                 "max_packet_size: expected an integer 16..268435460");
+    expect_error("{\"max_packet_size\": 268435461}",
+                 "max_packet_size: expected an integer 16..268435460");
+    expect_error("{\"max_keepalive\": 65536}",
+                 "max_keepalive: expected an integer 0..65535");
+    expect_error("{\"topic_alias_maximum\": 1e6}",
+                 "topic_alias_maximum: expected an integer 0..65535");
+    expect_error("{\"max_session_expiry\": 4294967296}",
+                 "max_session_expiry: expected an integer 0..4294967295");
+    expect_error("{\"max_topic_levels\": 0}",
+                 "max_topic_levels: expected an integer 1..65535");
+    expect_error("{\"max_topic_length\": 65536}",
+                 "max_topic_length: expected an integer 1..65535");
+    expect_error("{\"max_topic_length\": 1e400}",
+                 "max_topic_length: expected an integer 1..65535");
+}
+
+static void test_listener_errors(void **state)
+{
+    (void)state;
+    expect_error("{\"listeners\": []}", "listeners: must not be empty");
+    expect_error("{\"listeners\": [{\"port\": 1}, {\"port\": 1}]}",
+                 "listeners[1]: same bind and port as listeners[0]");
+}
+
+static void test_bad_acl_rules(void **state)
+{
+    (void)state;
+    expect_error("{\"acl\": {\"rules\": [1]}}",
+                 "acl.rules[0]: expected an object");
+    expect_error("{\"acl\": {\"rules\": [{\"permission\": \"allow\", "
+                 "\"topic\": \"a\"}]}}",
+                 "acl.rules[0]: missing \"action\"");
+    expect_error("{\"acl\": {\"rules\": [{\"action\": \"all\", "
+                 "\"topic\": \"a\"}]}}",
+                 "acl.rules[0]: missing \"permission\"");
+    expect_error("{\"acl\": {\"rules\": [{\"permission\": \"allow\", "
+                 "\"action\": \"all\"}]}}",
+                 "acl.rules[0]: missing \"topic\"");
+    expect_error("{\"acl\": {\"rules\": [{\"permission\": \"grant\", "
+                 "\"action\": \"all\", \"topic\": \"a\"}]}}",
+                 "acl.rules[0].permission: expected \"allow\" or \"deny\"");
+    expect_error("{\"acl\": {\"rules\": [{\"permission\": \"allow\", "
+                 "\"action\": \"read\", \"topic\": \"a\"}]}}",
+                 "acl.rules[0].action: expected \"publish\", \"subscribe\" "
+                 "or \"all\"");
+    expect_error("{\"acl\": {\"rules\": [{\"permission\": \"allow\", "
+                 "\"action\": \"all\", \"topic\": 5}]}}",
+                 "acl.rules[0].topic: expected a topic filter string");
+}
+
+static void test_invalid_rule_filter(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"a/#/b", "a+", "", "$share/g/a", "%u#"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"acl\": {\"default\": \"allow\", \"rules\": ["
+                 "{\"permission\": \"allow\", \"action\": \"all\", "
+                 "\"topic\": \"ok/#\"},"
+                 "{\"permission\": \"deny\", \"action\": \"all\", "
+                 "\"topic\": \"%s\"}]}}",
+                 bad[i]);
+        expect_error(json, "acl.rules[1].topic: invalid topic filter");
+    }
+}
+
+static void test_unparseable_json(void **state)
+{
+    (void)state;
+    expect_error("", "invalid JSON at byte offset 0");
+    expect_error("{\"max_connections\": 1,}", "invalid JSON at byte offset");
+    expect_error("{\"max_connections\": 1} x",
+                 "invalid JSON: unexpected data at byte offset 23");
+    expect_error("{\"a\" 1}", "invalid JSON at byte offset 5");
+    /* A NUL would cut a rule topic short; refuse it whatever its form. */
+    expect_error("{\"acl\": {\"rules\": [{\"permission\": \"deny\", "
+                 "\"action\": \"all\", \"topic\": \"a\\u0000b\"}]}}",
+                 "\\u0000 at byte offset");
+    imqtt_config c;
+    char err[128];
+    const char nul[] = "{}\0{}";
+    assert_int_equal(config_parse(nul, sizeof(nul) - 1, &c, err, sizeof(err)),
+                     IMQTT_ECONFIG);
+    assert_non_null(strstr(err, "NUL byte at byte offset 2"));
+    /* An escaped backslash before "u0000" is plain text. */
+    assert_int_equal(
+        parse("{\"log\": {\"level\": \"info\"}, \"acl\": {\"rules\": "
+              "[{\"permission\": \"deny\", \"action\": \"all\", "
+              "\"topic\": \"a\\\\u0000\"}]}}",
+              &c, err, sizeof(err)),
+        0);
+    config_free(&c);
+    /* Small or absent error buffers are fine. */
+    assert_int_equal(parse("{", &c, NULL, 0), IMQTT_ECONFIG);
+    char tiny[4];
+    assert_int_equal(parse("{\"x\": 1}", &c, tiny, sizeof(tiny)),
+                     IMQTT_ECONFIG);
+    assert_string_equal(tiny, "unk");
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    fclose(f);
+}
+
+static void test_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/imqtt-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    imqtt_config c;
+    char err[256];
+
+    write_file(path, full_config, strlen(full_config));
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.listener_count, 2);
+    config_free(&c);
+
+    write_file(path, "{\"port\": 1}", 11);
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), IMQTT_ECONFIG);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "unknown key \"port\""));
+
+    /* Just over 1 MiB of otherwise valid JSON is refused unread. */
+    size_t big = 1024 * 1024 + 1;
+    char *text = malloc(big);
+    assert_non_null(text);
+    memset(text, ' ', big);
+    text[0] = '{';
+    text[big - 1] = '}';
+    write_file(path, text, big);
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), IMQTT_ECONFIG);
+    assert_non_null(strstr(err, "larger than 1048576 bytes"));
+    text[1] = '{'; /* exactly 1 MiB from here: accepted */
+    write_file(path, text + 1, big - 1);
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+    config_free(&c);
+    free(text);
+
+    unlink(path);
+    assert_int_equal(config_load(path, &c, err, sizeof(err)), IMQTT_EIO);
+    assert_non_null(strstr(err, "No such file"));
+    assert_null(c.acl);
+    assert_int_equal(config_load("/tmp", &c, err, sizeof(err)), IMQTT_EIO);
+}
+
+static void test_paho_config(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[256] = "";
+    /* CMake compiles with absolute paths: find tests/ from this file. */
+    char path[1024];
+    const char *tail = strstr(__FILE__, "unit/broker/test_config.c");
+    assert_non_null(tail);
+    snprintf(path, sizeof(path), "%.*sinterop/paho.json",
+             (int)(tail - __FILE__), __FILE__);
+    int rc = config_load(path, &c, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 1883);
+    assert_int_equal(c.max_inflight_messages, 20);
+    assert_int_equal(c.topic_alias_maximum, 10);
+    assert_true(c.retain_available);
+    assert_false(acl_check(c.acl, &anon, ACL_SUBSCRIBE, S("test/nosubscribe")));
+    assert_true(acl_check(c.acl, &anon, ACL_PUBLISH, S("test/nosubscribe")));
+    assert_true(acl_check(c.acl, &anon, ACL_SUBSCRIBE, S("TopicA/#")));
+    assert_true(acl_check(c.acl, &anon, ACL_SUBSCRIBE, S("#")));
+    config_free(&c);
+}
+
+/* Runs fn with stderr redirected to a file; returns what it wrote. */
+static char *capture_stderr(void (*fn)(void))
+{
+    static char out[4096];
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    int saved = dup(STDERR_FILENO);
+    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(out, 1, sizeof(out) - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+    return out;
+}
+
+static void log_some(void)
+{
+    log_set_level(LOG_INFO);
+    log_info("hello %d", 42);
+    log_debug("hidden");
+    log_error("client \"%s\"", "evil\nFAKE line");
+    log_set_level(LOG_ERROR);
+    log_warn("hidden too");
+}
+
+static void log_long(void)
+{
+    log_set_level(LOG_INFO);
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    log_info("%s", big);
+}
+
+static void test_log(void **state)
+{
+    (void)state;
+    enum log_level lvl;
+    assert_int_equal(log_level_parse("warn", &lvl), 0);
+    assert_int_equal(lvl, LOG_WARN);
+    assert_int_equal(log_level_parse("debug", &lvl), 0);
+    assert_int_equal(lvl, LOG_DEBUG);
+    assert_int_equal(log_level_parse("INFO", &lvl), -1);
+
+    const char *out = capture_stderr(log_some);
+    /* 2026-11-21T16:40:00.123Z INFO hello 42 */
+    const char *p = out;
+    for (int line = 0; line < 2; line++) {
+        const char *pat = "dddd-dd-ddTdd:dd:dd.dddZ ";
+        for (size_t i = 0; pat[i]; i++, p++) {
+            if (pat[i] == 'd')
+                assert_true(*p >= '0' && *p <= '9');
+            else
+                assert_int_equal(*p, pat[i]);
+        }
+        const char *want =
+            line == 0 ? "INFO hello 42\n" : "ERROR client \"evil?FAKE line\"\n";
+        assert_memory_equal(p, want, strlen(want));
+        p += strlen(want);
+    }
+    assert_int_equal(*p, '\0');
+
+    out = capture_stderr(log_long);
+    size_t n = strlen(out);
+    assert_true(n < 2048 + 1);
+    assert_memory_equal(out + n - 4, "...\n", 4);
+    log_set_level(LOG_INFO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_from_empty_object),
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_acl_defaults),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_listener_errors),
+        cmocka_unit_test(test_bad_acl_rules),
+        cmocka_unit_test(test_invalid_rule_filter),
+        cmocka_unit_test(test_unparseable_json),
+        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_paho_config),
+        cmocka_unit_test(test_log),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
