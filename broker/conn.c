@@ -1,0 +1,593 @@
+#include "conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "handlers.h"
+#include "log.h"
+#include "reason.h"
+#include "session.h"
+
+/* Output a reader may leave unread before QoS 0 messages to it are
+ * dropped; QoS 1/2 are bounded by the window and the queue instead. */
+#define CONN_OUTPUT_LIMIT (4u << 20)
+/* Time a new connection has to send CONNECT, and a closing one to take
+ * its last bytes. */
+#define CONN_CONNECT_TIMEOUT_MS 10000
+#define CONN_LINGER_MS 2000
+
+typedef struct write_req {
+    uv_write_t req;
+    outbuf ob; /* owned until the write callback */
+    conn *c;
+} write_req;
+
+static void maybe_finish_close(conn *c);
+
+/* ---- life cycle ------------------------------------------------------- */
+
+void conn_ref(conn *c)
+{
+    c->refs++;
+}
+
+static void conn_free(conn *c)
+{
+    c->srv->conns_alive--;
+    outbuf_free(&c->out);
+    free(c->in);
+    free(c->acks);
+    if (c->alias_in) {
+        for (uint32_t i = 0; i <= c->srv->cfg.topic_alias_maximum; i++)
+            free(c->alias_in[i]);
+        free(c->alias_in);
+        free(c->alias_in_len);
+    }
+    if (c->alias_out_topics) {
+        for (uint32_t i = 0; i <= c->client_alias_max; i++)
+            free(c->alias_out_topics[i]);
+        free(c->alias_out_topics);
+    }
+    hmap_free(&c->alias_out);
+    free(c);
+}
+
+void conn_unref(conn *c)
+{
+    if (--c->refs == 0 && c->handles_open == 0)
+        conn_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    if (--c->handles_open == 0 && c->refs == 0)
+        conn_free(c);
+}
+
+static void unlink_conn(conn *c)
+{
+    server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    srv->nconns--;
+    c->lst->nconns--;
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn *c = t->data;
+    /* The peer did not take its last bytes in time: drop them. */
+    outbuf_free(&c->out);
+    c->writes_in_flight = 0;
+    maybe_finish_close(c);
+}
+
+static void maybe_finish_close(conn *c)
+{
+    if (c->state != CONN_CLOSING || !outbuf_empty(&c->out) ||
+        c->writes_in_flight)
+        return;
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->keepalive_timer, on_handle_closed);
+}
+
+void conn_close(conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    unlink_conn(c);
+    session *s = c->sess;
+    c->sess = NULL;
+    if (s && s->conn == c) {
+        bool will = !c->disconnect_normal || c->will_on_close;
+        log_info("client %s disconnected%s", s->client_id,
+                 c->disconnect_normal ? "" : " (connection lost)");
+        session_connection_lost(s, will);
+    }
+    uv_timer_start(&c->keepalive_timer, on_linger_timeout, CONN_LINGER_MS, 0);
+    server_want_flush(c->srv, c);
+}
+
+static void conn_abort(conn *c)
+{
+    /* The socket is unusable: nothing more can be written. */
+    outbuf_free(&c->out);
+    conn_close(c);
+    maybe_finish_close(c);
+}
+
+void conn_disconnect(conn *c, uint8_t reason)
+{
+    if (c->state == CONN_ACTIVE && c->version == MQTT_V5) {
+        mqtt_packet p = {.type = MQTT_DISCONNECT};
+        p.u.disconnect.reason = reason;
+        conn_send(c, &p);
+    }
+    conn_close(c);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+int conn_send(conn *c, const mqtt_packet *p)
+{
+    int size = mqtt_encoded_size(p, c->version);
+    if (size < 0)
+        return size;
+    uint8_t *buf = outbuf_reserve(&c->out, (size_t)size);
+    if (!buf) {
+        conn_abort(c);
+        return IMQTT_ENOMEM;
+    }
+    int n = mqtt_encode(p, c->version, buf, (size_t)size);
+    if (n < 0)
+        return n;
+    outbuf_commit(&c->out, (size_t)n);
+    server_want_flush(c->srv, c);
+    return 0;
+}
+
+/* Server -> client topic alias [MQTT-3.3.2-*]: the first topics get an
+ * alias each, up to what the client allows; later PUBLISHes to them carry
+ * the alias and an empty topic. */
+static uint16_t alias_for(conn *c, mqtt_str topic, bool *fresh)
+{
+    *fresh = false;
+    if (c->client_alias_max == 0)
+        return 0;
+    void *v = hmap_get(&c->alias_out, topic);
+    if (v)
+        return (uint16_t)(uintptr_t)v;
+    if (c->alias_out_next >= c->client_alias_max)
+        return 0;
+    if (!c->alias_out_topics) {
+        c->alias_out_topics =
+            calloc((size_t)c->client_alias_max + 1, sizeof(char *));
+        if (!c->alias_out_topics)
+            return 0;
+    }
+    uint16_t a = ++c->alias_out_next;
+    char *copy = malloc(topic.len ? topic.len : 1);
+    if (!copy) {
+        c->alias_out_next--;
+        return 0;
+    }
+    memcpy(copy, topic.ptr, topic.len);
+    if (hmap_put(&c->alias_out, (mqtt_bytes){(uint8_t *)copy, topic.len},
+                 (void *)(uintptr_t)a, NULL) < 0) {
+        free(copy);
+        c->alias_out_next--;
+        return 0;
+    }
+    c->alias_out_topics[a] = copy;
+    *fresh = true;
+    return a;
+}
+
+int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
+                      bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
+{
+    server *srv = c->srv;
+    mqtt_publish p = {.qos = qos,
+                      .dup = dup && qos > 0,
+                      .retain = retain,
+                      .packet_id = pid,
+                      .topic = msg_topic(m),
+                      .payload = msg_payload(m)};
+    if (c->version == MQTT_V5) {
+        p.props = m->props;
+        p.props.user_from = m->props.user_count ? m->props.raw : (mqtt_bytes){0};
+        p.props.user_count = 0;
+        p.props.user = NULL;
+        p.props.sub_ids = sub_ids;
+        p.props.sub_id_count = nsub_ids;
+        if (m->expiry_at) {
+            mqtt_props_set(&p.props, MQTT_PROP_MESSAGE_EXPIRY);
+            p.props.message_expiry = msg_expiry_left(m, server_now(srv));
+        }
+    }
+    bool fresh = false;
+    uint16_t alias = c->version == MQTT_V5 ? alias_for(c, p.topic, &fresh) : 0;
+    if (alias) {
+        mqtt_props_set(&p.props, MQTT_PROP_TOPIC_ALIAS);
+        p.props.topic_alias = alias;
+        if (!fresh)
+            p.topic = (mqtt_str){NULL, 0};
+    }
+    /* Fixed header (5) + topic length (2) + packet id (2) + properties
+     * (their size + up to 4 bytes of length + 3 for the topic alias). */
+    size_t cap = 16 + p.topic.len +
+                 (c->version == MQTT_V5 ? mqtt_props_size(&p.props) + 8 : 0);
+    uint8_t *buf = outbuf_reserve(&c->out, cap);
+    if (!buf) {
+        conn_abort(c);
+        return IMQTT_ENOMEM;
+    }
+    int n = mqtt_encode_publish_header(&p, c->version, buf, cap);
+    if (n < 0)
+        return n;
+    if (c->client_max_packet &&
+        (uint64_t)n + m->payload_len > c->client_max_packet) {
+        /* Reserved bytes are simply not committed; an alias assigned for
+         * this packet was never announced, so take it back. */
+        if (fresh) {
+            hmap_remove(&c->alias_out, msg_topic(m));
+            free(c->alias_out_topics[alias]);
+            c->alias_out_topics[alias] = NULL;
+            c->alias_out_next--;
+        }
+        return IMQTT_ETOOLARGE;
+    }
+    outbuf_commit(&c->out, (size_t)n);
+    if (outbuf_add_ref(&c->out, m, msg_payload(m).ptr, m->payload_len) < 0) {
+        conn_abort(c);
+        return IMQTT_ENOMEM;
+    }
+    srv->stats.msgs_sent++;
+    server_want_flush(srv, c);
+    return 0;
+}
+
+int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+{
+    if (c->nacks == c->acks_cap) {
+        uint32_t cap = c->acks_cap ? c->acks_cap * 2 : 8;
+        pending_ack *a = realloc(c->acks, cap * sizeof(*a));
+        if (!a)
+            return IMQTT_ENOMEM;
+        c->acks = a;
+        c->acks_cap = cap;
+    }
+    c->acks[c->nacks++] = (pending_ack){type, reason, pid};
+    if (!c->in_ack_list) {
+        c->in_ack_list = true;
+        conn_ref(c);
+        c->ack_next = c->srv->ack_head;
+        c->srv->ack_head = c;
+    }
+    return 0;
+}
+
+void conn_release_acks(conn *c, int status)
+{
+    for (uint32_t i = 0; i < c->nacks && c->state != CONN_CLOSING; i++) {
+        pending_ack *a = &c->acks[i];
+        if (a->type == MQTT_PUBACK && c->inflight_in > 0)
+            c->inflight_in--;
+        uint8_t reason = a->reason;
+        if (status < 0) {
+            /* Not stored: refuse rather than acknowledge [DESIGN.md]. */
+            if (c->version != MQTT_V5) {
+                conn_close(c);
+                break;
+            }
+            reason = MQTT_RC_QUOTA_EXCEEDED;
+        }
+        mqtt_packet p = {.type = a->type};
+        p.u.ack.packet_id = a->packet_id;
+        p.u.ack.reason = reason;
+        conn_send(c, &p);
+    }
+    c->nacks = 0;
+}
+
+bool conn_output_full(const conn *c)
+{
+    return c->out.pending + c->bytes_in_flight > CONN_OUTPUT_LIMIT;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    conn *c = w->c;
+    c->writes_in_flight--;
+    c->bytes_in_flight -= w->ob.pending;
+    if (status == 0)
+        c->srv->stats.bytes_sent += w->ob.pending;
+    outbuf_free(&w->ob);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED)
+        conn_abort(c);
+    else
+        maybe_finish_close(c);
+    conn_unref(c);
+}
+
+static bool ensure_iov(server *srv, unsigned n)
+{
+    if (n <= srv->iov_cap)
+        return true;
+    unsigned cap = srv->iov_cap ? srv->iov_cap : 64;
+    while (cap < n)
+        cap *= 2;
+    uv_buf_t *iov = realloc(srv->iov, cap * sizeof(*iov));
+    if (!iov)
+        return false;
+    srv->iov = iov;
+    srv->iov_cap = cap;
+    return true;
+}
+
+void conn_flush(conn *c)
+{
+    server *srv = c->srv;
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (outbuf_empty(&c->out)) {
+        maybe_finish_close(c);
+        return;
+    }
+    unsigned nseg = c->out.nseg - c->out.head;
+    if (!ensure_iov(srv, nseg)) {
+        conn_abort(c);
+        return;
+    }
+    if (c->writes_in_flight == 0) {
+        unsigned n = outbuf_to_bufs(&c->out, srv->iov, nseg);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, srv->iov, n);
+        if (r > 0) {
+            srv->stats.bytes_sent += (uint64_t)r;
+            outbuf_consume(&c->out, (size_t)r);
+        } else if (r < 0 && r != UV_EAGAIN) {
+            conn_abort(c);
+            return;
+        }
+        if (outbuf_empty(&c->out)) {
+            maybe_finish_close(c);
+            return;
+        }
+    }
+    /* The socket is full (or a write is queued): hand the rest to libuv,
+     * which keeps the bytes ordered; the buffers move with the request. */
+    write_req *w = malloc(sizeof(*w));
+    if (!w) {
+        conn_abort(c);
+        return;
+    }
+    w->ob = c->out;
+    memset(&c->out, 0, sizeof(c->out));
+    w->c = c;
+    unsigned n = outbuf_to_bufs(&w->ob, srv->iov, nseg);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, srv->iov, n, on_write) < 0) {
+        outbuf_free(&w->ob);
+        free(w);
+        conn_abort(c);
+        return;
+    }
+    conn_ref(c);
+    c->writes_in_flight++;
+    c->bytes_in_flight += w->ob.pending;
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    conn *c = h->data;
+    server *srv = c->srv;
+    if (c->in_len > 0) {
+        /* A packet is half read: read the rest straight into its buffer. */
+        buf->base = (char *)c->in + c->in_len;
+        buf->len = c->in_cap - c->in_len;
+        return;
+    }
+    srv->readbuf_lent = true;
+    buf->base = (char *)srv->readbuf;
+    buf->len = READBUF_SIZE;
+}
+
+static void protocol_error(conn *c, int err)
+{
+    log_info("%s: closing: %s", c->sess ? c->sess->client_id : c->peer,
+             imqtt_strerror(err));
+    if (err == IMQTT_ENOMEM)
+        conn_abort(c);
+    else
+        conn_disconnect(c, mqtt_reason_for_error(err));
+}
+
+/* Handle every whole packet in buf[0..len); returns bytes consumed, and
+ * sets *need to the size of the packet that is still incomplete. */
+static size_t process(conn *c, const uint8_t *buf, size_t len, size_t *need)
+{
+    uint32_t max = c->srv->cfg.max_packet_size;
+    size_t off = 0;
+    *need = 0;
+    while (off < len && c->state != CONN_CLOSING) {
+        if (c->state == CONN_NEW && (buf[off] >> 4) != MQTT_CONNECT) {
+            /* Nothing but CONNECT is read before CONNECT (BAD_INPUTS row
+             * 2): close at the first byte, allocate nothing. */
+            protocol_error(c, IMQTT_EPROTOCOL);
+            return len;
+        }
+        mqtt_frame f = {0};
+        int r = mqtt_frame_parse(buf + off, len - off, max, &f);
+        if (r == 0) {
+            *need = f.header_len ? (size_t)f.header_len + f.remaining
+                                 : len - off + 5;
+            break;
+        }
+        if (r < 0) {
+            protocol_error(c, r);
+            return len;
+        }
+        c->last_rx = server_now(c->srv);
+        int rc = dispatch_packet(c, &f);
+        if (rc < 0) {
+            protocol_error(c, rc);
+            return len;
+        }
+        off += (size_t)r;
+    }
+    return off;
+}
+
+static int keep_partial(conn *c, const uint8_t *src, size_t n, size_t need)
+{
+    if (need < n)
+        need = n;
+    if (need > c->in_cap) {
+        uint8_t *p = realloc(c->in, need);
+        if (!p)
+            return IMQTT_ENOMEM;
+        c->in = p;
+        c->in_cap = (uint32_t)need;
+    }
+    if (src != c->in)
+        memmove(c->in, src, n);
+    c->in_len = (uint32_t)n;
+    return 0;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = stream->data;
+    server *srv = c->srv;
+    bool lent = buf->base == (char *)srv->readbuf;
+    if (lent)
+        srv->readbuf_lent = false;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_debug("%s: read error: %s", c->peer, uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->state == CONN_CLOSING)
+        return;
+    srv->stats.bytes_received += (uint64_t)nread;
+    conn_ref(c);
+    const uint8_t *data = lent ? srv->readbuf : c->in;
+    size_t len = lent ? (size_t)nread : c->in_len + (size_t)nread;
+    size_t need;
+    size_t used = process(c, data, len, &need);
+    if (c->state != CONN_CLOSING) {
+        if (used == len) {
+            /* Idle connections hold no input buffer. */
+            free(c->in);
+            c->in = NULL;
+            c->in_len = c->in_cap = 0;
+        } else if (keep_partial(c, data + used, len - used, need) < 0) {
+            conn_abort(c);
+        }
+    }
+    conn_unref(c);
+}
+
+/* ---- keepalive ----------------------------------------------------------- */
+
+static void on_keepalive(uv_timer_t *t)
+{
+    conn *c = t->data;
+    uint64_t now = server_now(c->srv);
+    if (c->state == CONN_NEW) {
+        log_info("%s: no CONNECT within %d ms", c->peer,
+                 CONN_CONNECT_TIMEOUT_MS);
+        conn_close(c);
+        return;
+    }
+    /* One and a half keepalive periods without a packet [MQTT-3.1.2-24]. */
+    uint64_t limit = (uint64_t)c->keepalive * 1500;
+    if (now - c->last_rx >= limit) {
+        log_info("client %s: keepalive timeout",
+                 c->sess ? c->sess->client_id : c->peer);
+        conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+        return;
+    }
+    uv_timer_start(t, on_keepalive, c->last_rx + limit - now, 0);
+}
+
+void conn_start_keepalive(conn *c)
+{
+    if (c->keepalive == 0) {
+        uv_timer_stop(&c->keepalive_timer);
+        return;
+    }
+    uv_timer_start(&c->keepalive_timer, on_keepalive,
+                   (uint64_t)c->keepalive * 1500, 0);
+}
+
+/* ---- accept -------------------------------------------------------------- */
+
+void conn_accept(listener *lst)
+{
+    server *srv = lst->srv;
+    conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->srv = srv;
+    c->lst = lst;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->keepalive_timer);
+    c->tcp.data = c;
+    c->keepalive_timer.data = c;
+    c->handles_open = 2;
+    srv->conns_alive++;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    lst->nconns++;
+    if (uv_accept((uv_stream_t *)&lst->tcp, (uv_stream_t *)&c->tcp) < 0) {
+        conn_abort(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char ip[48] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    }
+    if ((srv->cfg.max_connections && srv->nconns > srv->cfg.max_connections) ||
+        (lst->cfg->max_connections && lst->nconns > lst->cfg->max_connections)) {
+        log_warn("%s: refused: too many connections", c->peer);
+        conn_abort(c);
+        return;
+    }
+    srv->stats.conns_total++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx = server_now(srv);
+    uv_timer_start(&c->keepalive_timer, on_keepalive, CONN_CONNECT_TIMEOUT_MS,
+                   0);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}

@@ -1,0 +1,128 @@
+/* One client connection: bytes in, packets dispatched to the handlers,
+ * packets out through the connection's outbuf.
+ *
+ * Life cycle: accepted (CONN_NEW) -> CONNECT accepted (CONN_ACTIVE) ->
+ * closing (CONN_CLOSING: no more input is read, pending output is still
+ * written) -> closed (handles closed, memory freed when the last handle's
+ * close callback and the last reference are gone).
+ */
+#ifndef IMQTT_CONN_H
+#define IMQTT_CONN_H
+
+#include "outbuf.h"
+#include "packet.h"
+#include "server.h"
+
+enum conn_state {
+    CONN_NEW,
+    CONN_ACTIVE,
+    CONN_CLOSING,
+};
+
+/* An acknowledgement waiting for the store commit that makes it true. */
+typedef struct pending_ack {
+    uint8_t type;   /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t reason;
+    uint16_t packet_id;
+} pending_ack;
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t keepalive_timer;
+    server *srv;
+    listener *lst;
+    session *sess; /* set once CONNECT is accepted; the session points back */
+    enum conn_state state;
+    uint8_t version;
+    int handles_open; /* freed when 0 and refs == 0 */
+    int refs;
+
+    /* input: only a packet that spans reads is kept here */
+    uint8_t *in;
+    uint32_t in_len, in_cap;
+
+    /* output */
+    outbuf out;
+    uint32_t writes_in_flight;
+    size_t bytes_in_flight; /* handed to uv_write, not yet written */
+    bool in_flush_list;
+    conn *flush_next;
+
+    /* acks waiting for the store */
+    pending_ack *acks;
+    uint32_t nacks, acks_cap;
+    bool in_ack_list;
+    conn *ack_next;
+
+    /* keepalive */
+    uint16_t keepalive; /* effective, seconds; 0 = none */
+    uint64_t last_rx;   /* uv_now of the last packet read */
+
+    /* what the client told us in CONNECT (v5) */
+    uint16_t client_receive_max;  /* our outgoing window to it */
+    uint32_t client_max_packet;   /* 0 = protocol maximum */
+    uint16_t client_alias_max;    /* server -> client topic aliases */
+    bool request_problem_info;
+
+    /* incoming QoS > 0 messages not yet fully acknowledged by us, for our
+     * Receive Maximum */
+    uint32_t inflight_in;
+
+    /* topic aliases (per connection, [MQTT-3.3.2-7]) */
+    char **alias_in;   /* client -> server, [1..topic_alias_maximum] */
+    uint32_t *alias_in_len;
+    hmap alias_out;    /* topic -> alias number (value is (void*)(uintptr_t)n) */
+    char **alias_out_topics; /* owned keys, index = alias */
+    uint16_t alias_out_next;
+
+    bool disconnect_normal; /* DISCONNECT received: no will */
+    bool will_on_close;     /* DISCONNECT 0x04 */
+    conn *next, *prev;      /* server's list of connections */
+    char peer[64];
+};
+
+/* Size of the read buffer the server lends to one read at a time. */
+#define READBUF_SIZE 65536
+
+/* (Re)start the keepalive timer once c->keepalive is known. */
+void conn_start_keepalive(conn *c);
+
+/* Called by the listener for a new TCP connection. */
+void conn_accept(listener *lst);
+
+/* Queue a packet for writing (encoded for c->version). Returns 0 or an
+ * error; on ENOMEM the connection is closed. */
+int conn_send(conn *c, const mqtt_packet *p);
+
+/* Queue a PUBLISH of m for this connection: the header is encoded here
+ * (topic alias, remaining expiry, subscription ids), the payload is
+ * referenced. Returns 0, or IMQTT_ETOOLARGE when the packet exceeds the
+ * client's Maximum Packet Size (the caller drops it for this client). */
+int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
+                      bool retain, const uint32_t *sub_ids, uint32_t nsub_ids);
+
+/* Queue an acknowledgement that waits for the store commit. */
+int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid,
+                           uint8_t reason);
+
+/* v5: send DISCONNECT with reason, then close. 3.x: close. */
+void conn_disconnect(conn *c, uint8_t reason);
+
+/* Close now: stop reading, write what is pending, then close the socket.
+ * Runs the session's connection-lost logic (will, expiry). */
+void conn_close(conn *c);
+
+/* Whether the output queued for c is above the slow-reader threshold, past
+ * which QoS 0 messages are dropped rather than buffered. */
+bool conn_output_full(const conn *c);
+
+/* Write c's pending output (called once per loop iteration). */
+void conn_flush(conn *c);
+
+/* Send the acks waiting for the commit that just completed. */
+void conn_release_acks(conn *c, int status);
+
+void conn_ref(conn *c);
+void conn_unref(conn *c);
+
+#endif

@@ -1,0 +1,34 @@
+/* PUBACK, PUBREC, PUBREL, PUBCOMP from a client. */
+#include "handlers.h"
+#include "reason.h"
+#include "session.h"
+
+int handle_puback(conn *c, const mqtt_ack *p)
+{
+    return session_on_puback(c->sess, p->packet_id);
+}
+
+int handle_pubrec(conn *c, const mqtt_ack *p)
+{
+    return session_on_pubrec(c->sess, p->packet_id, p->reason);
+}
+
+int handle_pubcomp(conn *c, const mqtt_ack *p)
+{
+    return session_on_pubcomp(c->sess, p->packet_id);
+}
+
+int handle_pubrel(conn *c, const mqtt_ack *p)
+{
+    mqtt_packet ack = {.type = MQTT_PUBCOMP};
+    ack.u.ack.packet_id = p->packet_id;
+    if (session_qos2_remove(c->sess, p->packet_id)) {
+        if (c->inflight_in > 0)
+            c->inflight_in--;
+    } else {
+        /* Released before, or never received: still complete the flow so
+         * the client can free the id [MQTT-4.3.3-11]. */
+        ack.u.ack.reason = MQTT_RC_PACKET_ID_NOT_FOUND;
+    }
+    return conn_send(c, &ack);
+}

@@ -1,0 +1,222 @@
+/* CONNECT: validate, authorise the will, find or create the session
+ * (takeover of a connected one), answer CONNACK, resume delivery. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+#include "errors.h"
+#include "handlers.h"
+#include "log.h"
+#include "reason.h"
+#include "session.h"
+#include "topic.h"
+
+static void send_connack(conn *c, uint8_t reason, bool present,
+                         const mqtt_props *props)
+{
+    mqtt_packet p = {.type = MQTT_CONNACK};
+    p.u.connack.session_present = present;
+    p.u.connack.reason =
+        c->version == MQTT_V5 ? reason : mqtt_reason_to_v3_connack(reason);
+    if (props && c->version == MQTT_V5)
+        p.u.connack.props = *props;
+    conn_send(c, &p);
+}
+
+static int refuse(conn *c, uint8_t reason, const char *why)
+{
+    log_info("%s: CONNECT refused (%s): %s", c->peer, mqtt_reason_name(reason),
+             why);
+    send_connack(c, reason, false, NULL);
+    conn_close(c);
+    return 0;
+}
+
+int handle_connect_error(conn *c, const mqtt_frame *f, int err)
+{
+    /* Find the protocol level to answer in the client's own version. */
+    const uint8_t *b = f->body;
+    uint32_t n = f->remaining;
+    uint8_t level = 0;
+    if (n >= 2) {
+        uint32_t name_len = ((uint32_t)b[0] << 8) | b[1];
+        if (n > 2 + name_len)
+            level = b[2 + name_len];
+    }
+    if (err == IMQTT_EVERSION) {
+        /* [MQTT-3.1.2-2]: CONNACK 0x01 (0x84 in v5), then close. */
+        c->version = level == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+        return refuse(c, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
+                      "protocol level not supported");
+    }
+    if (level == MQTT_V5 && err != IMQTT_EPROTONAME) {
+        c->version = MQTT_V5;
+        return refuse(c, mqtt_reason_for_error(err), imqtt_strerror(err));
+    }
+    log_info("%s: malformed CONNECT: %s", c->peer, imqtt_strerror(err));
+    conn_close(c);
+    return 0;
+}
+
+static bool assign_client_id(conn *c, char *buf, size_t len)
+{
+    /* Unique enough across restarts and within a run: time and a counter. */
+    static uint32_t counter;
+    snprintf(buf, len, "imqtt-%llx-%x",
+             (unsigned long long)uv_hrtime() & 0xffffffffffull, ++counter);
+    (void)c;
+    return true;
+}
+
+static msg *make_will(server *srv, const mqtt_connect *p)
+{
+    return msg_new(p->will_topic, p->version == MQTT_V5 ? &p->will_props : NULL,
+                   p->will_payload, p->will_qos, p->will_retain, 0,
+                   ++srv->next_msg_id);
+}
+
+/* The older connection of this client id is closed [MQTT-3.1.4-3]. Its will
+ * is sent unless the new connection resumes the session before a will
+ * delay could run out [MQTT-3.1.3-9]. */
+static void take_over(session *s, bool clean_start)
+{
+    conn *old = s->conn;
+    old->sess = NULL;
+    s->conn = NULL;
+    if (s->will && (clean_start || s->will_delay == 0))
+        session_publish_will(s);
+    session_set_will(s, NULL, 0);
+    log_info("client %s: session taken over", s->client_id);
+    conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER);
+}
+
+int handle_connect(conn *c, const mqtt_connect *p)
+{
+    server *srv = c->srv;
+    const imqtt_config *cfg = &srv->cfg;
+    c->version = p->version;
+    mqtt_props ack = {0};
+    mqtt_str client_id = p->client_id;
+    char assigned[64];
+
+    if (client_id.len == 0) {
+        if (p->version == MQTT_V31 || (!p->clean_start && p->version != MQTT_V5))
+            return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID,
+                          "empty client id without clean session");
+        assign_client_id(c, assigned, sizeof(assigned));
+        client_id = mqtt_str_from(assigned, strlen(assigned));
+        if (p->version == MQTT_V5) {
+            mqtt_props_set(&ack, MQTT_PROP_ASSIGNED_CLIENT_ID);
+            ack.assigned_client_id = client_id;
+        }
+    }
+    if (p->version == MQTT_V5 &&
+        mqtt_props_has(&p->props, MQTT_PROP_AUTH_METHOD))
+        return refuse(c, MQTT_RC_BAD_AUTH_METHOD,
+                      "no enhanced authentication is configured");
+
+    acl_identity who = {client_id, p->has_username ? p->username
+                                                    : (mqtt_str){NULL, 0}};
+    if (p->will) {
+        if (p->will_retain && !cfg->retain_available)
+            return refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
+                          "will retain, retain not available");
+        mqtt_topic_limits lim = {cfg->max_topic_length, cfg->max_topic_levels};
+        if (mqtt_topic_name_check(p->will_topic, &lim) < 0)
+            return refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic");
+        /* Wills are publications: the ACL applies (BAD_INPUTS row 14). */
+        if (!acl_check(cfg->acl, &who, ACL_PUBLISH, p->will_topic))
+            return refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic denied");
+    }
+
+    msg *will = p->will ? make_will(srv, p) : NULL;
+    if (p->will && !will)
+        return IMQTT_ENOMEM;
+
+    session *s = session_find(srv, client_id);
+    if (s && s->conn)
+        take_over(s, p->clean_start);
+    if (s && p->clean_start) {
+        session_end(s);
+        s = NULL;
+    }
+    bool present = s != NULL;
+    if (!s) {
+        s = session_new(srv, client_id);
+        if (!s) {
+            msg_unref(will);
+            return IMQTT_ENOMEM;
+        }
+    }
+
+    if (p->version == MQTT_V5) {
+        uint32_t want = mqtt_props_has(&p->props, MQTT_PROP_SESSION_EXPIRY)
+                            ? p->props.session_expiry
+                            : 0;
+        s->expiry = want < cfg->max_session_expiry ? want
+                                                   : cfg->max_session_expiry;
+        if (s->expiry != want) {
+            mqtt_props_set(&ack, MQTT_PROP_SESSION_EXPIRY);
+            ack.session_expiry = s->expiry;
+        }
+    } else {
+        s->expiry = p->clean_start ? 0 : cfg->max_session_expiry;
+    }
+    uint32_t will_delay = 0;
+    s->will_expiry = 0;
+    if (will && p->version == MQTT_V5) {
+        will_delay = p->will_props.will_delay;
+        if (mqtt_props_has(&p->will_props, MQTT_PROP_MESSAGE_EXPIRY))
+            s->will_expiry = p->will_props.message_expiry;
+    }
+    session_set_will(s, will, will_delay);
+
+    c->sess = s;
+    c->keepalive = p->keepalive;
+    if (cfg->max_keepalive &&
+        (p->keepalive == 0 || p->keepalive > cfg->max_keepalive) &&
+        p->version == MQTT_V5) {
+        c->keepalive = cfg->max_keepalive;
+        mqtt_props_set(&ack, MQTT_PROP_SERVER_KEEP_ALIVE);
+        ack.server_keep_alive = c->keepalive;
+    }
+    uint16_t rm = cfg->max_inflight_messages;
+    if (p->version == MQTT_V5) {
+        if (mqtt_props_has(&p->props, MQTT_PROP_RECEIVE_MAXIMUM) &&
+            p->props.receive_maximum < rm)
+            rm = p->props.receive_maximum;
+        if (mqtt_props_has(&p->props, MQTT_PROP_MAXIMUM_PACKET_SIZE))
+            c->client_max_packet = p->props.maximum_packet_size;
+        if (mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+            c->client_alias_max = p->props.topic_alias_maximum;
+        c->request_problem_info =
+            !mqtt_props_has(&p->props, MQTT_PROP_REQUEST_PROBLEM_INFO) ||
+            p->props.request_problem_info;
+
+        mqtt_props_set(&ack, MQTT_PROP_RECEIVE_MAXIMUM);
+        ack.receive_maximum = cfg->max_inflight_messages;
+        mqtt_props_set(&ack, MQTT_PROP_MAXIMUM_PACKET_SIZE);
+        ack.maximum_packet_size = cfg->max_packet_size;
+        if (cfg->topic_alias_maximum) {
+            mqtt_props_set(&ack, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+            ack.topic_alias_maximum = cfg->topic_alias_maximum;
+        }
+        if (!cfg->retain_available) {
+            mqtt_props_set(&ack, MQTT_PROP_RETAIN_AVAILABLE);
+            ack.retain_available = 0;
+        }
+    }
+    c->client_receive_max = rm;
+
+    send_connack(c, MQTT_RC_SUCCESS, present, &ack);
+    c->state = CONN_ACTIVE;
+    log_info("client %.*s connected from %s (v%s, %s, keepalive %u)",
+             (int)client_id.len, (const char *)client_id.ptr, c->peer,
+             p->version == MQTT_V5 ? "5" : p->version == MQTT_V311 ? "3.1.1"
+                                                                  : "3.1",
+             present ? "session resumed" : "new session", c->keepalive);
+    session_attach(s, c);
+    conn_start_keepalive(c);
+    return 0;
+}

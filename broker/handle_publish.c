@@ -1,0 +1,123 @@
+/* PUBLISH from a client: topic alias, receive maximum, QoS 2 duplicate
+ * detection, ACL, then the message is stored once and routed; the
+ * acknowledgement waits for the store commit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+#include "errors.h"
+#include "handlers.h"
+#include "log.h"
+#include "reason.h"
+#include "route.h"
+#include "session.h"
+#include "topic.h"
+
+/* Client -> server topic aliases are per connection [MQTT-3.3.2-7]. */
+static int resolve_alias(conn *c, const mqtt_publish *p, mqtt_str *topic)
+{
+    uint16_t max = c->srv->cfg.topic_alias_maximum;
+    uint16_t a = p->props.topic_alias;
+    if (a == 0 || a > max)
+        return IMQTT_EALIAS; /* [MQTT-3.3.2-8], [MQTT-3.3.2-9] */
+    if (!c->alias_in) {
+        c->alias_in = calloc((size_t)max + 1, sizeof(char *));
+        c->alias_in_len = calloc((size_t)max + 1, sizeof(uint32_t));
+        if (!c->alias_in || !c->alias_in_len)
+            return IMQTT_ENOMEM;
+    }
+    if (p->topic.len == 0) {
+        if (!c->alias_in[a])
+            return IMQTT_EPROTOCOL; /* alias never set on this connection */
+        *topic = (mqtt_str){(uint8_t *)c->alias_in[a], c->alias_in_len[a]};
+        return 0;
+    }
+    char *copy = malloc(p->topic.len);
+    if (!copy)
+        return IMQTT_ENOMEM;
+    memcpy(copy, p->topic.ptr, p->topic.len);
+    free(c->alias_in[a]);
+    c->alias_in[a] = copy;
+    c->alias_in_len[a] = p->topic.len;
+    *topic = p->topic;
+    return 0;
+}
+
+static int refuse(conn *c, const mqtt_publish *p, uint8_t reason)
+{
+    c->srv->stats.msgs_dropped++;
+    if (p->qos == 0)
+        return 0;
+    /* 3.1.1 has no way to say no: acknowledge and drop, as Mosquitto does,
+     * so the client does not resend forever. */
+    uint8_t type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+    if (c->version != MQTT_V5 && p->qos == 2)
+        session_qos2_add(c->sess, p->packet_id);
+    mqtt_packet ack = {.type = type};
+    ack.u.ack.packet_id = p->packet_id;
+    ack.u.ack.reason = c->version == MQTT_V5 ? reason : 0;
+    return conn_send(c, &ack);
+}
+
+int handle_publish(conn *c, const mqtt_publish *p)
+{
+    server *srv = c->srv;
+    const imqtt_config *cfg = &srv->cfg;
+    session *s = c->sess;
+    mqtt_str topic = p->topic;
+
+    if (c->version == MQTT_V5 &&
+        mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS)) {
+        int rc = resolve_alias(c, p, &topic);
+        if (rc < 0)
+            return rc;
+    }
+    mqtt_topic_limits lim = {cfg->max_topic_length, cfg->max_topic_levels};
+    if (mqtt_topic_name_check(topic, &lim) < 0)
+        return IMQTT_ETOPIC;
+    if (p->retain && !cfg->retain_available)
+        return IMQTT_ERETAINNS; /* [MQTT-3.3.1-11] */
+
+    if (p->qos == 2 && session_qos2_has(s, p->packet_id)) {
+        /* Already received and not yet released: acknowledge again, do not
+         * deliver again (exactly once, [MQTT-4.3.3-9]). */
+        mqtt_packet ack = {.type = MQTT_PUBREC};
+        ack.u.ack.packet_id = p->packet_id;
+        return conn_send(c, &ack);
+    }
+    if (p->qos > 0 && c->inflight_in >= cfg->max_inflight_messages)
+        return IMQTT_ERECVMAX; /* [MQTT-3.3.4-7] */
+
+    acl_identity who = {mqtt_str_from(s->client_id, s->client_id_len),
+                        {NULL, 0}};
+    if (!acl_check(cfg->acl, &who, ACL_PUBLISH, topic)) {
+        log_info("client %s: publish to %.*s denied", s->client_id,
+                 (int)topic.len, (const char *)topic.ptr);
+        return refuse(c, p, MQTT_RC_NOT_AUTHORIZED);
+    }
+
+    uint64_t expiry_at = 0;
+    if (c->version == MQTT_V5 &&
+        mqtt_props_has(&p->props, MQTT_PROP_MESSAGE_EXPIRY))
+        expiry_at = server_now(srv) + (uint64_t)p->props.message_expiry * 1000;
+    msg *m = msg_new(topic, c->version == MQTT_V5 ? &p->props : NULL,
+                     p->payload, p->qos, p->retain, expiry_at,
+                     ++srv->next_msg_id);
+    if (!m)
+        return IMQTT_ENOMEM;
+    route_message(srv, m, s);
+    msg_unref(m);
+
+    if (p->qos == 1) {
+        c->inflight_in++;
+        return conn_send_after_commit(c, MQTT_PUBACK, p->packet_id, 0);
+    }
+    if (p->qos == 2) {
+        int rc = session_qos2_add(s, p->packet_id);
+        if (rc < 0)
+            return rc;
+        c->inflight_in++;
+        return conn_send_after_commit(c, MQTT_PUBREC, p->packet_id, 0);
+    }
+    return 0;
+}

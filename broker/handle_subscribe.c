@@ -1,0 +1,149 @@
+/* SUBSCRIBE and UNSUBSCRIBE: one result per filter, then the retained
+ * messages the new subscriptions ask for. */
+#include <stdlib.h>
+
+#include "acl.h"
+#include "errors.h"
+#include "handlers.h"
+#include "log.h"
+#include "reason.h"
+#include "session.h"
+#include "topic.h"
+
+#define STACK_FILTERS 32
+
+typedef struct retained_ctx {
+    session *s;
+    uint8_t qos;
+    uint32_t sub_id;
+    uint64_t now;
+} retained_ctx;
+
+static void send_retained(void *arg, mqtt_str topic, void *value)
+{
+    (void)topic;
+    retained_ctx *rc = arg;
+    msg *m = value;
+    if (msg_expired(m, rc->now))
+        return;
+    uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
+    /* Retained messages go out with RETAIN set [MQTT-3.3.1-8]. */
+    session_deliver(rc->s, m, qos, true, rc->sub_id ? &rc->sub_id : NULL,
+                    rc->sub_id ? 1 : 0, NULL);
+}
+
+/* The result for one filter: the granted QoS or a failure reason. */
+static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
+                             bool *send_retained_now)
+{
+    server *srv = c->srv;
+    session *s = c->sess;
+    *send_retained_now = false;
+    mqtt_topic_limits lim = {srv->cfg.max_topic_length,
+                             srv->cfg.max_topic_levels};
+    if (mqtt_topic_filter_check(e->filter, &lim) < 0)
+        return MQTT_RC_TOPIC_FILTER_INVALID;
+    mqtt_str group, inner = e->filter;
+    bool shared = mqtt_share_parse(e->filter, &group, &inner) == 1;
+    acl_identity who = {mqtt_str_from(s->client_id, s->client_id_len),
+                        {NULL, 0}};
+    if (!acl_check(srv->cfg.acl, &who, ACL_SUBSCRIBE, inner)) {
+        log_info("client %s: subscription to %.*s denied", s->client_id,
+                 (int)e->filter.len, (const char *)e->filter.ptr);
+        return MQTT_RC_NOT_AUTHORIZED;
+    }
+    mqtt_sub_opts o = e->opts;
+    if (o.qos > 2)
+        o.qos = 2;
+    bool existed = false;
+    if (session_subscribe(s, e->filter, &o, sub_id, &existed) < 0)
+        return MQTT_RC_UNSPECIFIED_ERROR;
+    /* Retain handling [MQTT-3.3.1-9..11]; never for shared subscriptions
+     * [MQTT-3.8.4-?: retained messages are not sent to a share]. */
+    *send_retained_now = !shared && (o.retain_handling == 0 ||
+                                     (o.retain_handling == 1 && !existed));
+    return o.qos;
+}
+
+int handle_subscribe(conn *c, const mqtt_subscribe *p)
+{
+    server *srv = c->srv;
+    uint8_t stack_codes[STACK_FILTERS];
+    bool stack_retain[STACK_FILTERS];
+    uint8_t *codes = stack_codes;
+    bool *retain = stack_retain;
+    if (p->count > STACK_FILTERS) {
+        codes = malloc(p->count);
+        retain = malloc(p->count * sizeof(bool));
+        if (!codes || !retain) {
+            free(codes);
+            free(retain);
+            return IMQTT_ENOMEM;
+        }
+    }
+    uint32_t sub_id = 0;
+    if (c->version == MQTT_V5 &&
+        mqtt_props_has(&p->props, MQTT_PROP_SUBSCRIPTION_ID))
+        sub_id = p->props.subscription_id;
+
+    int rc = 0;
+    uint32_t pos = 0, i = 0;
+    mqtt_sub_entry e;
+    while (mqtt_sub_next(p, c->version, &pos, &e) == 1 && i < p->count) {
+        mqtt_str group, inner;
+        if (c->version == MQTT_V5 && e.opts.no_local &&
+            mqtt_share_parse(e.filter, &group, &inner) == 1) {
+            rc = IMQTT_EPROTOCOL; /* [MQTT-3.8.3-4] */
+            goto out;
+        }
+        codes[i] = subscribe_one(c, &e, sub_id, &retain[i]);
+        if (c->version != MQTT_V5)
+            codes[i] = mqtt_reason_to_v3_suback(codes[i]);
+        i++;
+    }
+
+    mqtt_packet ack = {.type = MQTT_SUBACK};
+    ack.u.suback.packet_id = p->packet_id;
+    ack.u.suback.codes = codes;
+    ack.u.suback.count = i;
+    rc = conn_send(c, &ack);
+
+    /* After the SUBACK, the retained messages of each new subscription. */
+    pos = 0;
+    for (uint32_t k = 0; rc == 0 && k < i; k++) {
+        if (mqtt_sub_next(p, c->version, &pos, &e) != 1)
+            break;
+        if (!retain[k])
+            continue;
+        retained_ctx ctx = {c->sess, codes[k], sub_id, server_now(srv)};
+        retain_index_match(srv->retain, e.filter, send_retained, &ctx);
+    }
+out:
+    if (codes != stack_codes) {
+        free(codes);
+        free(retain);
+    }
+    return rc;
+}
+
+int handle_unsubscribe(conn *c, const mqtt_unsubscribe *p)
+{
+    uint8_t stack_codes[STACK_FILTERS];
+    uint8_t *codes = stack_codes;
+    if (p->count > STACK_FILTERS && !(codes = malloc(p->count)))
+        return IMQTT_ENOMEM;
+    uint32_t pos = 0, i = 0;
+    mqtt_str f;
+    while (mqtt_unsub_next(p, &pos, &f) == 1 && i < p->count) {
+        int r = session_unsubscribe(c->sess, f);
+        codes[i++] = r > 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+    }
+    mqtt_packet ack = {.type = MQTT_UNSUBACK};
+    ack.u.unsuback.packet_id = p->packet_id;
+    ack.u.unsuback.codes = codes;
+    ack.u.unsuback.count = c->version == MQTT_V5 ? i : 0;
+    int rc = conn_send(c, &ack);
+    if (codes != stack_codes)
+        free(codes);
+    return rc;
+}

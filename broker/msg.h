@@ -1,0 +1,63 @@
+/* An application message, stored once and shared by reference between the
+ * retained store, every session queue and every output buffer that holds
+ * it (DESIGN.md, the hot path: no payload copy per subscriber).
+ *
+ * The message owns one allocation: the struct followed by topic, the
+ * forwardable v5 property block and the payload. Properties that belong to
+ * one hop (topic alias, subscription identifiers, message expiry, which is
+ * kept as an absolute deadline instead) are not in the block.
+ */
+#ifndef IMQTT_MSG_H
+#define IMQTT_MSG_H
+
+#include "packet.h"
+
+typedef struct msg {
+    uint32_t refs;
+    uint8_t qos;           /* as published */
+    bool retain;           /* as published */
+    uint16_t topic_len;
+    uint32_t props_len;    /* encoded block incl. its length prefix */
+    uint32_t payload_len;
+    uint64_t expiry_at;    /* uv_now() ms deadline; 0: never expires */
+    uint64_t id;           /* broker-wide sequence, for logs and the store */
+    mqtt_props props;      /* decoded block: views into data[] */
+    uint8_t data[];        /* topic | property block | payload */
+} msg;
+
+/* New message with refs = 1. `props` (may be NULL) is the publisher's
+ * decoded properties; only the forwardable ones are kept. Returns NULL on
+ * allocation failure. */
+msg *msg_new(mqtt_str topic, const mqtt_props *props, mqtt_bytes payload,
+             uint8_t qos, bool retain, uint64_t expiry_at, uint64_t id);
+
+static inline msg *msg_ref(msg *m)
+{
+    m->refs++;
+    return m;
+}
+
+void msg_unref(msg *m);
+
+static inline mqtt_str msg_topic(const msg *m)
+{
+    return (mqtt_str){m->data, m->topic_len};
+}
+
+static inline mqtt_bytes msg_payload(const msg *m)
+{
+    return (mqtt_bytes){m->data + m->topic_len + m->props_len,
+                        m->payload_len};
+}
+
+/* Whether m has expired at time now (uv_now ms). */
+static inline bool msg_expired(const msg *m, uint64_t now)
+{
+    return m->expiry_at != 0 && now >= m->expiry_at;
+}
+
+/* Seconds of expiry left at `now`, rounded up (for Message Expiry
+ * Interval on delivery). Only meaningful when expiry_at != 0. */
+uint32_t msg_expiry_left(const msg *m, uint64_t now);
+
+#endif

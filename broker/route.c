@@ -1,0 +1,192 @@
+#include "route.h"
+
+#include <stdlib.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "session.h"
+
+/* One session matched by the current publish. Subscription ids of
+ * overlapping subscriptions are chained through the ids array so that a
+ * match costs no allocation once the scratch has grown. */
+typedef struct route_match {
+    session *s;
+    uint8_t qos;
+    bool retain;
+    uint32_t nids;
+    uint32_t id_head; /* index + 1 into ids; 0: none */
+} route_match;
+
+typedef struct route_id {
+    uint32_t id;
+    uint32_t next; /* index + 1; 0: end */
+} route_id;
+
+typedef struct route_scratch {
+    route_match *m;
+    uint32_t n, cap;
+    route_id *ids;
+    uint32_t nids, ids_cap;
+    uint32_t *gather;
+    uint32_t gather_cap;
+} route_scratch;
+
+typedef struct route_ctx {
+    server *srv;
+    route_scratch *rs;
+    msg *m;
+    session *from;
+    uint32_t delivered;
+    bool oom;
+} route_ctx;
+
+static bool grow(void **p, uint32_t *cap, size_t elem)
+{
+    uint32_t ncap = *cap ? *cap * 2 : 64;
+    void *np = realloc(*p, ncap * elem);
+    if (!np)
+        return false;
+    *p = np;
+    *cap = ncap;
+    return true;
+}
+
+static void add_id(route_ctx *ctx, route_match *rm, uint32_t id)
+{
+    route_scratch *rs = ctx->rs;
+    if (rs->nids == rs->ids_cap &&
+        !grow((void **)&rs->ids, &rs->ids_cap, sizeof(*rs->ids))) {
+        ctx->oom = true;
+        return;
+    }
+    rs->ids[rs->nids] = (route_id){id, rm->id_head};
+    rm->id_head = ++rs->nids;
+    rm->nids++;
+}
+
+static void on_entry(void *arg, const sub_entry *e)
+{
+    route_ctx *ctx = arg;
+    session *s = e->owner;
+    if (e->opts.no_local && s == ctx->from)
+        return;
+    uint8_t qos = e->opts.qos < ctx->m->qos ? e->opts.qos : ctx->m->qos;
+    bool retain = e->opts.retain_as_published && ctx->m->retain;
+    route_scratch *rs = ctx->rs;
+    route_match *rm;
+    if (s->route_gen == ctx->srv->route_gen) {
+        rm = &rs->m[s->route_slot];
+        if (qos > rm->qos)
+            rm->qos = qos;
+        rm->retain = rm->retain || retain;
+    } else {
+        if (rs->n == rs->cap &&
+            !grow((void **)&rs->m, &rs->cap, sizeof(*rs->m))) {
+            ctx->oom = true;
+            return;
+        }
+        s->route_gen = ctx->srv->route_gen;
+        s->route_slot = rs->n;
+        rm = &rs->m[rs->n++];
+        *rm = (route_match){s, qos, retain, 0, 0};
+    }
+    if (e->sub_id)
+        add_id(ctx, rm, e->sub_id);
+}
+
+static bool member_ready(const session *s)
+{
+    if (!s->conn || s->conn->state != CONN_ACTIVE)
+        return false;
+    return s->queue.count == 0 &&
+           s->inflight.count < s->conn->client_receive_max;
+}
+
+/* Round robin, preferring a member that can take the message now
+ * [MQTT-4.8.2]: each message goes to exactly one member of the group. */
+static void on_group(void *arg, sub_group *g)
+{
+    route_ctx *ctx = arg;
+    if (g->count == 0)
+        return;
+    uint32_t pick = g->next % g->count;
+    for (uint32_t i = 0; i < g->count; i++) {
+        uint32_t k = (g->next + i) % g->count;
+        if (member_ready(g->members[k].owner)) {
+            pick = k;
+            break;
+        }
+    }
+    g->next = (pick + 1) % g->count;
+    const sub_entry *e = &g->members[pick];
+    uint8_t qos = e->opts.qos < ctx->m->qos ? e->opts.qos : ctx->m->qos;
+    bool retain = e->opts.retain_as_published && ctx->m->retain;
+    uint32_t id = e->sub_id;
+    session_deliver(e->owner, ctx->m, qos, retain, id ? &id : NULL, id ? 1 : 0,
+                    qos ? g : NULL);
+    ctx->delivered++;
+}
+
+uint32_t route_publish(server *srv, msg *m, session *from)
+{
+    if (!srv->route) {
+        srv->route = calloc(1, sizeof(*srv->route));
+        if (!srv->route)
+            return 0;
+    }
+    route_scratch *rs = srv->route;
+    rs->n = rs->nids = 0;
+    if (++srv->route_gen == 0)
+        srv->route_gen = 1;
+    route_ctx ctx = {srv, rs, m, from, 0, false};
+    sub_visitor v = {on_entry, on_group, &ctx};
+    sub_index_match(srv->subs, msg_topic(m), &v);
+
+    for (uint32_t i = 0; i < rs->n; i++) {
+        route_match *rm = &rs->m[i];
+        if (rm->nids > rs->gather_cap) {
+            uint32_t *g = realloc(rs->gather, rm->nids * sizeof(*g));
+            if (!g)
+                continue;
+            rs->gather = g;
+            rs->gather_cap = rm->nids;
+        }
+        /* The chain is newest first; deliver ids in subscription order. */
+        uint32_t k = rm->nids;
+        for (uint32_t at = rm->id_head; at; at = rs->ids[at - 1].next)
+            rs->gather[--k] = rs->ids[at - 1].id;
+        session_deliver(rm->s, m, rm->qos, rm->retain, rs->gather, rm->nids,
+                        NULL);
+        ctx.delivered++;
+    }
+    return ctx.delivered;
+}
+
+void route_scratch_free(server *srv)
+{
+    route_scratch *rs = srv->route;
+    if (!rs)
+        return;
+    free(rs->m);
+    free(rs->ids);
+    free(rs->gather);
+    free(rs);
+    srv->route = NULL;
+}
+
+uint32_t route_message(server *srv, msg *m, session *from)
+{
+    if (m->retain) {
+        void *old = NULL;
+        if (m->payload_len == 0) {
+            /* An empty retained message clears the topic [MQTT-3.3.1-6]. */
+            old = retain_index_remove(srv->retain, msg_topic(m));
+        } else if (retain_index_set(srv->retain, msg_topic(m), msg_ref(m),
+                                    &old) < 0) {
+            msg_unref(m);
+        }
+        msg_unref(old);
+    }
+    srv->stats.msgs_received++;
+    return route_publish(srv, m, from);
+}

@@ -1,0 +1,21 @@
+/* Routing a published message to the sessions whose subscriptions match. */
+#ifndef IMQTT_ROUTE_H
+#define IMQTT_ROUTE_H
+
+#include "msg.h"
+#include "server.h"
+
+/* Deliver m to every matching session once (overlapping subscriptions
+ * merge: the highest QoS, all subscription identifiers [MQTT-3.3.4-2..5]),
+ * and to one member of each matching shared subscription group.
+ * `from` is the publishing session (for No Local), NULL for wills.
+ * Returns how many deliveries were made. */
+uint32_t route_publish(server *srv, msg *m, session *from);
+
+/* A message enters the broker (PUBLISH or will): update the retained
+ * store when m->retain, then route it. */
+uint32_t route_message(server *srv, msg *m, session *from);
+
+void route_scratch_free(server *srv);
+
+#endif

@@ -1,0 +1,215 @@
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "log.h"
+#include "reason.h"
+#include "route.h"
+#include "session.h"
+
+#define LISTEN_BACKLOG 1024
+#define SHUTDOWN_POLL_MS 20
+#define SHUTDOWN_MAX_MS 3000
+
+void server_want_flush(server *srv, conn *c)
+{
+    if (c->in_flush_list)
+        return;
+    c->in_flush_list = true;
+    conn_ref(c);
+    c->flush_next = srv->flush_head;
+    srv->flush_head = c;
+}
+
+static void on_committed(void *arg, int status)
+{
+    conn *c = arg;
+    while (c) {
+        conn *next = c->ack_next;
+        c->in_ack_list = false;
+        c->ack_next = NULL;
+        conn_release_acks(c, status);
+        conn_unref(c);
+        c = next;
+    }
+}
+
+/* Once per loop iteration, before it blocks: commit what this iteration
+ * recorded, release the acks that waited for it, then write every
+ * connection's output in one go (STYLE.md: Redis' pending write queue). */
+static void on_prepare(uv_prepare_t *h)
+{
+    server *srv = h->data;
+    if (srv->ack_head) {
+        conn *batch = srv->ack_head;
+        srv->ack_head = NULL;
+        int rc = store_commit(srv->store, on_committed, batch);
+        if (rc < 0)
+            on_committed(batch, rc);
+    }
+    while (srv->flush_head) {
+        conn *c = srv->flush_head;
+        srv->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->in_flush_list = false;
+        conn_flush(c);
+        conn_unref(c);
+    }
+}
+
+static void on_connection(uv_stream_t *server_stream, int status)
+{
+    listener *lst = server_stream->data;
+    if (status < 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    if (lst->srv->stopping)
+        return;
+    conn_accept(lst);
+}
+
+static int start_listener(server *srv, listener *lst)
+{
+    const listener_config *lc = lst->cfg;
+    struct sockaddr_storage addr;
+    int rc = strchr(lc->bind, ':')
+                 ? uv_ip6_addr(lc->bind, lc->port, (struct sockaddr_in6 *)&addr)
+                 : uv_ip4_addr(lc->bind, lc->port, (struct sockaddr_in *)&addr);
+    if (rc == 0)
+        rc = uv_tcp_init(srv->loop, &lst->tcp);
+    lst->tcp.data = lst;
+    if (rc == 0)
+        rc = uv_tcp_bind(&lst->tcp, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&lst->tcp, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        log_error("listen on %s:%u: %s", lc->bind, lc->port, uv_strerror(rc));
+        return rc;
+    }
+    log_info("listening on %s:%u", lc->bind, lc->port);
+    return 0;
+}
+
+static void on_shutdown_poll(uv_timer_t *t)
+{
+    server *srv = t->data;
+    static uint64_t waited;
+    waited += SHUTDOWN_POLL_MS;
+    if (srv->conns_alive > 0 && waited < SHUTDOWN_MAX_MS)
+        return;
+    uv_timer_stop(t);
+    /* Every connection is gone: free the sessions (their timers close),
+     * then the server's own handles; uv_run then returns. */
+    uint32_t pos = 0;
+    session *s;
+    while ((pos = 0, s = hmap_next(&srv->sessions, &pos)))
+        session_end(s);
+    uv_close((uv_handle_t *)&srv->flush_handle, NULL);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void server_stop(server *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    log_info("shutting down: %u connections", srv->nconns);
+    for (uint32_t i = 0; i < srv->nlisteners; i++)
+        if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
+            uv_close((uv_handle_t *)&srv->listeners[i].tcp, on_listener_closed);
+    while (srv->conns) {
+        conn *c = srv->conns;
+        /* Our decision, not a lost connection: no will [MQTT-3.1.2-8]. */
+        c->disconnect_normal = true;
+        conn_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN);
+    }
+    uv_timer_start(&srv->shutdown_timer, on_shutdown_poll, SHUTDOWN_POLL_MS,
+                   SHUTDOWN_POLL_MS);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server *srv = h->data;
+    log_info("signal %d received", signum);
+    server_stop(srv);
+}
+
+int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    log_set_level(srv->cfg.log_level);
+
+    store_options so = {STORE_NONE, NULL};
+    int rc = store_open(&so, &srv->store);
+    if (rc < 0)
+        return rc;
+    srv->subs = sub_index_new();
+    srv->retain = retain_index_new();
+    srv->readbuf = malloc(READBUF_SIZE);
+    srv->listeners = calloc(srv->cfg.listener_count, sizeof(listener));
+    if (!srv->subs || !srv->retain || !srv->readbuf || !srv->listeners)
+        return IMQTT_ENOMEM;
+
+    uv_prepare_init(loop, &srv->flush_handle);
+    srv->flush_handle.data = srv;
+    uv_prepare_start(&srv->flush_handle, on_prepare);
+    uv_timer_init(loop, &srv->shutdown_timer);
+    srv->shutdown_timer.data = srv;
+    uv_signal_init(loop, &srv->sig_term);
+    uv_signal_init(loop, &srv->sig_int);
+    srv->sig_term.data = srv->sig_int.data = srv;
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+
+    for (uint32_t i = 0; i < srv->cfg.listener_count; i++) {
+        listener *lst = &srv->listeners[i];
+        lst->srv = srv;
+        lst->cfg = &srv->cfg.listeners[i];
+        srv->nlisteners++;
+        rc = start_listener(srv, lst);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int server_run(server *srv)
+{
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    return srv->exit_code;
+}
+
+static void free_retained(void *value)
+{
+    msg_unref(value);
+}
+
+void server_free(server *srv)
+{
+    route_scratch_free(srv);
+    if (srv->retain)
+        retain_index_free(srv->retain, free_retained);
+    if (srv->subs)
+        sub_index_free(srv->subs);
+    hmap_free(&srv->sessions);
+    if (srv->store)
+        store_close(srv->store);
+    free(srv->readbuf);
+    free(srv->iov);
+    free(srv->listeners);
+    config_free(&srv->cfg);
+}

@@ -1,0 +1,90 @@
+/* The server: one libuv loop that owns every connection, session, the
+ * subscription index and the retained messages (DESIGN.md, Threads). */
+#ifndef IMQTT_SERVER_H
+#define IMQTT_SERVER_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "hmap.h"
+#include "retain_index.h"
+#include "store.h"
+#include "sub_index.h"
+
+typedef struct conn conn;
+typedef struct session session;
+
+typedef struct server_stats {
+    uint64_t msgs_received;
+    uint64_t msgs_sent;
+    uint64_t msgs_dropped; /* queue full, too large, expired, slow reader */
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t conns_total;
+} server_stats;
+
+typedef struct listener {
+    uv_tcp_t tcp;
+    struct server *srv;
+    const listener_config *cfg; /* borrowed from srv->cfg */
+    uint32_t nconns;       /* open (not closing) connections */
+    uint32_t conns_alive;  /* allocated, including closing ones */
+} listener;
+
+typedef struct server {
+    uv_loop_t *loop;
+    imqtt_config cfg; /* owned */
+    store *store;     /* owned */
+
+    listener *listeners;
+    uint32_t nlisteners;
+
+    hmap sessions;        /* client id -> session (key owned by session) */
+    sub_index *subs;      /* owned */
+    retain_index *retain; /* owned; values are msg* holding a reference */
+
+    conn *conns;          /* every open connection (intrusive list) */
+    conn *flush_head;     /* connections with output to write */
+    conn *ack_head;       /* connections with acks waiting for a commit */
+    uint32_t nconns;       /* open (not closing) connections */
+    uint32_t conns_alive;  /* allocated, including closing ones */
+
+    uv_prepare_t flush_handle;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t shutdown_timer;
+
+    uint8_t *readbuf;     /* shared by all reads; lent during read_cb */
+    bool readbuf_lent;
+    uv_buf_t *iov;        /* scratch for vectored writes */
+    unsigned iov_cap;
+
+    uint64_t next_msg_id;
+    uint32_t route_gen;   /* generation stamp for de-duplicating matches */
+    struct route_scratch *route; /* owned, reused by every publish */
+
+    server_stats stats;
+    bool stopping;
+    int exit_code;
+} server;
+
+/* Build the server from cfg (ownership of cfg moves into the server even on
+ * failure) and start listening. Returns 0 or a negative error. */
+int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg);
+
+/* Run until SIGTERM/SIGINT; then closes everything and returns the exit
+ * code. */
+int server_run(server *srv);
+
+/* Free what server_init built (after the loop has stopped). */
+void server_free(server *srv);
+
+/* Mark c for the end-of-iteration flush. */
+void server_want_flush(server *srv, conn *c);
+
+/* Monotonic ms of the loop iteration. */
+static inline uint64_t server_now(const server *srv)
+{
+    return uv_now(srv->loop);
+}
+
+#endif

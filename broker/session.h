@@ -1,0 +1,122 @@
+/* A session: the state of one client id that outlives its connections
+ * (subscriptions, messages on their way to it, QoS 2 ids it sent us, its
+ * will). Owned by the server's session map; a connection borrows it while
+ * connected.
+ */
+#ifndef IMQTT_SESSION_H
+#define IMQTT_SESSION_H
+
+#include "msg.h"
+#include "server.h"
+
+enum entry_state {
+    ENTRY_QUEUED = 0,  /* not sent yet */
+    ENTRY_SENT = 1,    /* PUBLISH sent, waiting for PUBACK / PUBREC */
+    ENTRY_PUBREL = 2,  /* PUBREC received, PUBREL sent, waiting PUBCOMP */
+};
+
+/* A message on its way to this session. */
+typedef struct out_entry {
+    struct out_entry *next, *prev;
+    msg *m;            /* reference held; NULL once PUBREC is received */
+    uint16_t pid;
+    uint8_t qos;       /* delivery QoS */
+    uint8_t state;
+    bool retain;       /* retain flag as delivered */
+    bool dup;          /* sent at least once */
+    sub_group *group;  /* shared subscription it came through, or NULL */
+    uint32_t nsub_ids;
+    uint32_t sub_ids[]; /* v5 subscription identifiers */
+} out_entry;
+
+typedef struct entry_list {
+    out_entry *head, *tail;
+    uint32_t count;
+} entry_list;
+
+typedef struct sess_sub {
+    struct sess_sub *next;
+    mqtt_sub_opts opts;
+    uint32_t sub_id;
+    uint16_t len;
+    char filter[]; /* as subscribed, $share prefix included */
+} sess_sub;
+
+struct session {
+    server *srv;
+    conn *conn;        /* NULL while offline */
+    char *client_id;   /* owned; also the key in srv->sessions */
+    uint16_t client_id_len;
+    uint8_t version;
+    uint32_t expiry;   /* Session Expiry Interval, seconds */
+
+    sess_sub *subs;    /* owned list */
+    uint32_t nsubs;
+
+    entry_list inflight; /* sent, not yet acknowledged, in send order */
+    entry_list queue;    /* waiting for room in the window */
+    uint16_t next_pid;
+
+    uint16_t *qos2_in;   /* incoming QoS 2 ids awaiting PUBREL */
+    uint32_t nqos2_in, qos2_cap;
+
+    msg *will;           /* owned reference, or NULL */
+    uint32_t will_delay;
+    uint32_t will_expiry; /* Message Expiry Interval of the will; 0: none.
+                             Counted from when the will is published. */
+
+    uv_timer_t timer;    /* will delay and session expiry while offline */
+    uint64_t will_at;    /* uv_now deadline, 0 = none */
+    uint64_t expire_at;  /* uv_now deadline, 0 = none */
+
+    uint32_t route_gen;  /* router: last publish that matched us */
+    uint32_t route_slot; /* router: our slot in that publish's scratch */
+};
+
+/* Look up a session. */
+session *session_find(server *srv, mqtt_str client_id);
+
+/* Create an empty session and add it to the map. NULL on ENOMEM. */
+session *session_new(server *srv, mqtt_str client_id);
+
+/* End a session: publishes a pending will, hands shared-subscription
+ * messages to other members, removes subscriptions, frees everything
+ * (the memory itself when the timer handle has closed). */
+void session_end(session *s);
+
+/* The connection of s went away (not a takeover): will and expiry. */
+void session_connection_lost(session *s, bool send_will);
+
+/* Attach c to s (resume or fresh) and resend what was in flight. */
+void session_attach(session *s, conn *c);
+
+/* Subscriptions. */
+int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
+                      uint32_t sub_id, bool *existed);
+int session_unsubscribe(session *s, mqtt_str filter);
+
+/* Deliver m to s at qos with the given subscription ids (may be none). */
+void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
+                     const uint32_t *sub_ids, uint32_t nsub_ids,
+                     sub_group *group);
+
+/* The client acknowledged pid: PUBACK (qos 1), PUBREC, PUBCOMP. */
+int session_on_puback(session *s, uint16_t pid);
+int session_on_pubrec(session *s, uint16_t pid, uint8_t reason);
+int session_on_pubcomp(session *s, uint16_t pid);
+
+/* Send queued messages while the window has room. */
+void session_pump(session *s);
+
+/* Incoming QoS 2 ids. */
+bool session_qos2_has(const session *s, uint16_t pid);
+int session_qos2_add(session *s, uint16_t pid);
+bool session_qos2_remove(session *s, uint16_t pid);
+
+/* Publish s's will now (if any) and forget it. */
+void session_publish_will(session *s);
+
+/* Replace the will (takes ownership of the reference). */
+void session_set_will(session *s, msg *will, uint32_t delay);
+
+#endif
