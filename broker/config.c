@@ -247,10 +247,22 @@ static int parse_rule(struct ctx *x, const cJSON *v, const char *path, acl *a)
 
 static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {{"default", NULL}, {"rules", NULL}};
-    int rc = take_keys(x, v, "acl", k, 2);
+    struct key k[] = {{"default", NULL}, {"rules", NULL}, {"deny_suback", NULL}};
+    int rc = take_keys(x, v, "acl", k, 3);
     if (rc != 0)
         return rc;
+    if (k[2].val != NULL) {
+        /* MQTT 5 names the refusal 0x87; some v5 clients (the Eclipse
+         * Paho test client among them) accept only 0x80 in a SUBACK. */
+        static const char *const words[] = {"not_authorized", "unspecified"};
+        static const uint8_t codes[] = {0x87, 0x80};
+        size_t w;
+        rc = get_word(x, k[2].val, "acl.deny_suback", words, 2,
+                      "\"not_authorized\" or \"unspecified\"", &w);
+        if (rc != 0)
+            return rc;
+        c->deny_suback_reason = codes[w];
+    }
     /* An "acl" section without a default is a policy written in a hurry:
      * deny, never allow-all (BAD_INPUTS row 12). */
     size_t def = 1;
@@ -381,6 +393,7 @@ int config_defaults(imqtt_config *c)
         .max_session_expiry = UINT32_MAX,
         .max_topic_levels = 128,
         .max_topic_length = 65535,
+        .deny_suback_reason = 0x87,
         .log_level = LOG_INFO,
     };
     c->listeners = calloc(1, sizeof(*c->listeners));

@@ -43,6 +43,8 @@ typedef struct imqtt_config {
     uint32_t max_topic_length;      /* bytes; default 65535 */
 
     acl *acl;                 /* owned; never NULL after load */
+    uint8_t deny_suback_reason; /* v5 SUBACK code for a denied filter:
+                                   0x87 (default) or 0x80 */
     enum log_level log_level; /* default LOG_INFO */
 } imqtt_config;
 

@@ -25,6 +25,7 @@ typedef struct write_req {
 } write_req;
 
 static void maybe_finish_close(conn *c);
+static void close_handles(conn *c);
 
 /* ---- life cycle ------------------------------------------------------- */
 
@@ -81,24 +82,65 @@ static void unlink_conn(conn *c)
     c->lst->nconns--;
 }
 
+static void close_handles(conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->keepalive_timer, on_handle_closed);
+}
+
 static void on_linger_timeout(uv_timer_t *t)
 {
     conn *c = t->data;
-    /* The peer did not take its last bytes in time: drop them. */
+    /* The peer did not take its last bytes, or did not close, in time. */
     outbuf_free(&c->out);
-    c->writes_in_flight = 0;
-    maybe_finish_close(c);
+    close_handles(c);
+}
+
+static void on_drain_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    conn *c = h->data;
+    buf->base = (char *)c->srv->readbuf;
+    buf->len = READBUF_SIZE;
+}
+
+static void on_drain_read(uv_stream_t *stream, ssize_t nread,
+                          const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        close_handles(stream->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn *c = req->data;
+    /* Read and discard until the peer closes: closing a socket with
+     * unread input makes the kernel send RST, and the peer could lose
+     * our last packet (DISCONNECT, CONNACK) before reading it. */
+    if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, on_drain_alloc,
+                                    on_drain_read) < 0)
+        close_handles(c);
+    conn_unref(c);
 }
 
 static void maybe_finish_close(conn *c)
 {
     if (c->state != CONN_CLOSING || !outbuf_empty(&c->out) ||
-        c->writes_in_flight)
+        c->writes_in_flight || c->shutdown_started)
         return;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->keepalive_timer, on_handle_closed);
+    c->shutdown_started = true;
+    c->shutdown_req.data = c;
+    conn_ref(c);
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) <
+        0) {
+        conn_unref(c);
+        close_handles(c);
+    }
 }
 
 void conn_close(conn *c)
@@ -125,7 +167,7 @@ static void conn_abort(conn *c)
     /* The socket is unusable: nothing more can be written. */
     outbuf_free(&c->out);
     conn_close(c);
-    maybe_finish_close(c);
+    close_handles(c);
 }
 
 void conn_disconnect(conn *c, uint8_t reason)

@@ -28,7 +28,9 @@ typedef struct pending_ack {
 
 struct conn {
     uv_tcp_t tcp;
-    uv_timer_t keepalive_timer;
+    uv_timer_t keepalive_timer; /* also the connect and linger timer */
+    uv_shutdown_t shutdown_req;
+    bool shutdown_started;
     server *srv;
     listener *lst;
     session *sess; /* set once CONNECT is accepted; the session points back */

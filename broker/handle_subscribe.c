@@ -50,7 +50,7 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
     if (!acl_check(srv->cfg.acl, &who, ACL_SUBSCRIBE, inner)) {
         log_info("client %s: subscription to %.*s denied", s->client_id,
                  (int)e->filter.len, (const char *)e->filter.ptr);
-        return MQTT_RC_NOT_AUTHORIZED;
+        return srv->cfg.deny_suback_reason;
     }
     mqtt_sub_opts o = e->opts;
     if (o.qos > 2)
