@@ -66,6 +66,10 @@ int handle_publish(conn *c, const mqtt_publish *p)
     session *s = c->sess;
     mqtt_str topic = p->topic;
 
+    /* Subscription identifiers travel only from server to client
+     * [MQTT-3.3.4-6]. */
+    if (p->props.sub_id_count)
+        return IMQTT_EPROTOCOL;
     if (c->version == MQTT_V5 &&
         mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS)) {
         int rc = resolve_alias(c, p, &topic);

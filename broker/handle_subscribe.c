@@ -135,6 +135,10 @@ int handle_unsubscribe(conn *c, const mqtt_unsubscribe *p)
     uint32_t pos = 0, i = 0;
     mqtt_str f;
     while (mqtt_unsub_next(p, &pos, &f) == 1 && i < p->count) {
+        if (mqtt_topic_filter_check(f, NULL) < 0) {
+            codes[i++] = MQTT_RC_TOPIC_FILTER_INVALID;
+            continue;
+        }
         int r = session_unsubscribe(c->sess, f);
         codes[i++] = r > 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }

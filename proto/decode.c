@@ -2,6 +2,7 @@
  * dispatch by type. Every field is a view into the frame body. */
 #include "codec_int.h"
 #include "topic.h"
+#include "utf8.h"
 
 #include <string.h>
 
@@ -168,7 +169,10 @@ static int decode_sub(uint8_t type, wire_reader *r, uint8_t version,
             if ((rc = check_sub_opts(opts, version)) < 0)
                 return rc;
         }
-        if ((rc = mqtt_topic_filter_check(filter, NULL)) < 0)
+        /* Only the string rules here: the filter syntax is the receiver's
+         * to judge per filter (SUBACK 0x8F), not a reason to drop the
+         * whole packet. */
+        if ((rc = mqtt_utf8_check(filter.ptr, filter.len)) < 0)
             return rc;
         s->count++;
     }

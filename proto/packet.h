@@ -155,7 +155,7 @@ typedef struct mqtt_packet {
  * Validation done here, so that callers never see malformed fields: every
  * UTF-8 string (IMQTT_EUTF8: ill-formed, U+0000, surrogates), topic names
  * of PUBLISH and wills (IMQTT_ETOPIC: wildcards; empty topic without a
- * topic alias in v5, always in 3.x), topic filters (IMQTT_EFILTER), packet
+ * topic alias in v5, always in 3.x), packet
  * id 0 (IMQTT_EPACKETID), QoS 3 (IMQTT_EQOS), reserved bits
  * (IMQTT_ERESERVED), SUBSCRIBE/UNSUBSCRIBE with no entry (IMQTT_EEMPTY),
  * bytes left after the last field (IMQTT_ETRAILING), properties (see
@@ -165,7 +165,10 @@ typedef struct mqtt_packet {
  * not carry (IMQTT_EREASON). A v5 subscription option Retain Handling 3 is
  * IMQTT_EMALFORMED. Checks that need to know the direction (a Subscription
  * Identifier in a client's PUBLISH, No Local on a shared subscription) are
- * left to the caller. */
+ * left to the caller. Topic filters in SUBSCRIBE / UNSUBSCRIBE are checked
+ * as UTF-8 strings only: whether each is a valid filter
+ * (mqtt_topic_filter_check) is the receiver's to answer per filter
+ * (SUBACK / UNSUBACK 0x8F), not a reason to drop the whole packet. */
 int mqtt_decode(const mqtt_frame *f, uint8_t version, mqtt_packet *out);
 
 /* Walk the entries of a decoded SUBSCRIBE / UNSUBSCRIBE. *pos starts at 0;
