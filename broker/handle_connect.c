@@ -171,6 +171,8 @@ int handle_connect(conn *c, const mqtt_connect *p)
             s->will_expiry = p->will_props.message_expiry;
     }
     session_set_will(s, will, will_delay);
+    if (session_set_username(s, p->username, p->has_username) < 0)
+        return IMQTT_ENOMEM;
 
     c->sess = s;
     c->keepalive = p->keepalive;

@@ -92,8 +92,7 @@ int handle_publish(conn *c, const mqtt_publish *p)
     if (p->qos > 0 && c->inflight_in >= cfg->max_inflight_messages)
         return IMQTT_ERECVMAX; /* [MQTT-3.3.4-7] */
 
-    acl_identity who = {mqtt_str_from(s->client_id, s->client_id_len),
-                        {NULL, 0}};
+    acl_identity who = session_identity(s);
     if (!acl_check(cfg->acl, &who, ACL_PUBLISH, topic)) {
         log_info("client %s: publish to %.*s denied", s->client_id,
                  (int)topic.len, (const char *)topic.ptr);

@@ -45,8 +45,7 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
         return MQTT_RC_TOPIC_FILTER_INVALID;
     mqtt_str group, inner = e->filter;
     bool shared = mqtt_share_parse(e->filter, &group, &inner) == 1;
-    acl_identity who = {mqtt_str_from(s->client_id, s->client_id_len),
-                        {NULL, 0}};
+    acl_identity who = session_identity(s);
     if (!acl_check(srv->cfg.acl, &who, ACL_SUBSCRIBE, inner)) {
         log_info("client %s: subscription to %.*s denied", s->client_id,
                  (int)e->filter.len, (const char *)e->filter.ptr);

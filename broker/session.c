@@ -15,6 +15,38 @@ static void on_timer_closed(uv_handle_t *h)
     free(h->data);
 }
 
+acl_identity session_identity(const session *s)
+{
+    return (acl_identity){
+        mqtt_str_from(s->client_id, s->client_id_len),
+        {(const uint8_t *)s->username, s->username ? s->username_len : 0}};
+}
+
+bool session_may_receive(const session *s, mqtt_str topic)
+{
+    const acl *a = s->srv->cfg.acl;
+    if (acl_rule_count(a) == 0)
+        return true; /* the default decides alike for every topic */
+    acl_identity who = session_identity(s);
+    return acl_check(a, &who, ACL_SUBSCRIBE, topic);
+}
+
+int session_set_username(session *s, mqtt_str username, bool present)
+{
+    char *copy = NULL;
+    if (present) {
+        copy = malloc(username.len + 1);
+        if (!copy)
+            return IMQTT_ENOMEM;
+        memcpy(copy, username.ptr, username.len);
+        copy[username.len] = '\0';
+    }
+    free(s->username);
+    s->username = copy;
+    s->username_len = (uint16_t)username.len;
+    return 0;
+}
+
 session *session_find(server *srv, mqtt_str client_id)
 {
     return hmap_get(&srv->sessions, client_id);
@@ -171,6 +203,10 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
     server *srv = s->srv;
     if (msg_expired(m, server_now(srv))) {
         drop(s, "expired", m);
+        return;
+    }
+    if (!session_may_receive(s, msg_topic(m))) {
+        drop(s, "not authorized for the topic", m);
         return;
     }
     if (qos == 0) {
@@ -508,5 +544,7 @@ void session_end(session *s)
                 (mqtt_bytes){(uint8_t *)s->client_id, s->client_id_len});
     free(s->client_id);
     s->client_id = NULL;
+    free(s->username);
+    s->username = NULL;
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
 }

@@ -6,6 +6,7 @@
 #ifndef IMQTT_SESSION_H
 #define IMQTT_SESSION_H
 
+#include "acl.h"
 #include "msg.h"
 #include "server.h"
 
@@ -47,6 +48,8 @@ struct session {
     conn *conn;        /* NULL while offline */
     char *client_id;   /* owned; also the key in srv->sessions */
     uint16_t client_id_len;
+    char *username;    /* owned, from the latest CONNECT; NULL: none */
+    uint16_t username_len;
     uint8_t version;
     uint32_t expiry;   /* Session Expiry Interval, seconds */
 
@@ -72,6 +75,17 @@ struct session {
     uint32_t route_gen;  /* router: last publish that matched us */
     uint32_t route_slot; /* router: our slot in that publish's scratch */
 };
+
+/* The identity the ACL sees for s (views into s). */
+acl_identity session_identity(const session *s);
+
+/* Whether s may receive a message on topic: rights are checked again at
+ * delivery, so a wildcard subscription never reaches a topic a rule
+ * denies, and revoked rights do not leak queued or retained messages. */
+bool session_may_receive(const session *s, mqtt_str topic);
+
+/* Remember the user name of the latest CONNECT. Returns 0 or ENOMEM. */
+int session_set_username(session *s, mqtt_str username, bool present);
 
 /* Look up a session. */
 session *session_find(server *srv, mqtt_str client_id);
