@@ -89,8 +89,12 @@ int handle_publish(conn *c, const mqtt_publish *p)
         ack.u.ack.packet_id = p->packet_id;
         return conn_send(c, &ack);
     }
-    if (p->qos > 0 && c->inflight_in >= cfg->max_inflight_messages)
-        return IMQTT_ERECVMAX; /* [MQTT-3.3.4-7] */
+    /* Only v5 clients are told our Receive Maximum, so only they can be
+     * held to it [MQTT-3.3.4-7]; a 3.1.1 client's unreleased QoS 2 ids are
+     * bounded by the 16-bit id space. */
+    if (p->qos > 0 && c->version == MQTT_V5 &&
+        c->inflight_in >= cfg->max_inflight_messages)
+        return IMQTT_ERECVMAX;
 
     acl_identity who = session_identity(s);
     if (!acl_check(cfg->acl, &who, ACL_PUBLISH, topic)) {

@@ -224,8 +224,10 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
         conn_send_publish(s->conn, m, 0, 0, false, retain, sub_ids, nsub_ids);
         return;
     }
-    if (s->queue.count + s->inflight.count >=
-        srv->cfg.max_queued_messages + srv->cfg.max_inflight_messages) {
+    /* max_queued_messages bounds what waits beyond the window; for an
+     * offline session that is everything it has not been sent. */
+    bool direct = online(s) && !s->queue.head && s->inflight.count < window(s);
+    if (!direct && s->queue.count >= srv->cfg.max_queued_messages) {
         srv->stats.msgs_dropped++;
         log_warn("queue of %s full (%u messages): dropped message %llu",
                  s->client_id, s->queue.count, (unsigned long long)m->id);

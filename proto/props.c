@@ -188,7 +188,9 @@ static int read_scalar(wire_reader *r, uint32_t id, mqtt_props *p)
     case MQTT_PROP_TOPIC_ALIAS_MAXIMUM:
         return wire_u16(r, &p->topic_alias_maximum);
     case MQTT_PROP_TOPIC_ALIAS:
-        return read_nonzero_u16(r, &p->topic_alias);
+        /* 0 is invalid, but as 0x94 Topic Alias invalid, which the
+         * receiver chooses with its own maximum [MQTT-3.3.2-8]. */
+        return wire_u16(r, &p->topic_alias);
     case MQTT_PROP_MAXIMUM_QOS:
         return read_flag(r, &p->maximum_qos);
     case MQTT_PROP_RETAIN_AVAILABLE:
