@@ -41,13 +41,18 @@ static int fail_nomem(struct ctx *x)
     return IMQTT_ENOMEM;
 }
 
-/* "parent.key", or "key" at the top level. */
+/* "parent.key", or "key" at the top level; cut to PATH_MAX_LEN - 1 bytes
+ * (paths only name keys in error messages, so a cut path is harmless). */
 static void join(char *out, const char *parent, const char *key)
 {
-    if (parent[0] == '\0')
-        snprintf(out, PATH_MAX_LEN, "%s", key);
-    else
-        snprintf(out, PATH_MAX_LEN, "%s.%s", parent, key);
+    size_t n = 0;
+    for (const char *p = parent; *p && n + 1 < PATH_MAX_LEN; p++)
+        out[n++] = *p;
+    if (n > 0 && n + 1 < PATH_MAX_LEN)
+        out[n++] = '.';
+    for (const char *p = key; *p && n + 1 < PATH_MAX_LEN; p++)
+        out[n++] = *p;
+    out[n] = '\0';
 }
 
 /* The keys an object may have; val is filled by take_keys. */
@@ -222,7 +227,7 @@ static int parse_rule(struct ctx *x, const cJSON *v, const char *path, acl *a)
             return fail(x, "%s: missing \"%s\"", path, k[i].name);
 
     char sub[PATH_MAX_LEN];
-    size_t perm, action;
+    size_t perm = 0, action = 0;
     join(sub, path, "permission");
     rc = get_word(x, k[0].val, sub, perms, 2, "\"allow\" or \"deny\"", &perm);
     if (rc != 0)
@@ -256,7 +261,7 @@ static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
          * Paho test client among them) accept only 0x80 in a SUBACK. */
         static const char *const words[] = {"not_authorized", "unspecified"};
         static const uint8_t codes[] = {0x87, 0x80};
-        size_t w;
+        size_t w = 0;
         rc = get_word(x, k[2].val, "acl.deny_suback", words, 2,
                       "\"not_authorized\" or \"unspecified\"", &w);
         if (rc != 0)
