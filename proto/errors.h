@@ -43,11 +43,18 @@
     X(RETAINNS, "retain not supported")                                        \
     X(DENIED, "not authorized")                                                \
     X(QUOTA, "quota exceeded")                                                 \
+    /* authentication (auth/; the precise cause goes to the log only) */       \
+    X(CLIENTID, "client identifier not valid")                                 \
+    X(AUTH, "bad user name or password")                                       \
     /* system */                                                               \
     X(NOMEM, "out of memory")                                                  \
     X(INVAL, "invalid argument")                                               \
     X(IO, "input/output error")                                                \
-    X(CONFIG, "invalid configuration")
+    X(CONFIG, "invalid configuration")                                         \
+    /* store */                                                                \
+    X(CORRUPT, "store record corrupt")                                         \
+    X(SCHEMA, "store written by a newer imqtt (unknown schema version)")       \
+    X(STOREFULL, "store full")
 
 enum imqtt_err {
     IMQTT_OK = 0,

@@ -89,7 +89,9 @@ uint8_t mqtt_reason_to_v3_suback(uint8_t rc)
  *   ERECVMAX                           0x93  Receive Maximum exceeded
  *   ERETAINNS                          0x9A  Retain not supported
  *   EDENIED                            0x87  Not authorized
- *   EQUOTA                             0x97  Quota exceeded
+ *   EQUOTA, ESTOREFULL                 0x97  Quota exceeded
+ *   ECLIENTID                          0x85  Client Identifier not valid
+ *   EAUTH                              0x86  Bad User Name or Password
  *   anything else (NOMEM, IO ...)      0x80  Unspecified error
  */
 uint8_t mqtt_reason_for_error(int err)
@@ -122,7 +124,12 @@ uint8_t mqtt_reason_for_error(int err)
     case IMQTT_EDENIED:
         return MQTT_RC_NOT_AUTHORIZED;
     case IMQTT_EQUOTA:
+    case IMQTT_ESTOREFULL:
         return MQTT_RC_QUOTA_EXCEEDED;
+    case IMQTT_ECLIENTID:
+        return MQTT_RC_CLIENT_ID_NOT_VALID;
+    case IMQTT_EAUTH:
+        return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
     case IMQTT_EVARINT:
     case IMQTT_EFLAGS:
     case IMQTT_EMALFORMED:

@@ -1,0 +1,237 @@
+/* Claims of a verified token: checks and accessors. The handle keeps the
+ * payload's cJSON tree; accessors return views into its strings. */
+#include "jwt_claims.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity.h"
+#include "topic.h"
+
+/* Filters in an `acl` claim follow the ACL's own limit (acl.c). */
+#define CLAIM_FILTER_MAX 1024
+
+struct jwtv_claims {
+    cJSON *payload; /* owned */
+    int64_t exp;
+    const cJSON *groups; /* array within payload, or NULL */
+    const cJSON *acl[2]; /* pub, sub arrays within payload, or NULL */
+};
+
+bool jwt_claims_unique(const cJSON *obj)
+{
+    for (const cJSON *a = obj->child; a != NULL; a = a->next)
+        for (const cJSON *b = a->next; b != NULL; b = b->next)
+            if (strcmp(a->string, b->string) == 0)
+                return false;
+    return true;
+}
+
+/* NumericDate (RFC 7519 2): we take whole seconds only, within the range
+ * a double holds exactly. */
+static bool numeric_date(const cJSON *item, int64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return false;
+    double d = item->valuedouble;
+    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+static mqtt_str str_view(const cJSON *s)
+{
+    return mqtt_str_from(s->valuestring, strlen(s->valuestring));
+}
+
+static bool aud_matches(const cJSON *aud, const char *want)
+{
+    if (cJSON_IsString(aud))
+        return strcmp(aud->valuestring, want) == 0;
+    if (!cJSON_IsArray(aud))
+        return false;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, aud)
+    {
+        if (cJSON_IsString(item) && strcmp(item->valuestring, want) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool groups_ok(const cJSON *groups)
+{
+    if (!cJSON_IsArray(groups))
+        return false;
+    const cJSON *g;
+    cJSON_ArrayForEach(g, groups)
+    {
+        /* Group names end up in topics (g/talk/{group}): the identity
+         * alphabet keeps '+', '#' and '/' out. */
+        if (!cJSON_IsString(g) || !im_id_part_valid(str_view(g)))
+            return false;
+    }
+    return true;
+}
+
+static bool filters_ok(const cJSON *list)
+{
+    if (!cJSON_IsArray(list))
+        return false;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, list)
+    {
+        if (!cJSON_IsString(f))
+            return false;
+        mqtt_str s = str_view(f);
+        mqtt_str group, inner;
+        if (s.len > CLAIM_FILTER_MAX || mqtt_topic_filter_check(s, NULL) != 0 ||
+            mqtt_share_parse(s, &group, &inner) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool acl_ok(const cJSON *acl)
+{
+    if (!cJSON_IsObject(acl) || !jwt_claims_unique(acl))
+        return false;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, acl)
+    {
+        /* An unknown member is most likely a typo of the issuer's; refusing
+         * the token shows it at once. */
+        if (strcmp(m->string, "pub") != 0 && strcmp(m->string, "sub") != 0)
+            return false;
+        if (!filters_ok(m))
+            return false;
+    }
+    return true;
+}
+
+enum jwtv_cause jwt_claims_check(const cJSON *payload,
+                                 const struct jwt_claims_rules *r)
+{
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(payload, "exp");
+    int64_t exp_v, nbf_v;
+    if (exp == NULL)
+        return JWTV_NO_EXP;
+    if (!numeric_date(exp, &exp_v))
+        return JWTV_BAD_CLAIM;
+    /* RFC 7519 4.1.4: valid only before exp. */
+    if (r->now >= exp_v + (int64_t)r->leeway)
+        return JWTV_EXPIRED;
+    const cJSON *nbf = cJSON_GetObjectItemCaseSensitive(payload, "nbf");
+    if (nbf != NULL) {
+        if (!numeric_date(nbf, &nbf_v))
+            return JWTV_BAD_CLAIM;
+        if (r->now + (int64_t)r->leeway < nbf_v)
+            return JWTV_NOT_YET_VALID;
+    }
+    if (r->iss != NULL) {
+        const cJSON *iss = cJSON_GetObjectItemCaseSensitive(payload, "iss");
+        if (!cJSON_IsString(iss) || strcmp(iss->valuestring, r->iss) != 0)
+            return JWTV_ISS;
+    }
+    if (r->aud != NULL &&
+        !aud_matches(cJSON_GetObjectItemCaseSensitive(payload, "aud"), r->aud))
+        return JWTV_AUD;
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(payload, "sub");
+    if (!cJSON_IsString(sub) || r->user.len == 0)
+        return JWTV_SUB;
+    mqtt_str s = str_view(sub);
+    if (s.len != r->user.len || memcmp(s.ptr, r->user.ptr, s.len) != 0)
+        return JWTV_SUB;
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(payload, "groups");
+    if (groups != NULL && !groups_ok(groups))
+        return JWTV_BAD_CLAIM;
+    const cJSON *acl = cJSON_GetObjectItemCaseSensitive(payload, "acl");
+    if (acl != NULL && !acl_ok(acl))
+        return JWTV_BAD_CLAIM;
+    return JWTV_OK;
+}
+
+jwtv_claims *jwt_claims_wrap(cJSON *payload)
+{
+    jwtv_claims *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->payload = payload;
+    /* jwt_claims_check has vouched for every shape read here. */
+    numeric_date(cJSON_GetObjectItemCaseSensitive(payload, "exp"), &c->exp);
+    c->groups = cJSON_GetObjectItemCaseSensitive(payload, "groups");
+    const cJSON *acl = cJSON_GetObjectItemCaseSensitive(payload, "acl");
+    if (acl != NULL) {
+        c->acl[JWTV_ACL_PUB] = cJSON_GetObjectItemCaseSensitive(acl, "pub");
+        c->acl[JWTV_ACL_SUB] = cJSON_GetObjectItemCaseSensitive(acl, "sub");
+    }
+    return c;
+}
+
+void jwtv_claims_free(jwtv_claims *c)
+{
+    if (c == NULL)
+        return;
+    cJSON_Delete(c->payload);
+    free(c);
+}
+
+int64_t jwtv_claims_exp(const jwtv_claims *c)
+{
+    return c->exp;
+}
+
+mqtt_str jwtv_claims_sub(const jwtv_claims *c)
+{
+    return str_view(cJSON_GetObjectItemCaseSensitive(c->payload, "sub"));
+}
+
+static size_t list_count(const cJSON *list)
+{
+    return list != NULL ? (size_t)cJSON_GetArraySize(list) : 0;
+}
+
+/* Views of the i-th string of a list; empty when out of range. */
+static mqtt_str list_item(const cJSON *list, size_t i)
+{
+    if (list == NULL || i >= list_count(list))
+        return (mqtt_str){NULL, 0};
+    return str_view(cJSON_GetArrayItem(list, (int)i));
+}
+
+size_t jwtv_claims_group_count(const jwtv_claims *c)
+{
+    return list_count(c->groups);
+}
+
+mqtt_str jwtv_claims_group(const jwtv_claims *c, size_t i)
+{
+    return list_item(c->groups, i);
+}
+
+bool jwtv_claims_in_group(const jwtv_claims *c, mqtt_str group)
+{
+    if (c->groups == NULL)
+        return false;
+    const cJSON *g;
+    cJSON_ArrayForEach(g, c->groups)
+    {
+        mqtt_str s = str_view(g);
+        if (s.len == group.len && memcmp(s.ptr, group.ptr, s.len) == 0)
+            return true;
+    }
+    return false;
+}
+
+size_t jwtv_claims_acl_count(const jwtv_claims *c, enum jwtv_acl_kind kind)
+{
+    return kind <= JWTV_ACL_SUB ? list_count(c->acl[kind]) : 0;
+}
+
+mqtt_str jwtv_claims_acl(const jwtv_claims *c, enum jwtv_acl_kind kind,
+                         size_t i)
+{
+    return kind <= JWTV_ACL_SUB ? list_item(c->acl[kind], i) : (mqtt_str){0};
+}
