@@ -54,7 +54,8 @@ size_t acl_rule_count(const acl *a)
 
 static bool is_placeholder(const uint8_t *p, size_t left)
 {
-    return left >= 2 && p[0] == '%' && (p[1] == 'c' || p[1] == 'u');
+    return left >= 2 && p[0] == '%' &&
+           (p[1] == 'c' || p[1] == 'u' || p[1] == 'd');
 }
 
 static bool has_placeholder(mqtt_str f)
@@ -118,18 +119,29 @@ static bool identity_usable(mqtt_str s)
 
 enum expand_result { EXPAND_OK, EXPAND_UNUSABLE, EXPAND_TOOLONG };
 
-static enum expand_result expand(const struct acl_rule *r,
-                                 const acl_identity *who, uint8_t *buf,
-                                 uint32_t *out_len)
+static mqtt_str identity_part(const acl_identity *who, uint8_t which)
+{
+    switch (which) {
+    case 'c':
+        return who->client_id;
+    case 'u':
+        return who->username;
+    default:
+        return who->device;
+    }
+}
+
+static enum expand_result expand(mqtt_str pattern, const acl_identity *who,
+                                 uint8_t *buf, uint32_t *out_len)
 {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < r->len;) {
-        const uint8_t *src = r->filter + i;
+    for (uint32_t i = 0; i < pattern.len;) {
+        const uint8_t *src = pattern.ptr + i;
         uint32_t len = 1;
-        if (is_placeholder(src, r->len - i)) {
+        if (is_placeholder(src, pattern.len - i)) {
             if (who == NULL)
                 return EXPAND_UNUSABLE;
-            mqtt_str part = src[1] == 'c' ? who->client_id : who->username;
+            mqtt_str part = identity_part(who, src[1]);
             if (!identity_usable(part))
                 return EXPAND_UNUSABLE;
             src = part.ptr;
@@ -213,34 +225,65 @@ static bool rule_matches(mqtt_str rule, enum acl_action action, mqtt_str topic)
     return filter_covers(rule, topic);
 }
 
-bool acl_check(const acl *a, const acl_identity *who, enum acl_action action,
-               mqtt_str topic)
+/* One pattern (a rule's filter or a token claim's) against one request.
+ * Returns 1 match, 0 no match, -1 the expansion did not fit. */
+static int pattern_matches(mqtt_str pattern, bool placeholders,
+                           const acl_identity *who, enum acl_action action,
+                           mqtt_str topic)
+{
+    if (!placeholders)
+        return rule_matches(pattern, action, topic);
+    uint8_t buf[ACL_EXPAND_MAX];
+    uint32_t len = 0;
+    switch (expand(pattern, who, buf, &len)) {
+    case EXPAND_UNUSABLE:
+        return 0;
+    case EXPAND_TOOLONG:
+        return -1;
+    case EXPAND_OK:
+        break;
+    }
+    return rule_matches((mqtt_str){buf, len}, action, topic);
+}
+
+enum acl_decision acl_decide(const acl *a, const acl_identity *who,
+                             enum acl_action action, mqtt_str topic)
 {
     if (topic.len == 0)
-        return false;
+        return ACL_DENY;
     for (size_t i = 0; i < a->count; i++) {
         const struct acl_rule *r = &a->rules[i];
         if ((r->actions & (unsigned)action) == 0)
             continue;
-        if (!r->placeholders) {
-            if (rule_matches((mqtt_str){r->filter, r->len}, action, topic))
-                return r->allow;
-            continue;
-        }
-        uint8_t buf[ACL_EXPAND_MAX];
-        uint32_t len = 0;
-        switch (expand(r, who, buf, &len)) {
-        case EXPAND_UNUSABLE:
-            continue;
-        case EXPAND_TOOLONG:
-            /* Skipping a deny rule here would widen access for a long but
-             * legitimate identity, so refuse outright. */
-            return false;
-        case EXPAND_OK:
-            break;
-        }
-        if (rule_matches((mqtt_str){buf, len}, action, topic))
-            return r->allow;
+        int m = pattern_matches((mqtt_str){r->filter, r->len}, r->placeholders,
+                                who, action, topic);
+        /* Skipping a deny rule for a long but legitimate identity would
+         * widen access, so an expansion that does not fit refuses. */
+        if (m < 0)
+            return ACL_DENY;
+        if (m > 0)
+            return r->allow ? ACL_ALLOW : ACL_DENY;
     }
+    return ACL_NO_MATCH;
+}
+
+bool acl_check(const acl *a, const acl_identity *who, enum acl_action action,
+               mqtt_str topic)
+{
+    enum acl_decision d = acl_decide(a, who, action, topic);
+    return d == ACL_NO_MATCH ? a->default_allow : d == ACL_ALLOW;
+}
+
+bool acl_default_allows(const acl *a)
+{
     return a->default_allow;
+}
+
+bool acl_pattern_allows(mqtt_str pattern, const acl_identity *who,
+                        enum acl_action action, mqtt_str topic)
+{
+    if (topic.len == 0 || pattern.len == 0)
+        return false;
+    return pattern_matches(pattern, has_placeholder(pattern), who, action,
+                           topic) > 0;
 }

@@ -6,10 +6,11 @@
  * reload builds a new one and swaps the pointer.
  *
  * Placeholders in a rule filter are replaced per identity before matching:
- * %c the client id, %u the user name. An identity part that is empty or
- * contains '+', '#' or '/' (or is absent) can never satisfy a rule that
- * uses it: such a rule simply does not match (BAD_INPUTS row 11), so
- * identities cannot smuggle wildcards or levels into a rule.
+ * %c the client id, %u the user name, %d the device (IM identities). An
+ * identity part that is empty or contains '+', '#' or '/' (or is absent) can
+ * never satisfy a rule that uses it: such a rule simply does not match
+ * (BAD_INPUTS row 11), so identities cannot smuggle wildcards or levels into a
+ * rule.
  */
 #ifndef IMQTT_ACL_H
 #define IMQTT_ACL_H
@@ -27,8 +28,15 @@ typedef struct acl acl;
 
 typedef struct acl_identity {
     mqtt_str client_id;
-    mqtt_str username; /* len 0: none */
+    mqtt_str username; /* len 0: none (for IM sessions: the user) */
+    mqtt_str device;   /* len 0: none (IM sessions: the device) */
 } acl_identity;
+
+enum acl_decision {
+    ACL_NO_MATCH = -1, /* no rule matched: the caller's next step decides */
+    ACL_DENY = 0,
+    ACL_ALLOW = 1,
+};
 
 acl *acl_new(bool default_allow);
 void acl_free(acl *a);
@@ -58,6 +66,20 @@ int acl_add_rule(acl *a, bool allow, unsigned actions, mqtt_str filter);
  * false) rather than skip the rule, which for a deny rule would widen. */
 bool acl_check(const acl *a, const acl_identity *who, enum acl_action action,
                mqtt_str topic);
+
+/* Like acl_check, without the default: the first matching rule's verdict,
+ * or ACL_NO_MATCH. The IM layer puts token claims and its own defaults
+ * between the rules and the default. */
+enum acl_decision acl_decide(const acl *a, const acl_identity *who,
+                             enum acl_action action, mqtt_str topic);
+
+bool acl_default_allows(const acl *a);
+
+/* Whether one pattern (a topic filter with optional %c %u %d, e.g. from a
+ * token's acl claim) allows `action` on `topic`, with acl_check's rules for
+ * placeholders and for publish (match) versus subscribe (cover). */
+bool acl_pattern_allows(mqtt_str pattern, const acl_identity *who,
+                        enum acl_action action, mqtt_str topic);
 
 size_t acl_rule_count(const acl *a);
 

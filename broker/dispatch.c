@@ -1,8 +1,84 @@
 /* Decode one packet and hand it to its handler: the only place that knows
  * which packet types a client may send in which state. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "errors.h"
 #include "handlers.h"
+#include "password.h"
 #include "session.h"
+
+/* A password check on libuv's thread pool: PBKDF2 takes ~0.1 s, which the
+ * loop must not spend. The CONNECT is kept as bytes and dispatched again
+ * once the result is known; input is paused meanwhile. */
+typedef struct pw_check {
+    uv_work_t req;
+    conn *c;
+    const pwdb *db; /* borrowed from the config, which outlives the work */
+    mqtt_str user;  /* views into frame */
+    mqtt_bytes password;
+    int result;
+    uint32_t frame_len;
+    uint8_t frame[];
+} pw_check;
+
+static void pw_work(uv_work_t *req)
+{
+    pw_check *w = req->data;
+    w->result = pwdb_check(w->db, w->user, w->password);
+}
+
+static void pw_done(uv_work_t *req, int status)
+{
+    pw_check *w = req->data;
+    conn *c = w->c;
+    if (c->state == CONN_AUTH) {
+        c->password_checked = true;
+        c->password_ok = status == 0 && w->result == 0;
+        c->state = CONN_NEW;
+        mqtt_frame f;
+        int rc = mqtt_frame_parse(w->frame, w->frame_len, 0, &f);
+        rc = rc > 0 ? dispatch_packet(c, &f) : IMQTT_EMALFORMED;
+        if (rc < 0)
+            conn_fail(c, rc);
+        else
+            conn_resume_input(c);
+    }
+    memset(w->frame, 0, w->frame_len); /* it held a password */
+    free(w);
+    conn_unref(c);
+}
+
+static int check_password(conn *c, const mqtt_frame *f, const mqtt_connect *p)
+{
+    const pwdb *db = c->srv->cfg.passwords;
+    if (!p->has_username || !p->has_password || !db) {
+        c->password_checked = true;
+        c->password_ok = false;
+        return handle_connect(c, p);
+    }
+    uint32_t len = f->header_len + f->remaining;
+    const uint8_t *start = f->body - f->header_len;
+    pw_check *w = malloc(sizeof(*w) + len);
+    if (!w)
+        return IMQTT_ENOMEM;
+    memcpy(w->frame, start, len);
+    w->frame_len = len;
+    w->req.data = w;
+    w->c = c;
+    w->db = db;
+    w->user = (mqtt_str){w->frame + (p->username.ptr - start), p->username.len};
+    w->password =
+        (mqtt_bytes){w->frame + (p->password.ptr - start), p->password.len};
+    if (uv_queue_work(c->srv->loop, &w->req, pw_work, pw_done) < 0) {
+        free(w);
+        return IMQTT_ENOMEM;
+    }
+    conn_ref(c);
+    c->state = CONN_AUTH;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    return 0;
+}
 
 int dispatch_packet(conn *c, const mqtt_frame *f)
 {
@@ -21,6 +97,9 @@ int dispatch_packet(conn *c, const mqtt_frame *f)
     case MQTT_CONNECT:
         if (c->state != CONN_NEW)
             return IMQTT_EPROTOCOL; /* a second CONNECT [MQTT-3.1.0-2] */
+        if (c->lst->cfg->auth == LISTENER_AUTH_PASSWORD_FILE &&
+            !c->password_checked)
+            return check_password(c, f, &p.u.connect);
         return handle_connect(c, &p.u.connect);
     case MQTT_PUBLISH:
         return handle_publish(c, &p.u.publish);

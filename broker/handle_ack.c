@@ -25,6 +25,11 @@ int handle_pubrel(conn *c, const mqtt_ack *p)
     if (session_qos2_remove(c->sess, p->packet_id)) {
         if (c->inflight_in > 0)
             c->inflight_in--;
+        /* The client may reuse the id once it has PUBCOMP: the id's
+         * removal must be durable first, or after a kill -9 a new message
+         * with that id would be taken for a duplicate and lost. */
+        if (c->sess->sid)
+            return conn_send_after_commit(c, MQTT_PUBCOMP, p->packet_id, 0);
     } else {
         /* Released before, or never received: still complete the flow so
          * the client can free the id [MQTT-4.3.3-11]. */

@@ -7,6 +7,7 @@
 #include "acl.h"
 #include "errors.h"
 #include "handlers.h"
+#include "im.h"
 #include "log.h"
 #include "reason.h"
 #include "session.h"
@@ -91,6 +92,31 @@ static void take_over(session *s, bool clean_start)
     conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER);
 }
 
+/* The will is a publication: topic rules and the ACL apply at CONNECT
+ * (BAD_INPUTS row 14). Returns 0, 1 when refused (connection closed), or
+ * a negative error. */
+static int check_will(conn *c, const mqtt_connect *p, mqtt_str client_id,
+                      const im_info *im)
+{
+    const imqtt_config *cfg = &c->srv->cfg;
+    if (!p->will)
+        return 0;
+    if (p->will_retain && !cfg->retain_available)
+        return refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
+                      "will retain, retain not available") +
+               1;
+    mqtt_topic_limits lim = {cfg->max_topic_length, cfg->max_topic_levels};
+    if (mqtt_topic_name_check(p->will_topic, &lim) < 0)
+        return refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic") + 1;
+    acl_identity who = {
+        client_id,
+        im ? im->user : (p->has_username ? p->username : (mqtt_str){NULL, 0}),
+        im ? im->device : (mqtt_str){NULL, 0}};
+    if (!im_access_identity(c->srv, im, &who, ACL_PUBLISH, p->will_topic))
+        return refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic denied") + 1;
+    return 0;
+}
+
 int handle_connect(conn *c, const mqtt_connect *p)
 {
     server *srv = c->srv;
@@ -101,7 +127,8 @@ int handle_connect(conn *c, const mqtt_connect *p)
     char assigned[64];
 
     if (client_id.len == 0) {
-        if (p->version == MQTT_V31 || (!p->clean_start && p->version != MQTT_V5))
+        if (p->version == MQTT_V31 ||
+            (!p->clean_start && p->version != MQTT_V5))
             return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID,
                           "empty client id without clean session");
         assign_client_id(c, assigned, sizeof(assigned));
@@ -116,28 +143,34 @@ int handle_connect(conn *c, const mqtt_connect *p)
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD,
                       "no enhanced authentication is configured");
 
-    acl_identity who = {client_id, p->has_username ? p->username
-                                                    : (mqtt_str){NULL, 0}};
-    if (p->will) {
-        if (p->will_retain && !cfg->retain_available)
-            return refuse(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
-                          "will retain, retain not available");
-        mqtt_topic_limits lim = {cfg->max_topic_length, cfg->max_topic_levels};
-        if (mqtt_topic_name_check(p->will_topic, &lim) < 0)
-            return refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic");
-        /* Wills are publications: the ACL applies (BAD_INPUTS row 14). */
-        if (!acl_check(cfg->acl, &who, ACL_PUBLISH, p->will_topic))
-            return refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic denied");
+    const listener_config *lc = c->lst->cfg;
+    im_auth_result ar = {MQTT_RC_SUCCESS, NULL, 0};
+    if (lc->auth != LISTENER_AUTH_ANONYMOUS ||
+        lc->clientid != IM_CLIENTID_OFF) {
+        ar = im_authenticate(srv, lc, p, client_id, c->password_ok);
+        if (ar.reason != MQTT_RC_SUCCESS) {
+            send_connack(c, ar.reason, false, NULL);
+            conn_close(c);
+            return 0;
+        }
+    }
+    int rc = check_will(c, p, client_id, ar.im);
+    if (rc != 0) {
+        im_info_free(ar.im);
+        return rc > 0 ? 0 : rc;
     }
 
     msg *will = p->will ? make_will(srv, p) : NULL;
-    if (p->will && !will)
+    if (p->will && !will) {
+        im_info_free(ar.im);
         return IMQTT_ENOMEM;
+    }
 
     session *s = session_find(srv, client_id);
     if (s && s->conn)
         take_over(s, p->clean_start);
     if (s && p->clean_start) {
+        im_on_disconnect(s);
         session_end(s);
         s = NULL;
     }
@@ -146,16 +179,24 @@ int handle_connect(conn *c, const mqtt_connect *p)
         s = session_new(srv, client_id);
         if (!s) {
             msg_unref(will);
+            im_info_free(ar.im);
             return IMQTT_ENOMEM;
         }
+    }
+    im_info_free(s->im);
+    s->im = ar.im;
+    if (ar.expires) {
+        /* Disconnect at the token's exp (v5 0xA0), on the loop's clock. */
+        int64_t left = ar.expires * 1000 - im_wall_ms();
+        c->auth_deadline = server_now(srv) + (left > 0 ? (uint64_t)left : 0);
     }
 
     if (p->version == MQTT_V5) {
         uint32_t want = mqtt_props_has(&p->props, MQTT_PROP_SESSION_EXPIRY)
                             ? p->props.session_expiry
                             : 0;
-        s->expiry = want < cfg->max_session_expiry ? want
-                                                   : cfg->max_session_expiry;
+        s->expiry =
+            want < cfg->max_session_expiry ? want : cfg->max_session_expiry;
         if (s->expiry != want) {
             mqtt_props_set(&ack, MQTT_PROP_SESSION_EXPIRY);
             ack.session_expiry = s->expiry;
@@ -215,10 +256,12 @@ int handle_connect(conn *c, const mqtt_connect *p)
     c->state = CONN_ACTIVE;
     log_info("client %.*s connected from %s (v%s, %s, keepalive %u)",
              (int)client_id.len, (const char *)client_id.ptr, c->peer,
-             p->version == MQTT_V5 ? "5" : p->version == MQTT_V311 ? "3.1.1"
-                                                                  : "3.1",
+             p->version == MQTT_V5     ? "5"
+             : p->version == MQTT_V311 ? "3.1.1"
+                                       : "3.1",
              present ? "session resumed" : "new session", c->keepalive);
     session_attach(s, c);
     conn_start_keepalive(c);
+    im_on_connect(s);
     return 0;
 }

@@ -21,8 +21,8 @@ int handle_disconnect(conn *c, const mqtt_disconnect *p)
         if (s->expiry == 0 && p->props.session_expiry != 0)
             return IMQTT_EPROTOCOL;
         uint32_t max = c->srv->cfg.max_session_expiry;
-        s->expiry = p->props.session_expiry < max ? p->props.session_expiry
-                                                  : max;
+        s->expiry =
+            p->props.session_expiry < max ? p->props.session_expiry : max;
     }
     c->disconnect_normal = true;
     c->will_on_close =

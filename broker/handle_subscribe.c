@@ -5,6 +5,7 @@
 #include "acl.h"
 #include "errors.h"
 #include "handlers.h"
+#include "im.h"
 #include "log.h"
 #include "reason.h"
 #include "session.h"
@@ -45,8 +46,7 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
         return MQTT_RC_TOPIC_FILTER_INVALID;
     mqtt_str group, inner = e->filter;
     bool shared = mqtt_share_parse(e->filter, &group, &inner) == 1;
-    acl_identity who = session_identity(s);
-    if (!acl_check(srv->cfg.acl, &who, ACL_SUBSCRIBE, inner)) {
+    if (!im_access(s, ACL_SUBSCRIBE, inner)) {
         log_info("client %s: subscription to %.*s denied", s->client_id,
                  (int)e->filter.len, (const char *)e->filter.ptr);
         return srv->cfg.deny_suback_reason;
@@ -54,6 +54,8 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
     mqtt_sub_opts o = e->opts;
     if (o.qos > 2)
         o.qos = 2;
+    if (!shared)
+        im_adjust_sub_opts(s, e->filter, &o);
     bool existed = false;
     if (session_subscribe(s, e->filter, &o, sub_id, &existed) < 0)
         return MQTT_RC_UNSPECIFIED_ERROR;
@@ -105,7 +107,10 @@ int handle_subscribe(conn *c, const mqtt_subscribe *p)
     ack.u.suback.packet_id = p->packet_id;
     ack.u.suback.codes = codes;
     ack.u.suback.count = i;
-    rc = conn_send(c, &ack);
+    /* A persistent session's SUBACK waits for the commit that records its
+     * subscriptions; matching PUBLISHes may go first [MQTT-3.8.4]. */
+    rc = c->sess->sid ? conn_send_suback_after_commit(c, p->packet_id, codes, i)
+                      : conn_send(c, &ack);
 
     /* After the SUBACK, the retained messages of each new subscription. */
     pos = 0;

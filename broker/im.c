@@ -1,0 +1,484 @@
+#include "im.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "hmap.h"
+#include "log.h"
+#include "reason.h"
+#include "route.h"
+#include "session.h"
+#include "topic.h"
+
+#define INBOX_PREFIX    "p2p/talk/"
+#define PRESENCE_PREFIX "p2p/presence/"
+#define GROUP_PREFIX    "g/talk/"
+#define PREFIX_LEN(p)   (sizeof(p) - 1)
+
+/* Who is online, per user, for presence. */
+typedef struct presence {
+    char user[IM_ID_PART_MAX + 1];
+    uint32_t user_len;
+    session **devices; /* borrowed: a session leaves before it is freed */
+    uint32_t count, cap;
+} presence;
+
+typedef struct im_state {
+    hmap users; /* user -> presence */
+} im_state;
+
+int64_t im_wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static bool has_prefix(mqtt_str s, const char *p, size_t n)
+{
+    return s.len >= n && memcmp(s.ptr, p, n) == 0;
+}
+
+/* The one level after prefix, when the topic is exactly prefix + level. */
+static bool rest_is_level(mqtt_str t, size_t n, mqtt_str *level)
+{
+    if (t.len <= n || memchr(t.ptr + n, '/', t.len - n))
+        return false;
+    *level = (mqtt_str){t.ptr + n, t.len - (uint32_t)n};
+    return true;
+}
+
+static bool str_eq(mqtt_str a, mqtt_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+void im_info_free(im_info *im)
+{
+    if (!im)
+        return;
+    jwtv_claims_free(im->claims);
+    free(im);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+static im_auth_result refuse(uint8_t reason, mqtt_str client_id,
+                             const char *why)
+{
+    log_info("CONNECT of %.*s refused (%s): %s", (int)client_id.len,
+             (const char *)client_id.ptr, mqtt_reason_name(reason), why);
+    return (im_auth_result){reason, NULL, 0};
+}
+
+static bool is_admin(const server *srv, mqtt_str user)
+{
+    for (uint32_t i = 0; i < srv->cfg.im_admin_count; i++)
+        if (str_eq(user, mqtt_str_from(srv->cfg.im_admins[i],
+                                       strlen(srv->cfg.im_admins[i]))))
+            return true;
+    return false;
+}
+
+im_auth_result im_authenticate(server *srv, const listener_config *l,
+                               const mqtt_connect *p, mqtt_str client_id,
+                               bool password_ok)
+{
+    im_identity id = {{0}, {0}};
+    bool parsed = l->clientid != IM_CLIENTID_OFF &&
+                  im_identity_parse(client_id, &id) == 0;
+    if (l->clientid == IM_CLIENTID_REQUIRED && !parsed)
+        return refuse(MQTT_RC_CLIENT_ID_NOT_VALID, client_id,
+                      "client id is not user@device");
+    /* Whom the credentials must prove: the user of user@device, else the
+     * user name. A user name that names someone else is refused. */
+    mqtt_str user = parsed ? id.user : p->username;
+    if (parsed && p->has_username && p->username.len > 0 &&
+        !str_eq(p->username, id.user))
+        return refuse(MQTT_RC_NOT_AUTHORIZED, client_id,
+                      "user name differs from the client id's user");
+
+    im_auth_result r = {MQTT_RC_SUCCESS, NULL, 0};
+    jwtv_claims *claims = NULL;
+    switch (l->auth) {
+    case LISTENER_AUTH_ANONYMOUS:
+        break;
+    case LISTENER_AUTH_PASSWORD_FILE:
+        if (!password_ok)
+            return refuse(MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
+                          "user name or password not in the password file");
+        break;
+    case LISTENER_AUTH_JWT: {
+        if (!p->has_password || user.len == 0)
+            return refuse(MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
+                          "no token, or no user to check it for");
+        enum jwtv_cause cause;
+        int rc = jwtv_verify(srv->cfg.jwt, p->password, user,
+                             (int64_t)(im_wall_ms() / 1000), &claims, &cause);
+        if (rc == IMQTT_ENOMEM)
+            return refuse(MQTT_RC_SERVER_UNAVAILABLE, client_id,
+                          "out of memory");
+        if (rc < 0)
+            /* A token for someone else is valid but not theirs to use. */
+            return refuse(cause == JWTV_SUB ? MQTT_RC_NOT_AUTHORIZED
+                                            : MQTT_RC_BAD_USERNAME_OR_PASSWORD,
+                          client_id, jwtv_cause_str(cause));
+        r.expires = jwtv_claims_exp(claims);
+        break;
+    }
+    }
+    if (!parsed) {
+        jwtv_claims_free(claims);
+        return r;
+    }
+    im_info *im = calloc(1, sizeof(*im));
+    if (!im) {
+        jwtv_claims_free(claims);
+        return refuse(MQTT_RC_SERVER_UNAVAILABLE, client_id, "out of memory");
+    }
+    memcpy(im->id, client_id.ptr, client_id.len);
+    im->user = (mqtt_str){(uint8_t *)im->id, id.user.len};
+    im->device = (mqtt_str){(uint8_t *)im->id + id.user.len + 1, id.device.len};
+    im->claims = claims;
+    im->admin = is_admin(srv, im->user);
+    im->im_listener = l->im;
+    r.im = im;
+    return r;
+}
+
+/* ---- access ----------------------------------------------------------------
+ */
+
+static bool in_group(const im_info *im, mqtt_str group)
+{
+    return im->claims && jwtv_claims_in_group(im->claims, group);
+}
+
+/* The IM defaults (issue 5): anyone may publish to an inbox; a user may
+ * subscribe to its own inbox only; presence is readable by anyone; group
+ * topics need the group in the token. */
+static bool im_default(const im_info *im, enum acl_action action,
+                       mqtt_str topic)
+{
+    mqtt_str level;
+    if (action == ACL_PUBLISH) {
+        if (rest_is_level(topic, PREFIX_LEN(INBOX_PREFIX), &level) &&
+            has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)))
+            return im_id_part_valid(level);
+        if (has_prefix(topic, GROUP_PREFIX, PREFIX_LEN(GROUP_PREFIX)) &&
+            rest_is_level(topic, PREFIX_LEN(GROUP_PREFIX), &level))
+            return in_group(im, level);
+        return false;
+    }
+    if (has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)))
+        return rest_is_level(topic, PREFIX_LEN(INBOX_PREFIX), &level) &&
+               str_eq(level, im->user);
+    if (has_prefix(topic, PRESENCE_PREFIX, PREFIX_LEN(PRESENCE_PREFIX)))
+        return acl_pattern_allows(MQTT_STR_LIT(PRESENCE_PREFIX "#"), NULL,
+                                  ACL_SUBSCRIBE, topic);
+    if (has_prefix(topic, GROUP_PREFIX, PREFIX_LEN(GROUP_PREFIX)) &&
+        rest_is_level(topic, PREFIX_LEN(GROUP_PREFIX), &level))
+        return in_group(im, level);
+    return false;
+}
+
+bool im_access(const session *s, enum acl_action action, mqtt_str topic)
+{
+    acl_identity who = session_identity(s);
+    return im_access_identity(s->srv, s->im, &who, action, topic);
+}
+
+bool im_access_identity(const server *srv, const im_info *im,
+                        const acl_identity *whop, enum acl_action action,
+                        mqtt_str topic)
+{
+    acl_identity who = *whop;
+    /* $SYS is for the operators the config names, whatever else allows;
+     * being named is what lets them subscribe to it. */
+    if (im && im->im_listener && topic.len && topic.ptr[0] == '$') {
+        if (!im->admin)
+            return false;
+        if (action == ACL_SUBSCRIBE)
+            return true;
+    }
+    enum acl_decision d = acl_decide(srv->cfg.acl, &who, action, topic);
+    if (d != ACL_NO_MATCH)
+        return d == ACL_ALLOW;
+    if (!im || !im->im_listener)
+        return acl_default_allows(srv->cfg.acl);
+    if (im->claims) {
+        enum jwtv_acl_kind kind =
+            action == ACL_PUBLISH ? JWTV_ACL_PUB : JWTV_ACL_SUB;
+        size_t n = jwtv_claims_acl_count(im->claims, kind);
+        for (size_t i = 0; i < n; i++)
+            if (acl_pattern_allows(jwtv_claims_acl(im->claims, kind, i), &who,
+                                   action, topic))
+                return true;
+    }
+    return im_default(im, action, topic);
+}
+
+bool im_may_receive(const session *s, mqtt_str topic)
+{
+    if (s->im && has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)))
+        return true; /* the inbox and the sync copies of one's own chats */
+    if (!s->im && acl_rule_count(s->srv->cfg.acl) == 0)
+        return true; /* the default decides alike for every topic */
+    return im_access(s, ACL_SUBSCRIBE, topic);
+}
+
+void im_adjust_sub_opts(const session *s, mqtt_str filter, mqtt_sub_opts *o)
+{
+    if (s->im && (has_prefix(filter, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)) ||
+                  has_prefix(filter, GROUP_PREFIX, PREFIX_LEN(GROUP_PREFIX))))
+        o->no_local = true;
+}
+
+/* ---- the from stamp ---------------------------------------------------------
+ */
+
+mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
+                          im_stamp *st)
+{
+    mqtt_props out = *in;
+    st->user = st->stack;
+    st->n = 0;
+    uint32_t need = in->user_count + 1;
+    if (need > sizeof(st->stack) / sizeof(st->stack[0])) {
+        st->user = malloc(need * sizeof(*st->user));
+        if (!st->user) {
+            st->user = st->stack;
+            need = sizeof(st->stack) / sizeof(st->stack[0]);
+        }
+    }
+    /* The broker's stamp first, then the client's properties in order,
+     * without any "from" of its own: receivers can trust it. */
+    st->user[st->n++] =
+        (mqtt_user_prop){MQTT_STR_LIT("from"),
+                         mqtt_str_from(from->im->id, from->im->user.len + 1 +
+                                                         from->im->device.len)};
+    uint32_t pos = 0;
+    mqtt_user_prop up;
+    while (st->n < need && mqtt_props_next_user(in->raw, &pos, &up) == 1)
+        if (!str_eq(up.key, MQTT_STR_LIT("from")))
+            st->user[st->n++] = up;
+    out.user = st->user;
+    out.user_count = st->n;
+    out.user_from = (mqtt_bytes){NULL, 0};
+    return out;
+}
+
+void im_stamp_free(im_stamp *st)
+{
+    if (st->user != st->stack)
+        free(st->user);
+    st->user = NULL;
+}
+
+/* ---- sync
+ * -------------------------------------------------------------------- */
+
+void im_route_sync(server *srv, msg *m, session *from)
+{
+    if (!from || !from->im)
+        return;
+    mqtt_str topic = msg_topic(m), peer;
+    if (!has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)) ||
+        !rest_is_level(topic, PREFIX_LEN(INBOX_PREFIX), &peer) ||
+        str_eq(peer, from->im->user))
+        return; /* a note to self already reached the other devices */
+    char inbox[PREFIX_LEN(INBOX_PREFIX) + IM_ID_PART_MAX + 1];
+    memcpy(inbox, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX));
+    memcpy(inbox + PREFIX_LEN(INBOX_PREFIX), from->im->user.ptr,
+           from->im->user.len);
+    route_publish_as(
+        srv, m,
+        mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + from->im->user.len),
+        from);
+}
+
+/* ---- inbox and presence ---------------------------------------------------
+ */
+
+static im_state *state(server *srv)
+{
+    if (!srv->im)
+        srv->im = calloc(1, sizeof(im_state));
+    return srv->im;
+}
+
+static void publish_presence(server *srv, const presence *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *devs = cJSON_CreateArray();
+    if (!o || !devs) {
+        cJSON_Delete(o);
+        cJSON_Delete(devs);
+        return;
+    }
+    cJSON_AddItemToObject(o, "user", cJSON_CreateString(p->user));
+    for (uint32_t i = 0; i < p->count; i++) {
+        const im_info *im = p->devices[i]->im;
+        char dev[IM_ID_PART_MAX + 1];
+        memcpy(dev, im->device.ptr, im->device.len);
+        dev[im->device.len] = '\0';
+        cJSON_AddItemToArray(devs, cJSON_CreateString(dev));
+    }
+    cJSON_AddItemToObject(o, "devices", devs);
+    cJSON_AddNumberToObject(o, "ts", (double)im_wall_ms());
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!json)
+        return;
+    char topic[PREFIX_LEN(PRESENCE_PREFIX) + IM_ID_PART_MAX + 1];
+    memcpy(topic, PRESENCE_PREFIX, PREFIX_LEN(PRESENCE_PREFIX));
+    memcpy(topic + PREFIX_LEN(PRESENCE_PREFIX), p->user, p->user_len);
+    msg *m = msg_new(
+        mqtt_str_from(topic, PREFIX_LEN(PRESENCE_PREFIX) + p->user_len), NULL,
+        (mqtt_bytes){(const uint8_t *)json, (uint32_t)strlen(json)}, 1, true, 0,
+        ++srv->next_msg_id);
+    free(json);
+    if (m) {
+        route_message(srv, m, NULL);
+        msg_unref(m);
+    }
+}
+
+static presence *presence_of(server *srv, mqtt_str user, bool create)
+{
+    im_state *st = state(srv);
+    if (!st)
+        return NULL;
+    presence *p = hmap_get(&st->users, user);
+    if (p || !create)
+        return p;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    memcpy(p->user, user.ptr, user.len);
+    p->user_len = user.len;
+    if (hmap_put(&st->users, (mqtt_bytes){(uint8_t *)p->user, user.len}, p,
+                 NULL) < 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void im_on_connect(session *s)
+{
+    server *srv = s->srv;
+    im_info *im = s->im;
+    if (!im)
+        return;
+    /* The inbox, on every connect: it is part of the session, and a
+     * restored session simply keeps it (an update, not a second one). */
+    char inbox[PREFIX_LEN(INBOX_PREFIX) + IM_ID_PART_MAX + 1];
+    memcpy(inbox, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX));
+    memcpy(inbox + PREFIX_LEN(INBOX_PREFIX), im->user.ptr, im->user.len);
+    mqtt_sub_opts o = {.qos = srv->cfg.im_inbox_qos, .no_local = true};
+    bool existed;
+    if (session_subscribe(
+            s, mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + im->user.len),
+            &o, 0, &existed) < 0)
+        log_warn("client %s: inbox subscription failed", s->client_id);
+    if (!srv->cfg.im_presence)
+        return;
+    presence *p = presence_of(srv, im->user, true);
+    if (!p)
+        return;
+    if (p->count == p->cap) {
+        uint32_t cap = p->cap ? p->cap * 2 : 4;
+        session **d = realloc(p->devices, cap * sizeof(*d));
+        if (!d)
+            return;
+        p->devices = d;
+        p->cap = cap;
+    }
+    for (uint32_t i = 0; i < p->count; i++)
+        if (p->devices[i] == s) {
+            publish_presence(srv, p); /* resumed by a takeover */
+            return;
+        }
+    p->devices[p->count++] = s;
+    publish_presence(srv, p);
+}
+
+void im_on_disconnect(session *s)
+{
+    server *srv = s->srv;
+    if (!s->im || !srv->cfg.im_presence || srv->stopping)
+        return;
+    presence *p = presence_of(srv, s->im->user, false);
+    if (!p)
+        return;
+    for (uint32_t i = 0; i < p->count; i++) {
+        if (p->devices[i] == s) {
+            p->devices[i] = p->devices[--p->count];
+            publish_presence(srv, p);
+            break;
+        }
+    }
+    if (p->count == 0) {
+        hmap_remove(&state(srv)->users,
+                    (mqtt_bytes){(uint8_t *)p->user, p->user_len});
+        free(p->devices);
+        free(p);
+    }
+}
+
+static void collect_presence(void *arg, mqtt_str topic, void *value)
+{
+    (void)value;
+    /* The walk may not change the index: note the users, publish after. */
+    hmap *users = arg;
+    mqtt_str user = {topic.ptr + PREFIX_LEN(PRESENCE_PREFIX),
+                     topic.len - (uint32_t)PREFIX_LEN(PRESENCE_PREFIX)};
+    if (!im_id_part_valid(user) || hmap_get(users, user))
+        return;
+    presence *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    memcpy(p->user, user.ptr, user.len);
+    p->user_len = user.len;
+    if (hmap_put(users, (mqtt_bytes){(uint8_t *)p->user, user.len}, p, NULL))
+        free(p);
+}
+
+void im_on_start(server *srv)
+{
+    if (!srv->cfg.im_presence)
+        return;
+    hmap users = {0};
+    retain_index_match(srv->retain, MQTT_STR_LIT(PRESENCE_PREFIX "+"),
+                       collect_presence, &users);
+    uint32_t pos = 0;
+    presence *p;
+    while ((pos = 0, p = hmap_next(&users, &pos))) {
+        hmap_remove(&users, (mqtt_bytes){(uint8_t *)p->user, p->user_len});
+        publish_presence(srv, p); /* no devices */
+        free(p);
+    }
+    hmap_free(&users);
+}
+
+void im_server_free(server *srv)
+{
+    im_state *st = srv->im;
+    if (!st)
+        return;
+    uint32_t pos = 0;
+    presence *p;
+    while ((pos = 0, p = hmap_next(&st->users, &pos))) {
+        hmap_remove(&st->users, (mqtt_bytes){(uint8_t *)p->user, p->user_len});
+        free(p->devices);
+        free(p);
+    }
+    hmap_free(&st->users);
+    free(st);
+    srv->im = NULL;
+}

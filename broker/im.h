@@ -1,0 +1,99 @@
+/* The IM layer (DESIGN.md, "IM conventions"; docs/im.md): user@device
+ * identities, authentication at CONNECT, the p2p/talk/{user} inbox,
+ * multi-device sync, echo suppression, the `from` stamp, groups, presence,
+ * and the order in which access is decided.
+ *
+ * Everything here runs on the loop thread, except the password check,
+ * which runs on libuv's thread pool (PBKDF2 takes ~0.1 s).
+ */
+#ifndef IMQTT_IM_H
+#define IMQTT_IM_H
+
+#include "acl.h"
+#include "identity.h"
+#include "jwt_verify.h"
+#include "msg.h"
+#include "server.h"
+
+/* The IM identity of a session, owned by the session (session->im). */
+typedef struct im_info {
+    mqtt_str user; /* views into id */
+    mqtt_str device;
+    jwtv_claims *claims; /* owned; NULL unless the session came with a JWT */
+    bool admin;          /* listed in im.admins: may use $SYS */
+    bool im_listener;    /* connected through an IM listener: the IM
+                            defaults apply and the default is deny */
+    char id[IM_CLIENT_ID_MAX + 1];
+} im_info;
+
+void im_info_free(im_info *im);
+
+/* Wall-clock milliseconds (token times and presence stamps are wall
+ * clock; everything else runs on the loop's monotonic clock). */
+int64_t im_wall_ms(void);
+
+/* What CONNECT authentication decided. */
+typedef struct im_auth_result {
+    uint8_t reason;  /* MQTT_RC_SUCCESS or the CONNACK refusal */
+    im_info *im;     /* new identity (caller owns), or NULL */
+    int64_t expires; /* token `exp` (seconds since the epoch), 0: none */
+} im_auth_result;
+
+/* Check the client id rules and the listener's auth mode for CONNECT `p`
+ * (a JWT in the password field; the password file is checked separately,
+ * off the loop, by im_check_password_async). The precise cause of a
+ * refusal goes to the log, never into the reply. */
+im_auth_result im_authenticate(server *srv, const listener_config *l,
+                               const mqtt_connect *p, mqtt_str client_id,
+                               bool password_ok);
+
+/* Whether the session `s` may do `action` on `topic` (a topic name for
+ * publish, a filter for subscribe): config rules, then the token's acl
+ * claim, then the IM defaults, then the default (deny on IM listeners). */
+bool im_access(const session *s, enum acl_action action, mqtt_str topic);
+
+/* The same decision before a session exists (the will at CONNECT). */
+bool im_access_identity(const server *srv, const im_info *im,
+                        const acl_identity *who, enum acl_action action,
+                        mqtt_str topic);
+
+/* The same check at delivery time (BAD_INPUTS row 13): whether s may still
+ * receive a message on `topic`. Sync copies on p2p/talk/{peer} reach the
+ * sender's own devices by design. */
+bool im_may_receive(const session *s, mqtt_str topic);
+
+/* Subscription options the broker imposes: on IM sessions, No Local on the
+ * chat topics, so a device never gets its own messages back (3.1.1
+ * included). */
+void im_adjust_sub_opts(const session *s, mqtt_str filter, mqtt_sub_opts *o);
+
+/* After CONNACK: subscribe the inbox and publish presence. */
+void im_on_connect(session *s);
+/* The session's connection went away: publish presence. */
+void im_on_disconnect(session *s);
+
+/* Build the properties a message from `from` is stored with: the
+ * publisher's, with user property ("from", "user@device") replacing any
+ * client-supplied one. Returns the props to pass to msg_new; `scratch`
+ * holds the user property array (freed by im_stamp_free). */
+typedef struct im_stamp {
+    mqtt_user_prop *user;
+    uint32_t n;
+    mqtt_user_prop stack[16];
+} im_stamp;
+mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
+                          im_stamp *scratch);
+void im_stamp_free(im_stamp *scratch);
+
+/* Multi-device sync: a message user@devA published to p2p/talk/{peer}
+ * (peer != user) also goes to user's other devices through their inbox. */
+void im_route_sync(server *srv, msg *m, session *from);
+
+/* At start-up, after the store is loaded: every retained presence record
+ * says no device is online (they were, before the restart). */
+void im_on_start(server *srv);
+
+/* Free the server's IM state (presence records). */
+void im_server_free(server *srv);
+
+#endif

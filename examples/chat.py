@@ -1,0 +1,236 @@
+#!/usr/bin/python3
+"""A terminal chat client for imqtt's IM layer (MQTT 5, paho-mqtt 1.6).
+
+    chat.py --host 127.0.0.1 --port 1883 --user alice --device phone --token TOKEN
+    chat.py --user alice --device phone --secret SECRET --groups friends   # mints its own token
+
+Type:
+    @bob hello        send "hello" to bob        (publishes to p2p/talk/bob)
+    #friends hi all   send to the group friends  (publishes to g/talk/friends)
+    /who bob          show which devices of bob are online (p2p/presence/bob)
+    /help, /quit
+
+Incoming lines:
+    [bob@phone] hello                       bob wrote to you
+    [alice@laptop -> @bob] (you, on laptop) hi   you wrote that on another device
+    [#friends carol@pc] hi all              a group message
+    * bob: online on laptop, phone          presence
+
+Everything else is the broker's work (docs/im.md): it subscribes this
+device to its inbox p2p/talk/<user>, copies what you send from another
+device to this one, never echoes your own message back, and stamps each
+message with the user property `from` = user@device of its sender.
+Each device keeps a persistent session, so what arrives while it is
+offline is printed when it comes back.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+SESSION_EXPIRY = 7 * 24 * 3600  # keep this device's queue for a week offline
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint_token(user, secret, ttl, groups):
+    """HS256 JWT as `imqtt token --sub USER --secret S --ttl T --groups G`
+    would make it.  For local use only: in production a server mints
+    tokens and the secret never reaches the device."""
+    now = int(time.time())
+    claims = {"sub": user, "iat": now, "exp": now + ttl}
+    if groups:
+        claims["groups"] = groups
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret.encode(), ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
+    return "%s.%s.%s" % (head, body, b64url(sig))
+
+
+def token_claims(token):
+    """The claims of a token, unverified (only to learn our groups)."""
+    try:
+        seg = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
+    except (IndexError, ValueError):
+        return {}
+
+
+class Chat:
+    def __init__(self, args):
+        self.args = args
+        self.user, self.device = args.user, args.device
+        self.me = "%s@%s" % (self.user, self.device)
+        self.token = args.token or mint_token(self.user, args.secret, args.ttl, args.groups)
+        claims = token_claims(self.token)
+        self.groups = args.groups or claims.get("groups", [])
+        self.presence = {}          # user -> sorted device list
+        self.watching = set()       # users whose presence we subscribed
+        self.lock = threading.Lock()
+        self.c = mqtt.Client(client_id=self.me, protocol=mqtt.MQTTv5)
+        self.c.username_pw_set(self.user, self.token)
+        self.c.on_connect = self.on_connect
+        self.c.on_disconnect = self.on_disconnect
+        self.c.on_message = self.on_message
+        self.c.reconnect_delay_set(1, 30)
+
+    # ------------------------------------------------------------ output
+    def say(self, line):
+        with self.lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    # ------------------------------------------------------------ MQTT side
+    def connect(self):
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0 if self.args.clean else SESSION_EXPIRY
+        self.c.connect(self.args.host, self.args.port, keepalive=60,
+                       clean_start=self.args.clean, properties=props)
+        self.c.loop_start()
+
+    def on_connect(self, c, userdata, flags, rc, properties=None):
+        if rc != 0:
+            self.say("! refused: %s (0x%02x)" % (rc, rc.value if hasattr(rc, "value") else rc))
+            if getattr(rc, "value", rc) in (0x85, 0x86, 0x87):
+                self.say("! check --user/--device and the token (sub, exp, secret)")
+                c.disconnect()
+            return
+        resumed = flags.get("session present")
+        self.say("* connected as %s%s; the inbox p2p/talk/%s is subscribed by the broker"
+                 % (self.me, " (session resumed)" if resumed else "", self.user))
+        # Groups and presence are ours to subscribe (the inbox is not).
+        subs = [("g/talk/%s" % g, 1) for g in self.groups]
+        subs += [("p2p/presence/%s" % u, 1) for u in sorted(self.watching)]
+        if subs:
+            c.subscribe(subs)
+
+    def on_disconnect(self, c, userdata, rc, properties=None):
+        code = rc.value if hasattr(rc, "value") else rc
+        if code == 0xA0:
+            if self.args.secret:
+                self.token = mint_token(self.user, self.args.secret, self.args.ttl, self.args.groups)
+                c.username_pw_set(self.user, self.token)
+                self.say("* token expired: minted a new one, reconnecting")
+            else:
+                self.say("! token expired (DISCONNECT 0xA0): restart with a new --token")
+                c.disconnect()
+        elif code != 0:
+            self.say("* disconnected (%s), reconnecting" % rc)
+
+    def on_message(self, c, userdata, msg):
+        text = msg.payload.decode("utf-8", "replace")
+        sender = None
+        ups = getattr(msg.properties, "UserProperty", None) or []
+        for k, v in ups:
+            if k == "from":
+                sender = v
+        sender = sender or "?"
+        s_user, _, s_dev = sender.partition("@")
+        mine = s_user == self.user
+        t = msg.topic.split("/")
+        if t[:2] == ["p2p", "talk"] and len(t) == 3:
+            peer = t[2]
+            if peer == self.user and not mine:
+                self.say("[%s] %s" % (sender, text))
+            elif peer == self.user:
+                self.say("[%s -> @%s] (you, on %s) note to self: %s" % (sender, peer, s_dev, text))
+            else:  # a copy of what we wrote to peer on another device
+                self.say("[%s -> @%s] (you, on %s) %s" % (sender, peer, s_dev, text))
+        elif t[:2] == ["g", "talk"] and len(t) == 3:
+            tail = " (you, on %s)" % s_dev if mine else ""
+            self.say("[#%s %s]%s %s" % (t[2], sender, tail, text))
+        elif t[:2] == ["p2p", "presence"] and len(t) == 3:
+            try:
+                p = json.loads(msg.payload)
+                devices = sorted(p.get("devices", []))
+            except ValueError:
+                return
+            self.presence[t[2]] = devices
+            self.show_presence(t[2])
+        else:
+            self.say("[%s on %s] %s" % (sender, msg.topic, text))
+
+    def show_presence(self, user):
+        devices = self.presence.get(user)
+        if devices is None:
+            self.say("* %s: unknown (never connected?)" % user)
+        elif devices:
+            self.say("* %s: online on %s" % (user, ", ".join(devices)))
+        else:
+            self.say("* %s: offline" % user)
+
+    # ------------------------------------------------------------ input side
+    def send(self, topic, text):
+        info = self.c.publish(topic, text.encode(), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.say("! not sent (%s): not connected?" % mqtt.error_string(info.rc))
+
+    def handle(self, line):
+        line = line.strip()
+        if not line:
+            return True
+        if line in ("/quit", "/exit"):
+            return False
+        if line.startswith("/who"):
+            parts = line.split()
+            if len(parts) != 2:
+                self.say("usage: /who USER")
+            elif parts[1] in self.watching:
+                self.show_presence(parts[1])
+            else:
+                # the broker keeps the last presence retained: it arrives at once
+                self.watching.add(parts[1])
+                self.c.subscribe("p2p/presence/%s" % parts[1], 1)
+            return True
+        if line.startswith("/help"):
+            self.say(__doc__.split("Incoming")[0].split("Type:")[1].rstrip())
+            return True
+        head, _, text = line.partition(" ")
+        if head.startswith("@") and len(head) > 1 and text:
+            self.send("p2p/talk/%s" % head[1:], text)
+        elif head.startswith("#") and len(head) > 1 and text:
+            self.send("g/talk/%s" % head[1:], text)
+        else:
+            self.say("? @user text | #group text | /who user | /quit")
+        return True
+
+    def run(self):
+        self.connect()
+        try:
+            for line in sys.stdin:
+                if not self.handle(line):
+                    break
+        except KeyboardInterrupt:
+            pass
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="imqtt example chat client (MQTT 5)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--device", required=True)
+    key = ap.add_mutually_exclusive_group(required=True)
+    key.add_argument("--token", help="a JWT for --user (e.g. from `imqtt token`)")
+    key.add_argument("--secret", help="the broker's HS256 secret: mint a token here (local use)")
+    ap.add_argument("--groups", type=lambda s: [g for g in s.split(",") if g], default=None,
+                    help="groups to join, comma-separated (default: the token's groups claim)")
+    ap.add_argument("--ttl", type=int, default=3600, help="lifetime of a minted token, seconds")
+    ap.add_argument("--clean", action="store_true", help="no persistent session for this device")
+    Chat(ap.parse_args()).run()
+
+
+if __name__ == "__main__":
+    main()
