@@ -1,0 +1,67 @@
+/* SIGHUP, $SYS and the metrics listener, tied to the server's life. */
+#include "ops.h"
+
+#include <stdlib.h>
+
+#include "http.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "reload.h"
+#include "sys_topics.h"
+
+struct ops_state {
+    uv_signal_t sighup;
+    sys_topics *sys;
+    http_listener *http;
+};
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    server *srv = h->data;
+    if (!srv->config_path) {
+        log_warn("SIGHUP: started without --config, nothing to reload");
+        return;
+    }
+    log_info("SIGHUP: reloading %s", srv->config_path);
+    if (reload_apply(srv, srv->config_path) == 0)
+        sys_topics_set_interval(srv->ops->sys, srv->cfg.sys_interval);
+}
+
+int ops_start(server *srv)
+{
+    struct ops_state *o = calloc(1, sizeof(*o));
+    if (!o)
+        return -1;
+    srv->ops = o;
+    log_set_json(srv->cfg.log_json);
+    uv_signal_init(srv->loop, &o->sighup);
+    o->sighup.data = srv;
+    uv_signal_start(&o->sighup, on_sighup, SIGHUP);
+    o->sys = sys_topics_start(srv);
+    return http_start(srv, &o->http);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void ops_stop(server *srv)
+{
+    struct ops_state *o = srv->ops;
+    if (!o)
+        return;
+    srv->ops = NULL;
+    sys_topics_stop(o->sys);
+    http_stop(o->http);
+    /* The state goes with the signal handle's close callback. */
+    o->sighup.data = o;
+    uv_close((uv_handle_t *)&o->sighup, on_closed);
+}
+
+void ops_free(server *srv)
+{
+    reload_free_retired(srv);
+    limits_free(srv);
+}
