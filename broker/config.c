@@ -14,17 +14,12 @@
 #include <string.h>
 
 #include "errors.h"
+#include "config_parse.h"
+#include "jwt_verify.h"
+#include "password.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
-#define PATH_MAX_LEN    96
-
-struct ctx {
-    char *err;
-    size_t errlen;
-};
-
-__attribute__((format(printf, 2, 3))) static int fail(struct ctx *x,
-                                                      const char *fmt, ...)
+int fail(struct ctx *x, const char *fmt, ...)
 {
     if (x->err != NULL && x->errlen > 0) {
         va_list ap;
@@ -35,7 +30,7 @@ __attribute__((format(printf, 2, 3))) static int fail(struct ctx *x,
     return IMQTT_ECONFIG;
 }
 
-static int fail_nomem(struct ctx *x)
+int fail_nomem(struct ctx *x)
 {
     fail(x, "out of memory");
     return IMQTT_ENOMEM;
@@ -43,7 +38,7 @@ static int fail_nomem(struct ctx *x)
 
 /* "parent.key", or "key" at the top level; cut to PATH_MAX_LEN - 1 bytes
  * (paths only name keys in error messages, so a cut path is harmless). */
-static void join(char *out, const char *parent, const char *key)
+void join(char *out, const char *parent, const char *key)
 {
     size_t n = 0;
     for (const char *p = parent; *p && n + 1 < PATH_MAX_LEN; p++)
@@ -55,13 +50,7 @@ static void join(char *out, const char *parent, const char *key)
     out[n] = '\0';
 }
 
-/* The keys an object may have; val is filled by take_keys. */
-struct key {
-    const char *name;
-    const cJSON *val;
-};
-
-static int take_keys(struct ctx *x, const cJSON *obj, const char *path,
+int take_keys(struct ctx *x, const cJSON *obj, const char *path,
                      struct key *keys, size_t n)
 {
     if (!cJSON_IsObject(obj))
@@ -81,7 +70,7 @@ static int take_keys(struct ctx *x, const cJSON *obj, const char *path,
     return 0;
 }
 
-static int get_uint(struct ctx *x, const cJSON *v, const char *path,
+int get_uint(struct ctx *x, const cJSON *v, const char *path,
                     uint32_t min, uint32_t max, uint32_t *out)
 {
     /* Every double in [min, max] converts exactly, so the round trip is an
@@ -95,17 +84,17 @@ static int get_uint(struct ctx *x, const cJSON *v, const char *path,
     return 0;
 }
 
-static int get_u16(struct ctx *x, const cJSON *v, const char *path,
+int get_u16(struct ctx *x, const cJSON *v, const char *path,
                    uint16_t min, uint16_t max, uint16_t *out)
 {
-    uint32_t n;
+    uint32_t n = 0;
     int rc = get_uint(x, v, path, min, max, &n);
     if (rc == 0)
         *out = (uint16_t)n;
     return rc;
 }
 
-static int get_bool(struct ctx *x, const cJSON *v, const char *path, bool *out)
+int get_bool(struct ctx *x, const cJSON *v, const char *path, bool *out)
 {
     if (!cJSON_IsBool(v))
         return fail(x, "%s: expected true or false", path);
@@ -114,7 +103,7 @@ static int get_bool(struct ctx *x, const cJSON *v, const char *path, bool *out)
 }
 
 /* One of a fixed set of words; returns its index in `words`. */
-static int get_word(struct ctx *x, const cJSON *v, const char *path,
+int get_word(struct ctx *x, const cJSON *v, const char *path,
                     const char *const *words, size_t n, const char *expected,
                     size_t *out)
 {
@@ -132,10 +121,17 @@ static int get_word(struct ctx *x, const cJSON *v, const char *path,
 static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
                           listener_config *l)
 {
-    struct key k[] = {
-        {"bind", NULL}, {"port", NULL}, {"max_connections", NULL}};
-    int rc = take_keys(x, v, path, k, 3);
+    struct key k[] = {{"bind", NULL},     {"port", NULL},
+                      {"max_connections", NULL}, {"im", NULL},
+                      {"auth", NULL},     {"clientid", NULL},
+                      {"transport", NULL}, {"tls", NULL},
+                      {"ws_path", NULL}};
+    int rc = take_keys(x, v, path, k, 9);
     if (rc != 0)
+        return rc;
+    if ((rc = parse_listener_im(x, k + 3, path, l)) != 0)
+        return rc;
+    if ((rc = parse_listener_transport(x, k + 6, path, l)) != 0)
         return rc;
     char sub[PATH_MAX_LEN];
     const char *bind = "0.0.0.0";
@@ -168,8 +164,10 @@ static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
 
 static void free_listeners(listener_config *l, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; l != NULL && i < n; i++) {
         free(l[i].bind);
+        free_listener_transport(&l[i]);
+    }
     free(l);
 }
 
@@ -304,14 +302,83 @@ static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
 
 static int parse_log(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {{"level", NULL}};
-    int rc = take_keys(x, v, "log", k, 1);
-    if (rc != 0 || k[0].val == NULL)
+    struct key k[] = {{"level", NULL}, {"format", NULL}};
+    int rc = take_keys(x, v, "log", k, 2);
+    if (rc != 0)
         return rc;
+    if (k[1].val != NULL) {
+        static const char *const words[] = {"text", "json"};
+        size_t w = 0;
+        rc = get_word(x, k[1].val, "log.format", words, 2,
+                      "\"text\" or \"json\"", &w);
+        if (rc != 0)
+            return rc;
+        c->log_json = w == 1;
+    }
+    if (k[0].val == NULL)
+        return 0;
     if (!cJSON_IsString(k[0].val) ||
         log_level_parse(k[0].val->valuestring, &c->log_level) != 0)
         return fail(x, "log.level: expected \"error\", \"warn\", \"info\" "
                        "or \"debug\"");
+    return 0;
+}
+
+/* A byte size: an integer up to 2^53 (JSON numbers are doubles). */
+static int get_size(struct ctx *x, const cJSON *v, const char *path,
+                    uint64_t min, uint64_t *out)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min) ||
+        !(v->valuedouble <= 9007199254740992.0) ||
+        (double)(uint64_t)v->valuedouble != v->valuedouble)
+        return fail(x, "%s: expected an integer number of bytes >= %llu",
+                    path, (unsigned long long)min);
+    *out = (uint64_t)v->valuedouble;
+    return 0;
+}
+
+static int parse_store(struct ctx *x, const cJSON *v, imqtt_config *c)
+{
+    struct key k[] = {{"durability", NULL},
+                      {"dir", NULL},
+                      {"map_size", NULL},
+                      {"max_size", NULL},
+                      {"sync_interval_ms", NULL}};
+    int rc = take_keys(x, v, "store", k, 5);
+    if (rc != 0)
+        return rc;
+    if (k[0].val != NULL) {
+        static const char *const words[] = {"none", "process", "full"};
+        size_t i = 0;
+        rc = get_word(x, k[0].val, "store.durability", words, 3,
+                      "\"none\", \"process\" or \"full\"", &i);
+        if (rc != 0)
+            return rc;
+        c->store_durability = (enum store_durability)i;
+    }
+    if (k[1].val != NULL) {
+        if (!cJSON_IsString(k[1].val) || k[1].val->valuestring[0] == '\0')
+            return fail(x, "store.dir: expected a non-empty string");
+        char *d = strdup(k[1].val->valuestring);
+        if (d == NULL)
+            return fail_nomem(x);
+        free(c->store_dir);
+        c->store_dir = d;
+    }
+    if (k[2].val != NULL &&
+        (rc = get_size(x, k[2].val, "store.map_size", 65536,
+                       &c->store_map_size)) != 0)
+        return rc;
+    if (k[3].val != NULL &&
+        (rc = get_size(x, k[3].val, "store.max_size", 65536,
+                       &c->store_max_size)) != 0)
+        return rc;
+    if (k[4].val != NULL &&
+        (rc = get_uint(x, k[4].val, "store.sync_interval_ms", 1, 3600000,
+                       &c->store_sync_interval_ms)) != 0)
+        return rc;
+    if (c->store_map_size > c->store_max_size)
+        c->store_map_size = c->store_max_size;
     return 0;
 }
 
@@ -330,6 +397,12 @@ enum {
     K_TOPIC_LENGTH,
     K_ACL,
     K_LOG,
+    K_STORE,
+    K_AUTH,
+    K_IM,
+    K_SYS_INTERVAL,
+    K_HTTP,
+    K_LIMITS,
     K_COUNT_
 };
 
@@ -349,6 +422,12 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_TOPIC_LENGTH] = {"max_topic_length", NULL},
         [K_ACL] = {"acl", NULL},
         [K_LOG] = {"log", NULL},
+        [K_STORE] = {"store", NULL},
+        [K_AUTH] = {"auth", NULL},
+        [K_IM] = {"im", NULL},
+        [K_SYS_INTERVAL] = {"sys_interval", NULL},
+        [K_HTTP] = {"http", NULL},
+        [K_LIMITS] = {"limits", NULL},
     };
     int rc = take_keys(x, root, "", k, K_COUNT_);
     if (rc != 0)
@@ -379,9 +458,16 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         get_uint(x, V(K_TOPIC_LENGTH), 1, 65535, &c->max_topic_length));
     OPT(K_ACL, parse_acl(x, k[K_ACL].val, c));
     OPT(K_LOG, parse_log(x, k[K_LOG].val, c));
+    OPT(K_STORE, parse_store(x, k[K_STORE].val, c));
+    OPT(K_AUTH, parse_auth(x, k[K_AUTH].val, c));
+    OPT(K_IM, parse_im(x, k[K_IM].val, c));
+    OPT(K_SYS_INTERVAL,
+        get_uint(x, V(K_SYS_INTERVAL), 0, 86400, &c->sys_interval));
+    OPT(K_HTTP, parse_http(x, k[K_HTTP].val, c));
+    OPT(K_LIMITS, parse_limits(x, k[K_LIMITS].val, c));
 #undef V
 #undef OPT
-    return 0;
+    return check_listener_auth(x, c);
 }
 
 int config_defaults(imqtt_config *c)
@@ -399,14 +485,23 @@ int config_defaults(imqtt_config *c)
         .max_topic_levels = 128,
         .max_topic_length = 65535,
         .deny_suback_reason = 0x87,
+        .im_inbox_qos = 1,
+        .im_presence = true,
         .log_level = LOG_INFO,
+        .store_durability = STORE_PROCESS,
+        .store_map_size = 64ull << 20,
+        .store_max_size = 16ull << 30,
+        .store_sync_interval_ms = 1000,
+        .sys_interval = 10,
     };
+    c->store_dir = strdup("./data");
     c->listeners = calloc(1, sizeof(*c->listeners));
     c->acl = acl_new(true);
     if (c->listeners != NULL)
-        c->listeners[0] = (listener_config){strdup("0.0.0.0"), 1883, 0};
+        c->listeners[0] = (listener_config){.bind = strdup("0.0.0.0"),
+                                            .port = 1883};
     if (c->listeners == NULL || c->listeners[0].bind == NULL ||
-        c->acl == NULL) {
+        c->acl == NULL || c->store_dir == NULL) {
         config_free(c);
         return IMQTT_ENOMEM;
     }
@@ -528,6 +623,19 @@ void config_free(imqtt_config *c)
         return;
     free_listeners(c->listeners, c->listener_count);
     acl_free(c->acl);
+    jwtv_verifier_free(c->jwt);
+    pwdb_free(c->passwords);
+    for (uint32_t i = 0; i < c->im_admin_count; i++)
+        free(c->im_admins[i]);
+    free(c->im_admins);
+    c->jwt = NULL;
+    c->passwords = NULL;
+    c->im_admins = NULL;
+    c->im_admin_count = 0;
+    free(c->store_dir);
+    c->store_dir = NULL;
+    free(c->http_bind);
+    c->http_bind = NULL;
     c->listeners = NULL;
     c->listener_count = 0;
     c->acl = NULL;

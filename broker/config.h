@@ -17,11 +17,47 @@
 
 #include "acl.h"
 #include "log.h"
+#include "store.h"
+
+enum listener_auth {
+    LISTENER_AUTH_ANONYMOUS = 0,
+    LISTENER_AUTH_JWT = 1,
+    LISTENER_AUTH_PASSWORD_FILE = 2,
+};
+
+enum im_clientid {
+    IM_CLIENTID_OFF = 0,      /* client ids are opaque */
+    IM_CLIENTID_OPTIONAL = 1, /* user@device when it parses as one */
+    IM_CLIENTID_REQUIRED = 2, /* anything else: CONNACK 0x85 */
+};
+
+enum listener_transport {
+    TRANSPORT_TCP = 0,
+    TRANSPORT_TLS = 1,
+    TRANSPORT_WS = 2,  /* MQTT over WebSocket */
+    TRANSPORT_WSS = 3, /* MQTT over WebSocket over TLS */
+};
+
+/* A listener's "tls" object (docs/config.md); strings owned. */
+typedef struct listener_tls_config {
+    char *cert_file, *key_file, *ca_file; /* PEM; ca_file may be NULL */
+    char *ciphers;           /* NULL: mbedTLS's default suites */
+    bool verify_client;      /* require a client certificate (mTLS) */
+    bool identity_from_cert; /* the certificate's CN is the user name */
+} listener_tls_config;
 
 typedef struct listener_config {
     char *bind;               /* owned; default "0.0.0.0" */
     uint16_t port;            /* default 1883 */
     uint32_t max_connections; /* 0: only the global limit applies */
+    bool im;                  /* an IM listener (docs/im.md); default false */
+    enum listener_auth auth;  /* default: jwt on IM listeners, else
+                                 anonymous */
+    enum im_clientid clientid; /* default: required on IM listeners, else
+                                  off */
+    enum listener_transport transport; /* default TRANSPORT_TCP */
+    listener_tls_config tls;           /* transport tls and wss */
+    char *ws_path; /* owned; ws and wss; NULL means "/mqtt" */
 } listener_config;
 
 typedef struct imqtt_config {
@@ -46,6 +82,34 @@ typedef struct imqtt_config {
     uint8_t deny_suback_reason; /* v5 SUBACK code for a denied filter:
                                    0x87 (default) or 0x80 */
     enum log_level log_level; /* default LOG_INFO */
+
+    /* "auth" object (docs/auth.md). Owned; NULL when not configured. */
+    struct jwtv_verifier *jwt;
+    struct pwdb *passwords;
+
+    /* "im" object (docs/im.md) */
+    uint8_t im_inbox_qos;  /* QoS of the p2p/talk/{user} inbox; default 1 */
+    bool im_presence;      /* publish p2p/presence/{user}; default true */
+    char **im_admins;      /* owned; users who may use $SYS */
+    uint32_t im_admin_count;
+
+    /* "store" object (docs/config.md, docs/store.md) */
+    enum store_durability store_durability; /* default STORE_PROCESS */
+    char *store_dir;              /* owned; default "./data" */
+    uint64_t store_map_size;      /* initial map, bytes; default 64 MiB */
+    uint64_t store_max_size;      /* map limit, bytes; default 16 GiB */
+    uint32_t store_sync_interval_ms; /* process: fsync period; 1000 */
+
+    /* operations (config_ops.c, docs/operations.md) */
+    uint32_t sys_interval;  /* $SYS period, seconds; 0 off; default 10 */
+    char *http_bind;        /* owned; metrics listener; "127.0.0.1" */
+    uint16_t http_port;     /* 0: no metrics listener (default) */
+    bool log_json;          /* log.format "json" */
+    /* "limits": token buckets, per second; 0 = off (the default). A
+     * burst of 0 means one second's worth. */
+    uint32_t conn_rate, conn_burst;   /* new connections per address */
+    uint32_t msg_rate, msg_burst;     /* PUBLISH packets per client */
+    uint32_t bytes_rate, bytes_burst; /* PUBLISH bytes per client */
 } imqtt_config;
 
 /* Fill *c with the embedded defaults (one listener, allow-all ACL).

@@ -1,14 +1,18 @@
 #include "conn.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "errors.h"
 #include "handlers.h"
+#include "im.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "reason.h"
 #include "session.h"
+#include "transport.h"
 
 /* Output a reader may leave unread before QoS 0 messages to it are
  * dropped; QoS 1/2 are bounded by the window and the queue instead. */
@@ -37,8 +41,11 @@ void conn_ref(conn *c)
 static void conn_free(conn *c)
 {
     c->srv->conns_alive--;
+    transport_free(c);
     outbuf_free(&c->out);
     free(c->in);
+    for (uint32_t i = 0; i < c->nacks; i++)
+        free(c->acks[i].codes);
     free(c->acks);
     if (c->alias_in) {
         for (uint32_t i = 0; i <= c->srv->cfg.topic_alias_maximum; i++)
@@ -133,6 +140,11 @@ static void maybe_finish_close(conn *c)
         return;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
+    /* TLS close_notify, WebSocket close frame: written before the FIN. */
+    if (c->tp && transport_close_begin(c)) {
+        server_want_flush(c->srv, c);
+        return;
+    }
     c->shutdown_started = true;
     c->shutdown_req.data = c;
     conn_ref(c);
@@ -156,6 +168,7 @@ void conn_close(conn *c)
         bool will = !c->disconnect_normal || c->will_on_close;
         log_info("client %s disconnected%s", s->client_id,
                  c->disconnect_normal ? "" : " (connection lost)");
+        im_on_disconnect(s);
         session_connection_lost(s, will);
     }
     uv_timer_start(&c->keepalive_timer, on_linger_timeout, CONN_LINGER_MS, 0);
@@ -270,6 +283,7 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
     /* Fixed header (5) + topic length (2) + packet id (2) + properties
      * (their size + up to 4 bytes of length + 3 for the topic alias). */
     size_t cap = 16 + p.topic.len +
+                 (m->payload_len <= OUTBUF_COPY_MAX ? m->payload_len : 0) +
                  (c->version == MQTT_V5 ? mqtt_props_size(&p.props) + 8 : 0);
     uint8_t *buf = outbuf_reserve(&c->out, cap);
     if (!buf) {
@@ -291,13 +305,37 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
         }
         return IMQTT_ETOOLARGE;
     }
-    outbuf_commit(&c->out, (size_t)n);
-    if (outbuf_add_ref(&c->out, m, msg_payload(m).ptr, m->payload_len) < 0) {
-        conn_abort(c);
-        return IMQTT_ENOMEM;
+    if (m->payload_len <= OUTBUF_COPY_MAX) {
+        /* Small payloads ride in the header's segment (see outbuf.h). */
+        memcpy(buf + n, msg_payload(m).ptr, m->payload_len);
+        outbuf_commit(&c->out, (size_t)n + m->payload_len);
+    } else {
+        outbuf_commit(&c->out, (size_t)n);
+        if (outbuf_add_ref(&c->out, m, msg_payload(m).ptr, m->payload_len) <
+            0) {
+            conn_abort(c);
+            return IMQTT_ENOMEM;
+        }
     }
     srv->stats.msgs_sent++;
     server_want_flush(srv, c);
+    return 0;
+}
+
+int conn_send_suback_after_commit(conn *c, uint16_t pid, const uint8_t *codes,
+                                  uint32_t count)
+{
+    uint8_t *copy = malloc(count ? count : 1);
+    if (!copy)
+        return IMQTT_ENOMEM;
+    memcpy(copy, codes, count);
+    int rc = conn_send_after_commit(c, MQTT_SUBACK, pid, 0);
+    if (rc < 0) {
+        free(copy);
+        return rc;
+    }
+    c->acks[c->nacks - 1].codes = copy;
+    c->acks[c->nacks - 1].ncodes = count;
     return 0;
 }
 
@@ -311,7 +349,9 @@ int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
         c->acks = a;
         c->acks_cap = cap;
     }
-    c->acks[c->nacks++] = (pending_ack){type, reason, pid};
+    c->acks[c->nacks++] =
+        (pending_ack){type, reason, pid, store_batch_gen(c->srv->store), NULL,
+                      0};
     if (!c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
@@ -321,18 +361,61 @@ int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
     return 0;
 }
 
+static void release_suback(conn *c, pending_ack *a, int status)
+{
+    if (status < 0) {
+        /* The subscriptions were not recorded: say so per filter. */
+        for (uint32_t i = 0; i < a->ncodes; i++)
+            if (a->codes[i] < 0x80)
+                a->codes[i] = c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED
+                                                     : 0x80;
+    }
+    mqtt_packet p = {.type = MQTT_SUBACK};
+    p.u.suback.packet_id = a->packet_id;
+    p.u.suback.codes = a->codes;
+    p.u.suback.count = a->ncodes;
+    conn_send(c, &p);
+    free(a->codes);
+}
+
 void conn_release_acks(conn *c, int status)
 {
-    for (uint32_t i = 0; i < c->nacks && c->state != CONN_CLOSING; i++) {
+    /* c may have been in the list of an earlier batch while these acks
+     * were recorded: release only those whose batch is committed, keep
+     * the rest for theirs. */
+    uint64_t done = store_done_gen(c->srv->store);
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < c->nacks; i++) {
         pending_ack *a = &c->acks[i];
+        if (a->gen > done) {
+            c->acks[keep++] = *a;
+            continue;
+        }
+        if (c->state == CONN_CLOSING) {
+            free(a->codes);
+            continue;
+        }
+        if (a->type == MQTT_SUBACK) {
+            release_suback(c, a, status);
+            continue;
+        }
         if (a->type == MQTT_PUBACK && c->inflight_in > 0)
             c->inflight_in--;
         uint8_t reason = a->reason;
-        if (status < 0) {
+        if (status < 0 && a->type == MQTT_PUBREC) {
+            /* Not stored, so not received: a resend must be taken as new,
+             * not answered as a duplicate. */
+            if (c->sess)
+                session_qos2_remove(c->sess, a->packet_id);
+            if (c->inflight_in > 0)
+                c->inflight_in--;
+        }
+        bool refusable = a->type == MQTT_PUBACK || a->type == MQTT_PUBREC;
+        if (status < 0 && refusable) {
             /* Not stored: refuse rather than acknowledge [DESIGN.md]. */
             if (c->version != MQTT_V5) {
                 conn_close(c);
-                break;
+                continue;
             }
             reason = MQTT_RC_QUOTA_EXCEEDED;
         }
@@ -341,7 +424,18 @@ void conn_release_acks(conn *c, int status)
         p.u.ack.reason = reason;
         conn_send(c, &p);
     }
-    c->nacks = 0;
+    if (c->state == CONN_CLOSING) {
+        for (uint32_t i = 0; i < keep; i++)
+            free(c->acks[i].codes);
+        keep = 0;
+    }
+    c->nacks = keep;
+    if (c->nacks && !c->in_ack_list) {
+        c->in_ack_list = true;
+        conn_ref(c);
+        c->ack_next = c->srv->ack_head;
+        c->srv->ack_head = c;
+    }
 }
 
 bool conn_output_full(const conn *c)
@@ -386,6 +480,10 @@ void conn_flush(conn *c)
     server *srv = c->srv;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
+    if (c->tp && transport_encode(c) < 0) {
+        conn_abort(c);
+        return;
+    }
     if (outbuf_empty(&c->out)) {
         maybe_finish_close(c);
         return;
@@ -406,6 +504,7 @@ void conn_flush(conn *c)
             return;
         }
         if (outbuf_empty(&c->out)) {
+            outbuf_trim(&c->out);
             maybe_finish_close(c);
             return;
         }
@@ -439,8 +538,9 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     conn *c = h->data;
     server *srv = c->srv;
-    if (c->in_len > 0) {
-        /* A packet is half read: read the rest straight into its buffer. */
+    if (c->in_len > 0 && !c->tp) {
+        /* A packet is half read: read the rest straight into its buffer.
+         * (With a transport, c->in holds decoded bytes, not socket bytes.) */
         buf->base = (char *)c->in + c->in_len;
         buf->len = c->in_cap - c->in_len;
         return;
@@ -450,7 +550,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = READBUF_SIZE;
 }
 
-static void protocol_error(conn *c, int err)
+void conn_fail(conn *c, int err)
 {
     log_info("%s: closing: %s", c->sess ? c->sess->client_id : c->peer,
              imqtt_strerror(err));
@@ -467,11 +567,11 @@ static size_t process(conn *c, const uint8_t *buf, size_t len, size_t *need)
     uint32_t max = c->srv->cfg.max_packet_size;
     size_t off = 0;
     *need = 0;
-    while (off < len && c->state != CONN_CLOSING) {
+    while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE)) {
         if (c->state == CONN_NEW && (buf[off] >> 4) != MQTT_CONNECT) {
             /* Nothing but CONNECT is read before CONNECT (BAD_INPUTS row
              * 2): close at the first byte, allocate nothing. */
-            protocol_error(c, IMQTT_EPROTOCOL);
+            conn_fail(c, IMQTT_EPROTOCOL);
             return len;
         }
         mqtt_frame f = {0};
@@ -482,13 +582,21 @@ static size_t process(conn *c, const uint8_t *buf, size_t len, size_t *need)
             break;
         }
         if (r < 0) {
-            protocol_error(c, r);
+            conn_fail(c, r);
             return len;
         }
         c->last_rx = server_now(c->srv);
+        if (f.type == MQTT_PUBLISH && c->state == CONN_ACTIVE &&
+            (c->srv->cfg.msg_rate || c->srv->cfg.bytes_rate) &&
+            !limits_publish(c, (uint32_t)r)) {
+            log_info("client %s: over its message rate",
+                     c->sess ? c->sess->client_id : c->peer);
+            conn_disconnect(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH);
+            return len;
+        }
         int rc = dispatch_packet(c, &f);
         if (rc < 0) {
-            protocol_error(c, rc);
+            conn_fail(c, rc);
             return len;
         }
         off += (size_t)r;
@@ -501,9 +609,17 @@ static int keep_partial(conn *c, const uint8_t *src, size_t n, size_t need)
     if (need < n)
         need = n;
     if (need > c->in_cap) {
+        /* src may point into c->in (the rest of a read into it): move the
+         * bytes to the front first, so realloc carries them along. */
+        bool inside = c->in && (uintptr_t)src >= (uintptr_t)c->in &&
+                      (uintptr_t)src < (uintptr_t)c->in + c->in_cap;
+        if (inside)
+            memmove(c->in, src, n);
         uint8_t *p = realloc(c->in, need);
         if (!p)
             return IMQTT_ENOMEM;
+        if (inside)
+            src = p;
         c->in = p;
         c->in_cap = (uint32_t)need;
     }
@@ -529,6 +645,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->state == CONN_CLOSING)
         return;
     srv->stats.bytes_received += (uint64_t)nread;
+    if (c->tp) {
+        transport_on_read(c, (uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
     conn_ref(c);
     const uint8_t *data = lent ? srv->readbuf : c->in;
     size_t len = lent ? (size_t)nread : c->in_len + (size_t)nread;
@@ -547,37 +667,116 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     conn_unref(c);
 }
 
+void conn_input(conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CONN_CLOSING || len == 0)
+        return;
+    conn_ref(c);
+    if (c->in_len > 0) {
+        /* Bounded: c->in holds less than one packet (<= max_packet_size)
+         * and len is at most one read or one TLS record. */
+        size_t total = (size_t)c->in_len + len;
+        if (total > c->in_cap) {
+            uint8_t *p = realloc(c->in, total);
+            if (!p) {
+                conn_abort(c);
+                conn_unref(c);
+                return;
+            }
+            c->in = p;
+            c->in_cap = (uint32_t)total;
+        }
+        memcpy(c->in + c->in_len, data, len);
+        c->in_len = (uint32_t)total;
+        data = c->in;
+        len = total;
+    }
+    size_t need;
+    size_t used = process(c, data, len, &need);
+    if (c->state != CONN_CLOSING) {
+        if (used == len) {
+            free(c->in);
+            c->in = NULL;
+            c->in_len = c->in_cap = 0;
+        } else if (keep_partial(c, data + used, len - used, need) < 0) {
+            conn_abort(c);
+        }
+    }
+    conn_unref(c);
+}
+
 /* ---- keepalive ----------------------------------------------------------- */
+
+static void on_keepalive(uv_timer_t *t);
+
+/* One timer serves both deadlines: the keepalive and the token's exp. */
+static void arm_keepalive(conn *c, uint64_t now)
+{
+    uint64_t next = 0;
+    if (c->keepalive)
+        next = c->last_rx + (uint64_t)c->keepalive * 1500;
+    if (c->auth_deadline && (!next || c->auth_deadline < next))
+        next = c->auth_deadline;
+    if (!next) {
+        uv_timer_stop(&c->keepalive_timer);
+        return;
+    }
+    uv_timer_start(&c->keepalive_timer, on_keepalive,
+                   next > now ? next - now : 0, 0);
+}
 
 static void on_keepalive(uv_timer_t *t)
 {
     conn *c = t->data;
     uint64_t now = server_now(c->srv);
-    if (c->state == CONN_NEW) {
+    const char *who = c->sess ? c->sess->client_id : c->peer;
+    if (c->state == CONN_NEW || c->state == CONN_AUTH) {
         log_info("%s: no CONNECT within %d ms", c->peer,
                  CONN_CONNECT_TIMEOUT_MS);
         conn_close(c);
         return;
     }
+    if (c->auth_deadline && now >= c->auth_deadline) {
+        log_info("client %s: token expired", who);
+        conn_disconnect(c, MQTT_RC_MAXIMUM_CONNECT_TIME);
+        return;
+    }
     /* One and a half keepalive periods without a packet [MQTT-3.1.2-24]. */
-    uint64_t limit = (uint64_t)c->keepalive * 1500;
-    if (now - c->last_rx >= limit) {
-        log_info("client %s: keepalive timeout",
-                 c->sess ? c->sess->client_id : c->peer);
+    if (c->keepalive && now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
+        log_info("client %s: keepalive timeout", who);
         conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
         return;
     }
-    uv_timer_start(t, on_keepalive, c->last_rx + limit - now, 0);
+    arm_keepalive(c, now);
 }
 
 void conn_start_keepalive(conn *c)
 {
-    if (c->keepalive == 0) {
-        uv_timer_stop(&c->keepalive_timer);
+    arm_keepalive(c, server_now(c->srv));
+}
+
+void conn_resume_input(conn *c)
+{
+    if (c->state != CONN_ACTIVE)
         return;
+    conn_ref(c);
+    if (c->in_len > 0) {
+        size_t need;
+        size_t len = c->in_len;
+        size_t used = process(c, c->in, len, &need);
+        if (c->state != CONN_CLOSING) {
+            if (used == len) {
+                free(c->in);
+                c->in = NULL;
+                c->in_len = c->in_cap = 0;
+            } else if (keep_partial(c, c->in + used, len - used, need) < 0) {
+                conn_abort(c);
+            }
+        }
     }
-    uv_timer_start(&c->keepalive_timer, on_keepalive,
-                   (uint64_t)c->keepalive * 1500, 0);
+    if (c->state == CONN_ACTIVE)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    conn_unref(c);
 }
 
 /* ---- accept -------------------------------------------------------------- */
@@ -619,10 +818,20 @@ void conn_accept(listener *lst)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
         snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+        if (!limits_accept(srv, ip)) {
+            log_warn("%s: refused: connection rate limit", c->peer);
+            conn_abort(c);
+            return;
+        }
     }
     if ((srv->cfg.max_connections && srv->nconns > srv->cfg.max_connections) ||
         (lst->cfg->max_connections && lst->nconns > lst->cfg->max_connections)) {
         log_warn("%s: refused: too many connections", c->peer);
+        metrics_count(srv, METRIC_REFUSED_MAX_CONN);
+        conn_abort(c);
+        return;
+    }
+    if (transport_attach(c) < 0) {
         conn_abort(c);
         return;
     }

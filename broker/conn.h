@@ -9,25 +9,33 @@
 #ifndef IMQTT_CONN_H
 #define IMQTT_CONN_H
 
+#include "ratelimit.h"
 #include "outbuf.h"
 #include "packet.h"
 #include "server.h"
 
 enum conn_state {
     CONN_NEW,
+    CONN_AUTH, /* CONNECT read, its password being checked off the loop:
+                  input paused */
     CONN_ACTIVE,
     CONN_CLOSING,
 };
 
 /* An acknowledgement waiting for the store commit that makes it true. */
 typedef struct pending_ack {
-    uint8_t type;   /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t type;   /* MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL, MQTT_PUBCOMP */
     uint8_t reason;
     uint16_t packet_id;
+    uint64_t gen;   /* store batch holding its data (store_batch_gen) */
+    uint8_t *codes; /* MQTT_SUBACK: owned copy of the reason codes */
+    uint32_t ncodes;
 } pending_ack;
 
 struct conn {
     uv_tcp_t tcp;
+    struct transport *tp; /* owned; NULL on plain TCP (transport.h) */
+    rate_bucket msg_bucket, bytes_bucket; /* ratelimit.h */
     uv_timer_t keepalive_timer; /* also the connect and linger timer */
     uv_shutdown_t shutdown_req;
     bool shutdown_started;
@@ -59,6 +67,11 @@ struct conn {
     /* keepalive */
     uint16_t keepalive; /* effective, seconds; 0 = none */
     uint64_t last_rx;   /* uv_now of the last packet read */
+    uint64_t auth_deadline; /* uv_now when the token expires; 0: never */
+
+    /* password_file listeners: the result of the check off the loop */
+    bool password_checked;
+    bool password_ok;
 
     /* what the client told us in CONNECT (v5) */
     uint16_t client_receive_max;  /* our outgoing window to it */
@@ -89,6 +102,14 @@ struct conn {
 /* (Re)start the keepalive timer once c->keepalive is known. */
 void conn_start_keepalive(conn *c);
 
+/* Handle the input that arrived while the connection was paused (CONNECT
+ * waiting for its password check), then read again. */
+void conn_resume_input(conn *c);
+
+/* MQTT bytes a transport (TLS, WebSocket) decoded: handle every whole
+ * packet, keep a partial one in c->in. data is borrowed for the call. */
+void conn_input(conn *c, const uint8_t *data, size_t len);
+
 /* Called by the listener for a new TCP connection. */
 void conn_accept(listener *lst);
 
@@ -107,6 +128,10 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
 int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid,
                            uint8_t reason);
 
+/* A protocol violation (or ENOMEM): log it, and disconnect with the reason
+ * mqtt_reason_for_error(err) chooses. */
+void conn_fail(conn *c, int err);
+
 /* v5: send DISCONNECT with reason, then close. 3.x: close. */
 void conn_disconnect(conn *c, uint8_t reason);
 
@@ -120,6 +145,11 @@ bool conn_output_full(const conn *c);
 
 /* Write c's pending output (called once per loop iteration). */
 void conn_flush(conn *c);
+
+/* Queue a SUBACK that waits for the commit recording the subscriptions
+ * (persistent sessions). codes are copied. */
+int conn_send_suback_after_commit(conn *c, uint16_t pid, const uint8_t *codes,
+                                  uint32_t count);
 
 /* Send the acks waiting for the commit that just completed. */
 void conn_release_acks(conn *c, int status);

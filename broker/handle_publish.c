@@ -7,6 +7,7 @@
 #include "acl.h"
 #include "errors.h"
 #include "handlers.h"
+#include "im.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -96,8 +97,19 @@ int handle_publish(conn *c, const mqtt_publish *p)
         c->inflight_in >= cfg->max_inflight_messages)
         return IMQTT_ERECVMAX;
 
-    acl_identity who = session_identity(s);
-    if (!acl_check(cfg->acl, &who, ACL_PUBLISH, topic)) {
+    if (p->qos > 0 && store_refusing(srv->store)) {
+        /* The store cannot take it (full or failing): refuse rather than
+         * acknowledge what would not be kept; QoS 0 still flows. */
+        if (c->version != MQTT_V5)
+            return IMQTT_ESTOREFULL; /* 3.1.1 has no refusal: close */
+        srv->stats.msgs_dropped++;
+        mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
+        ack.u.ack.packet_id = p->packet_id;
+        ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
+        return conn_send(c, &ack);
+    }
+
+    if (!im_access(s, ACL_PUBLISH, topic)) {
         log_info("client %s: publish to %.*s denied", s->client_id,
                  (int)topic.len, (const char *)topic.ptr);
         return refuse(c, p, MQTT_RC_NOT_AUTHORIZED);
@@ -107,9 +119,20 @@ int handle_publish(conn *c, const mqtt_publish *p)
     if (c->version == MQTT_V5 &&
         mqtt_props_has(&p->props, MQTT_PROP_MESSAGE_EXPIRY))
         expiry_at = server_now(srv) + (uint64_t)p->props.message_expiry * 1000;
-    msg *m = msg_new(topic, c->version == MQTT_V5 ? &p->props : NULL,
-                     p->payload, p->qos, p->retain, expiry_at,
+    /* IM senders are stamped ("from", "user@device"), 3.1.1 ones too, so
+     * MQTT 5 receivers can trust who wrote it. */
+    const mqtt_props empty = {0};
+    const mqtt_props *props = c->version == MQTT_V5 ? &p->props : NULL;
+    im_stamp stamp = {0};
+    mqtt_props stamped;
+    if (s->im) {
+        stamped = im_stamp_props(s, props ? props : &empty, &stamp);
+        props = &stamped;
+    }
+    msg *m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
                      ++srv->next_msg_id);
+    if (s->im)
+        im_stamp_free(&stamp);
     if (!m)
         return IMQTT_ENOMEM;
     route_message(srv, m, s);

@@ -17,9 +17,80 @@ static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 #define LOG_LINE_MAX   2048
 #define LOG_TRUNC_MARK "..."
 
+static bool log_json;
+
 void log_set_level(enum log_level level)
 {
     log_current_level = level;
+}
+
+void log_set_json(bool on)
+{
+    log_json = on;
+}
+
+/* JSON string body of src[0..n) into out (room >= 6 * n + 1): quotes,
+ * backslashes and control characters escaped. Returns the length. */
+static size_t json_escape(char *out, const char *src, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[ch >> 4];
+            out[o + 5] = hex[ch & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    return o;
+}
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* nowhere left to report it */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void emit_json(const char *ts, size_t tslen, enum log_level level,
+                      const char *msg, size_t mlen)
+{
+    static const char *const lower[] = {"error", "warn", "info", "debug"};
+    static char out[LOG_LINE_MAX * 6 + 256];
+    size_t o = 0;
+    o += (size_t)snprintf(out, sizeof(out), "{\"ts\":\"%.*s\",\"level\":\"%s\"",
+                          (int)tslen, ts, lower[level]);
+    /* "client <id> ..." / "client <id>: ...": the id as its own field. */
+    if (mlen > 7 && memcmp(msg, "client ", 7) == 0) {
+        size_t e = 7;
+        while (e < mlen && msg[e] != ' ' && msg[e] != ':')
+            e++;
+        if (e > 7) {
+            memcpy(out + o, ",\"client_id\":\"", 14);
+            o += 14;
+            o += json_escape(out + o, msg + 7, e - 7);
+            out[o++] = '"';
+        }
+    }
+    memcpy(out + o, ",\"msg\":\"", 8);
+    o += 8;
+    o += json_escape(out + o, msg, mlen);
+    memcpy(out + o, "\"}\n", 3);
+    o += 3;
+    write_all(out, o);
 }
 
 int log_level_parse(const char *s, enum log_level *out)
@@ -59,6 +130,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
         return;
     char line[LOG_LINE_MAX];
     size_t n = format_time(line);
+    size_t tslen = n;
     n += (size_t)snprintf(line + n, sizeof(line) - n, " %s ",
                           level_names[level]);
 
@@ -77,6 +149,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
     } else {
         n += (size_t)m;
     }
+    if (log_json) {
+        emit_json(line, tslen, level, line + start, n - start);
+        return;
+    }
     /* Messages quote client ids, topics and user names: a newline or
      * escape sequence in them must not forge a log line or drive a
      * terminal. */
@@ -86,15 +162,5 @@ void log_msg(enum log_level level, const char *fmt, ...)
             line[i] = '?';
     }
     line[n++] = '\n';
-
-    const char *p = line;
-    while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* nowhere left to report it */
-        p += w;
-        n -= (size_t)w;
-    }
+    write_all(line, n);
 }

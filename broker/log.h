@@ -4,6 +4,8 @@
 #ifndef IMQTT_LOG_H
 #define IMQTT_LOG_H
 
+#include <stdbool.h>
+
 enum log_level {
     LOG_ERROR = 0,
     LOG_WARN = 1,
@@ -12,6 +14,10 @@ enum log_level {
 };
 
 void log_set_level(enum log_level level);
+/* JSON lines instead of text (config log.format): one object per line,
+ * {"ts","level","msg"} plus "client_id" for connection events (messages
+ * that start with "client <id>"). */
+void log_set_json(bool on);
 /* Parse "error", "warn", "info", "debug". Returns 0 or -1. */
 int log_level_parse(const char *s, enum log_level *out);
 

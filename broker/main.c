@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_passwd.h"
+#include "cmd_token.h"
 #include "config.h"
 #include "errors.h"
 #include "log.h"
@@ -17,15 +19,52 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: imqtt [--config FILE] [--port N] [--bind ADDR]\n"
+            "       imqtt token --sub USER [--ttl S] [--groups a,b] ...\n"
+            "       imqtt passwd [--password P] FILE USER\n"
             "  --config FILE  JSON configuration (docs/config.md); without it\n"
             "                 the broker listens on 0.0.0.0:1883, anonymous\n"
             "  --port N       port of the first listener\n"
             "  --bind ADDR    address of the first listener\n"
+            "  --check-store DIR  check the LMDB store in DIR (read-only;\n"
+            "                 run it on a stopped broker's store), print\n"
+            "                 counts; exit 0 when consistent, 1 otherwise\n"
             "  --version      print the version\n");
+}
+
+/* --check-store: reference counts, queue entries pointing at messages,
+ * every record parsing. */
+static int check_store(const char *dir)
+{
+    store_options o = {
+        .durability = STORE_PROCESS, .dir = dir, .read_only = true};
+    store *s = NULL;
+    int rc = store_open(&o, &s);
+    if (rc == 0)
+        rc = store_check(s, stdout);
+    store_close(s);
+    if (rc < 0) {
+        fprintf(stderr, "imqtt: store %s: %s\n", dir, imqtt_strerror(rc));
+        return 1;
+    }
+    printf("store %s: consistent\n", dir);
+    return 0;
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
 }
 
 int main(int argc, char **argv)
 {
+    /* Subcommands for operators and tests (docs/auth.md). */
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return cmd_token_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+        return cmd_passwd_main(argc - 1, argv + 1);
+
     const char *config_path = NULL, *bind = NULL;
     long port = -1;
     for (int i = 1; i < argc; i++) {
@@ -45,6 +84,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--bind") == 0 && v) {
             bind = v;
             i++;
+        } else if (strcmp(a, "--check-store") == 0 && v) {
+            return check_store(v);
         } else if (strcmp(a, "--version") == 0) {
             printf("imqtt %s\n", IMQTT_VERSION);
             return 0;
@@ -62,8 +103,7 @@ int main(int argc, char **argv)
     int rc = config_path ? config_load(config_path, &cfg, err, sizeof(err))
                          : config_defaults(&cfg);
     if (rc < 0) {
-        fprintf(stderr, "imqtt: %s\n",
-                config_path ? err : imqtt_strerror(rc));
+        fprintf(stderr, "imqtt: %s\n", config_path ? err : imqtt_strerror(rc));
         return 2;
     }
     if (port >= 0)
@@ -84,9 +124,17 @@ int main(int argc, char **argv)
     rc = server_init(&srv, loop, &cfg);
     if (rc < 0) {
         log_error("start-up failed: %s", imqtt_strerror(rc));
+        /* Close what was opened so far (sessions loaded before the error
+         * free their memory in close callbacks). */
+        srv.stopping = true;
+        server_end_sessions(&srv);
+        uv_walk(loop, close_handle, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
         server_free(&srv);
+        uv_loop_close(loop);
         return 1;
     }
+    srv.config_path = config_path; /* for SIGHUP (reload.c) */
     log_info("imqtt %s started", IMQTT_VERSION);
     int code = server_run(&srv);
     server_free(&srv);

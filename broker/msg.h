@@ -14,22 +14,38 @@
 
 typedef struct msg {
     uint32_t refs;
-    uint8_t qos;           /* as published */
-    bool retain;           /* as published */
+    uint8_t qos; /* as published */
+    bool retain; /* as published */
     uint16_t topic_len;
-    uint32_t props_len;    /* encoded block incl. its length prefix */
+    uint32_t props_len; /* encoded block incl. its length prefix */
     uint32_t payload_len;
-    uint64_t expiry_at;    /* uv_now() ms deadline; 0: never expires */
-    uint64_t id;           /* broker-wide sequence, for logs and the store */
-    mqtt_props props;      /* decoded block: views into data[] */
-    uint8_t data[];        /* topic | property block | payload */
+    uint64_t expiry_at; /* uv_now() ms deadline; 0: never expires */
+    uint64_t id;        /* broker-wide sequence, for logs and the store;
+                           continues across restarts */
+    uint64_t store_gen; /* store batch that last recorded it; 0: none */
+    mqtt_props props;   /* decoded block: views into data[] */
+    uint8_t data[];     /* topic | property block | payload */
 } msg;
 
 /* New message with refs = 1. `props` (may be NULL) is the publisher's
- * decoded properties; only the forwardable ones are kept. Returns NULL on
+ * decoded properties; only the forwardable ones are kept. User properties
+ * come from props->user[0..user_count) when props->user is set (a rewritten
+ * list), else from the decoded block props->raw. Returns NULL on
  * allocation failure. */
 msg *msg_new(mqtt_str topic, const mqtt_props *props, mqtt_bytes payload,
              uint8_t qos, bool retain, uint64_t expiry_at, uint64_t id);
+
+/* A message rebuilt from the store: `props_block` is the encoded v5
+ * property block as msg_new kept it (length prefix included, or empty).
+ * Returns NULL on allocation failure or a block that does not decode. */
+msg *msg_new_encoded(mqtt_str topic, mqtt_bytes props_block, mqtt_bytes payload,
+                     uint8_t qos, bool retain, uint64_t expiry_at, uint64_t id);
+
+/* The forwardable property block of m (length prefix included). */
+static inline mqtt_bytes msg_props_block(const msg *m)
+{
+    return (mqtt_bytes){m->data + m->topic_len, m->props_len};
+}
 
 static inline msg *msg_ref(msg *m)
 {
@@ -46,8 +62,7 @@ static inline mqtt_str msg_topic(const msg *m)
 
 static inline mqtt_bytes msg_payload(const msg *m)
 {
-    return (mqtt_bytes){m->data + m->topic_len + m->props_len,
-                        m->payload_len};
+    return (mqtt_bytes){m->data + m->topic_len + m->props_len, m->payload_len};
 }
 
 /* Whether m has expired at time now (uv_now ms). */

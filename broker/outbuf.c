@@ -104,6 +104,16 @@ void outbuf_consume(outbuf *ob, size_t n)
     }
 }
 
+#define OUTBUF_KEEP_BYTES 1024
+#define OUTBUF_KEEP_SEGS  32
+
+void outbuf_trim(outbuf *ob)
+{
+    if (ob->pending == 0 && ob->arena_cap <= OUTBUF_KEEP_BYTES &&
+        ob->seg_cap <= OUTBUF_KEEP_SEGS)
+        outbuf_free(ob);
+}
+
 void outbuf_free(outbuf *ob)
 {
     for (uint32_t i = ob->head; i < ob->nseg; i++)

@@ -4,6 +4,8 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "im.h"
+#include "persist.h"
 #include "session.h"
 
 /* One session matched by the current publish. Subscription ids of
@@ -129,6 +131,11 @@ static void on_group(void *arg, sub_group *g)
 
 uint32_t route_publish(server *srv, msg *m, session *from)
 {
+    return route_publish_as(srv, m, msg_topic(m), from);
+}
+
+uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
+{
     if (!srv->route) {
         srv->route = calloc(1, sizeof(*srv->route));
         if (!srv->route)
@@ -140,7 +147,7 @@ uint32_t route_publish(server *srv, msg *m, session *from)
         srv->route_gen = 1;
     route_ctx ctx = {srv, rs, m, from, 0, false};
     sub_visitor v = {on_entry, on_group, &ctx};
-    sub_index_match(srv->subs, msg_topic(m), &v);
+    sub_index_match(srv->subs, topic, &v);
 
     for (uint32_t i = 0; i < rs->n; i++) {
         route_match *rm = &rs->m[i];
@@ -176,6 +183,7 @@ void route_scratch_free(server *srv)
 
 uint32_t route_message(server *srv, msg *m, session *from)
 {
+    persist_retained(srv, m); /* no-op unless m->retain */
     if (m->retain) {
         void *old = NULL;
         if (m->payload_len == 0) {
@@ -188,5 +196,7 @@ uint32_t route_message(server *srv, msg *m, session *from)
         msg_unref(old);
     }
     srv->stats.msgs_received++;
-    return route_publish(srv, m, from);
+    uint32_t n = route_publish(srv, m, from);
+    im_route_sync(srv, m, from);
+    return n;
 }

@@ -12,6 +12,11 @@
  * Returns how many deliveries were made. */
 uint32_t route_publish(server *srv, msg *m, session *from);
 
+/* Like route_publish, but match the subscriptions of `topic` (the IM
+ * layer's sync copies: a message on p2p/talk/{peer} delivered through the
+ * sender's own inbox). */
+uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from);
+
 /* A message enters the broker (PUBLISH or will): update the retained
  * store when m->retain, then route it. */
 uint32_t route_message(server *srv, msg *m, session *from);

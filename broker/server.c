@@ -5,10 +5,14 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "im.h"
 #include "log.h"
+#include "ops.h"
+#include "persist.h"
 #include "reason.h"
 #include "route.h"
 #include "session.h"
+#include "transport.h"
 
 #define LISTEN_BACKLOG 1024
 #define SHUTDOWN_POLL_MS 20
@@ -43,7 +47,7 @@ static void on_committed(void *arg, int status)
 static void on_prepare(uv_prepare_t *h)
 {
     server *srv = h->data;
-    if (srv->ack_head) {
+    if (srv->ack_head || store_pending(srv->store)) {
         conn *batch = srv->ack_head;
         srv->ack_head = NULL;
         int rc = store_commit(srv->store, on_committed, batch);
@@ -58,6 +62,26 @@ static void on_prepare(uv_prepare_t *h)
         conn_flush(c);
         conn_unref(c);
     }
+}
+
+/* The store thread committed batches: run their callbacks here, on the
+ * loop thread, then let sessions read what became readable. */
+static void on_store_async(uv_async_t *h)
+{
+    server *srv = h->data;
+    if (store_poll(srv->store) > 0)
+        persist_wake(srv);
+}
+
+static void store_notify(void *arg)
+{
+    uv_async_send(arg);
+}
+
+static bool store_idle(const server *srv)
+{
+    return !store_pending(srv->store) &&
+           store_done_gen(srv->store) + 1 >= store_batch_gen(srv->store);
 }
 
 static void on_connection(uv_stream_t *server_stream, int status)
@@ -94,21 +118,29 @@ static int start_listener(server *srv, listener *lst)
     return 0;
 }
 
+void server_end_sessions(server *srv)
+{
+    uint32_t pos = 0;
+    session *s;
+    while ((pos = 0, s = hmap_next(&srv->sessions, &pos)))
+        session_end(s);
+}
+
 static void on_shutdown_poll(uv_timer_t *t)
 {
     server *srv = t->data;
     static uint64_t waited;
     waited += SHUTDOWN_POLL_MS;
-    if (srv->conns_alive > 0 && waited < SHUTDOWN_MAX_MS)
+    /* Wait for the connections, then for the store to commit what their
+     * ends recorded (disconnect times, wills). */
+    if ((srv->conns_alive > 0 || !store_idle(srv)) && waited < SHUTDOWN_MAX_MS)
         return;
     uv_timer_stop(t);
     /* Every connection is gone: free the sessions (their timers close),
      * then the server's own handles; uv_run then returns. */
-    uint32_t pos = 0;
-    session *s;
-    while ((pos = 0, s = hmap_next(&srv->sessions, &pos)))
-        session_end(s);
+    server_end_sessions(srv);
     uv_close((uv_handle_t *)&srv->flush_handle, NULL);
+    uv_close((uv_handle_t *)&srv->store_async, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)t, NULL);
@@ -125,6 +157,7 @@ static void server_stop(server *srv)
         return;
     srv->stopping = true;
     log_info("shutting down: %u connections", srv->nconns);
+    ops_stop(srv);
     for (uint32_t i = 0; i < srv->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
             uv_close((uv_handle_t *)&srv->listeners[i].tcp, on_listener_closed);
@@ -153,16 +186,33 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     log_set_level(srv->cfg.log_level);
 
-    store_options so = {STORE_NONE, NULL};
+    uv_async_init(loop, &srv->store_async, on_store_async);
+    srv->store_async.data = srv;
+    store_options so = {
+        .durability = srv->cfg.store_durability,
+        .dir = srv->cfg.store_dir,
+        .map_size = srv->cfg.store_map_size,
+        .max_size = srv->cfg.store_max_size,
+        .sync_interval_ms = srv->cfg.store_sync_interval_ms,
+        .notify = store_notify,
+        .notify_arg = &srv->store_async,
+    };
     int rc = store_open(&so, &srv->store);
-    if (rc < 0)
+    if (rc < 0) {
+        log_error("store %s: %s", srv->cfg.store_dir, imqtt_strerror(rc));
         return rc;
+    }
     srv->subs = sub_index_new();
     srv->retain = retain_index_new();
     srv->readbuf = malloc(READBUF_SIZE);
     srv->listeners = calloc(srv->cfg.listener_count, sizeof(listener));
     if (!srv->subs || !srv->retain || !srv->readbuf || !srv->listeners)
         return IMQTT_ENOMEM;
+    rc = persist_load(srv);
+    if (rc < 0)
+        return rc;
+    /* Nobody is online yet, whatever presence the store kept. */
+    im_on_start(srv);
 
     uv_prepare_init(loop, &srv->flush_handle);
     srv->flush_handle.data = srv;
@@ -180,11 +230,13 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
         lst->srv = srv;
         lst->cfg = &srv->cfg.listeners[i];
         srv->nlisteners++;
-        rc = start_listener(srv, lst);
+        rc = transport_listener_start(lst);
+        if (rc == 0)
+            rc = start_listener(srv, lst);
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return ops_start(srv);
 }
 
 int server_run(server *srv)
@@ -200,7 +252,9 @@ static void free_retained(void *value)
 
 void server_free(server *srv)
 {
+    ops_free(srv);
     route_scratch_free(srv);
+    im_server_free(srv);
     if (srv->retain)
         retain_index_free(srv->retain, free_retained);
     if (srv->subs)
@@ -208,8 +262,11 @@ void server_free(server *srv)
     hmap_free(&srv->sessions);
     if (srv->store)
         store_close(srv->store);
+    free(srv->wake);
     free(srv->readbuf);
     free(srv->iov);
+    for (uint32_t i = 0; srv->listeners && i < srv->nlisteners; i++)
+        transport_listener_free(&srv->listeners[i]);
     free(srv->listeners);
     config_free(&srv->cfg);
 }

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "hmap.h"
 #include "retain_index.h"
 #include "store.h"
@@ -26,6 +27,7 @@ typedef struct server_stats {
 typedef struct listener {
     uv_tcp_t tcp;
     struct server *srv;
+    struct tls_server *tls; /* owned reference; TLS and WSS listeners */
     const listener_config *cfg; /* borrowed from srv->cfg */
     uint32_t nconns;       /* open (not closing) connections */
     uint32_t conns_alive;  /* allocated, including closing ones */
@@ -50,6 +52,12 @@ typedef struct server {
     uint32_t conns_alive;  /* allocated, including closing ones */
 
     uv_prepare_t flush_handle;
+    uv_async_t store_async; /* the store thread's "batches committed" */
+    session *wait_head;     /* sessions waiting for a commit (persist.c) */
+    session **wake;         /* scratch for persist_wake */
+    uint32_t wake_cap;
+    uint64_t next_sid;      /* last session id given out */
+    bool loading;           /* persist_load: do not record what is read */
     uv_signal_t sig_term, sig_int;
     uv_timer_t shutdown_timer;
 
@@ -61,8 +69,12 @@ typedef struct server {
     uint64_t next_msg_id;
     uint32_t route_gen;   /* generation stamp for de-duplicating matches */
     struct route_scratch *route; /* owned, reused by every publish */
+    struct im_state *im;  /* owned: presence records (im.c) */
 
     server_stats stats;
+    metrics_counters metrics; /* refusals and failures (metrics.h) */
+    struct ops_state *ops;    /* owned: SIGHUP, $SYS, metrics (ops.c) */
+    const char *config_path;  /* borrowed from main; NULL: no file */
     bool stopping;
     int exit_code;
 } server;
@@ -77,6 +89,9 @@ int server_run(server *srv);
 
 /* Free what server_init built (after the loop has stopped). */
 void server_free(server *srv);
+
+/* Free every session (srv->stopping set: the store keeps them). */
+void server_end_sessions(server *srv);
 
 /* Mark c for the end-of-iteration flush. */
 void server_want_flush(server *srv, conn *c);

@@ -5,7 +5,9 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "im.h"
 #include "log.h"
+#include "persist.h"
 #include "reason.h"
 #include "route.h"
 #include "topic.h"
@@ -17,18 +19,20 @@ static void on_timer_closed(uv_handle_t *h)
 
 acl_identity session_identity(const session *s)
 {
+    /* IM sessions: %u is the user and %d the device, from the validated
+     * client id, so no identity can carry a wildcard into a rule. */
+    if (s->im)
+        return (acl_identity){mqtt_str_from(s->client_id, s->client_id_len),
+                              s->im->user, s->im->device};
     return (acl_identity){
         mqtt_str_from(s->client_id, s->client_id_len),
-        {(const uint8_t *)s->username, s->username ? s->username_len : 0}};
+        {(const uint8_t *)s->username, s->username ? s->username_len : 0},
+        {NULL, 0}};
 }
 
 bool session_may_receive(const session *s, mqtt_str topic)
 {
-    const acl *a = s->srv->cfg.acl;
-    if (acl_rule_count(a) == 0)
-        return true; /* the default decides alike for every topic */
-    acl_identity who = session_identity(s);
-    return acl_check(a, &who, ACL_SUBSCRIBE, topic);
+    return im_may_receive(s, topic);
 }
 
 int session_set_username(session *s, mqtt_str username, bool present)
@@ -145,6 +149,17 @@ static uint16_t alloc_pid(session *s)
     return 0;
 }
 
+/* The packet id of a persistent session's entry follows from its seq, so
+ * that an entry sent just before a kill -9, whose SENT state was not yet
+ * committed, goes out again after the restart with the same id: the
+ * client's QoS 2 duplicate detection (by id) then still holds. Only an id
+ * still in use by a much older stuck entry falls back to allocation. */
+static uint16_t stored_pid(session *s, uint64_t seq)
+{
+    uint16_t pid = (uint16_t)((seq - 1) % 65535 + 1);
+    return entry_by_pid(&s->inflight, pid) ? alloc_pid(s) : pid;
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
 static uint32_t window(const session *s)
@@ -158,11 +173,15 @@ static bool online(const session *s)
 }
 
 /* Write e to the client. Returns false when the message must be dropped for
- * this client (too large for its maximum packet size). */
+ * this client: too large for its maximum packet size, or no longer allowed.
+ * Rights are checked when a message is sent, not only when it was queued:
+ * a reconnect may come with fewer of them (BAD_INPUTS row 13). */
 static bool send_entry(session *s, out_entry *e)
 {
-    int rc = conn_send_publish(s->conn, e->m, e->qos, e->pid, e->dup,
-                               e->retain, e->sub_ids, e->nsub_ids);
+    if (!session_may_receive(s, msg_topic(e->m)))
+        return false;
+    int rc = conn_send_publish(s->conn, e->m, e->qos, e->pid, e->dup, e->retain,
+                               e->sub_ids, e->nsub_ids);
     e->dup = true;
     return rc != IMQTT_ETOOLARGE;
 }
@@ -176,6 +195,10 @@ static void drop(session *s, const char *why, const msg *m)
 
 void session_pump(session *s)
 {
+    if (persist_on(s)) {
+        persist_pump(s);
+        return;
+    }
     uint64_t now = server_now(s->srv);
     while (online(s) && s->queue.head && s->inflight.count < window(s)) {
         out_entry *e = s->queue.head;
@@ -193,6 +216,111 @@ void session_pump(session *s)
             drop(s, "larger than the client's maximum packet size", e->m);
             entry_free(e);
         }
+    }
+}
+
+static out_entry *entry_new(msg *m, uint8_t qos, bool retain,
+                            const uint32_t *sub_ids, uint32_t nsub_ids,
+                            sub_group *group)
+{
+    out_entry *e = malloc(sizeof(*e) + nsub_ids * sizeof(uint32_t));
+    if (!e)
+        return NULL;
+    *e = (out_entry){.m = m ? msg_ref(m) : NULL,
+                     .qos = qos,
+                     .state = ENTRY_QUEUED,
+                     .retain = retain,
+                     .group = group,
+                     .nsub_ids = nsub_ids};
+    if (nsub_ids)
+        memcpy(e->sub_ids, sub_ids, nsub_ids * sizeof(uint32_t));
+    return e;
+}
+
+/* A persistent session: every entry is recorded; what cannot be sent now
+ * lives only in the store and is read back as the window drains. */
+static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
+                           const uint32_t *sub_ids, uint32_t nsub_ids,
+                           sub_group *group)
+{
+    server *srv = s->srv;
+    bool room = online(s) && s->inflight.count < window(s);
+    /* QoS 2 goes out only once its entry is committed, so a kill -9 can
+     * never make us deliver it twice (DESIGN.md invariants): it takes the
+     * way through the store even when the window has room. */
+    bool direct = room && s->disk_next == s->next_seq && qos == 1;
+    if (!direct && s->disk_count >= srv->cfg.max_queued_messages) {
+        srv->stats.msgs_dropped++;
+        log_warn("queue of %s full (%llu messages): dropped message %llu",
+                 s->client_id, (unsigned long long)s->disk_count,
+                 (unsigned long long)m->id);
+        return;
+    }
+    out_entry *e = entry_new(m, qos, retain, sub_ids, nsub_ids, group);
+    if (!e) {
+        drop(s, "out of memory", m);
+        return;
+    }
+    e->seq = s->next_seq++;
+    if (!direct) {
+        persist_entry(s, e, true);
+        entry_free(e);
+        s->disk_count++;
+        if (room)
+            persist_pump(s);
+        return;
+    }
+    s->disk_next = s->next_seq;
+    e->pid = stored_pid(s, e->seq);
+    e->state = ENTRY_SENT;
+    persist_entry(s, e, true);
+    list_append(&s->inflight, e);
+    if (!send_entry(s, e)) {
+        list_unlink(&s->inflight, e);
+        store_del_entry(srv->store, s->sid, e->seq);
+        drop(s, "larger than the client's maximum packet size", e->m);
+        entry_free(e);
+    }
+}
+
+void session_admit_stored(session *s, uint64_t seq, const store_entry *de,
+                          msg *m)
+{
+    server *srv = s->srv;
+    if (m && msg_expired(m, server_now(srv))) {
+        drop(s, "expired", m);
+        store_del_entry(srv->store, s->sid, seq);
+        return;
+    }
+    uint32_t ids[64];
+    uint32_t nids = de->nsub_ids < 64 ? de->nsub_ids : 64;
+    for (uint32_t i = 0; i < nids; i++)
+        ids[i] = store_entry_sub_id(de, i);
+    out_entry *e = entry_new(m, de->qos, de->retain, ids, nids, NULL);
+    if (!e)
+        persist_fatal(IMQTT_ENOMEM, "reading a queue");
+    e->seq = seq;
+    if (de->state == STORE_ENTRY_QUEUED) {
+        e->pid = stored_pid(s, seq);
+        e->state = ENTRY_SENT;
+        persist_entry(s, e, false);
+    } else {
+        /* Sent before the restart or the reconnect: same id, DUP set
+         * [MQTT-4.4.0-1]. */
+        e->pid = de->pid;
+        e->dup = true;
+        e->state = de->state == STORE_ENTRY_PUBREC ? ENTRY_PUBREL : ENTRY_SENT;
+    }
+    list_append(&s->inflight, e);
+    if (e->state == ENTRY_PUBREL) {
+        mqtt_packet p = {.type = MQTT_PUBREL};
+        p.u.ack.packet_id = e->pid;
+        conn_send(s->conn, &p);
+    } else if (!send_entry(s, e)) {
+        list_unlink(&s->inflight, e);
+        store_del_entry(srv->store, s->sid, seq);
+        drop(s, "larger than the client's maximum packet size", e->m);
+        entry_free(e);
     }
 }
 
@@ -224,6 +352,10 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
         conn_send_publish(s->conn, m, 0, 0, false, retain, sub_ids, nsub_ids);
         return;
     }
+    if (persist_on(s)) {
+        deliver_stored(s, m, qos, retain, sub_ids, nsub_ids, group);
+        return;
+    }
     /* max_queued_messages bounds what waits beyond the window; for an
      * offline session that is everything it has not been sent. */
     bool direct = online(s) && !s->queue.head && s->inflight.count < window(s);
@@ -233,19 +365,11 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
                  s->client_id, s->queue.count, (unsigned long long)m->id);
         return;
     }
-    out_entry *e = malloc(sizeof(*e) + nsub_ids * sizeof(uint32_t));
+    out_entry *e = entry_new(m, qos, retain, sub_ids, nsub_ids, group);
     if (!e) {
         drop(s, "out of memory", m);
         return;
     }
-    *e = (out_entry){.m = msg_ref(m),
-                     .qos = qos,
-                     .state = ENTRY_QUEUED,
-                     .retain = retain,
-                     .group = group,
-                     .nsub_ids = nsub_ids};
-    if (nsub_ids)
-        memcpy(e->sub_ids, sub_ids, nsub_ids * sizeof(uint32_t));
     list_append(&s->queue, e);
     session_pump(s);
 }
@@ -254,6 +378,8 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
 
 static void complete(session *s, out_entry *e)
 {
+    if (persist_on(s))
+        store_del_entry(s->srv->store, s->sid, e->seq);
     list_unlink(&s->inflight, e);
     entry_free(e);
     session_pump(s);
@@ -286,7 +412,14 @@ int session_on_pubrec(session *s, uint16_t pid, uint8_t reason)
         e->state = ENTRY_PUBREL;
         msg_unref(e->m); /* delivered: only the id is left to release */
         e->m = NULL;
+        if (persist_on(s))
+            persist_entry(s, e, false);
     }
+    /* PUBREL tells the client to forget the id, after which a resent
+     * PUBLISH would be new to it: send it only once the PUBREC state is
+     * durable, or a kill -9 could make us deliver the message twice. */
+    if (persist_on(s))
+        return conn_send_after_commit(s->conn, MQTT_PUBREL, pid, 0);
     mqtt_packet p = {.type = MQTT_PUBREL};
     p.u.ack.packet_id = pid;
     return conn_send(s->conn, &p);
@@ -312,6 +445,14 @@ bool session_qos2_has(const session *s, uint16_t pid)
 
 int session_qos2_add(session *s, uint16_t pid)
 {
+    int rc = session_qos2_load(s, pid);
+    if (rc == 0 && persist_on(s))
+        rc = store_put_qos2(s->srv->store, s->sid, pid);
+    return rc;
+}
+
+int session_qos2_load(session *s, uint16_t pid)
+{
     if (s->nqos2_in == s->qos2_cap) {
         uint32_t cap = s->qos2_cap ? s->qos2_cap * 2 : 8;
         uint16_t *p = realloc(s->qos2_in, cap * sizeof(*p));
@@ -329,13 +470,29 @@ bool session_qos2_remove(session *s, uint16_t pid)
     for (uint32_t i = 0; i < s->nqos2_in; i++) {
         if (s->qos2_in[i] == pid) {
             s->qos2_in[i] = s->qos2_in[--s->nqos2_in];
+            if (persist_on(s))
+                store_del_qos2(s->srv->store, s->sid, pid);
             return true;
         }
     }
     return false;
 }
 
-/* ---- subscriptions -------------------------------------------------------- */
+/* ---- subscriptions --------------------------------------------------------
+ */
+
+static uint8_t opts_byte(const mqtt_sub_opts *o)
+{
+    return (uint8_t)(o->qos | (o->no_local << 2) |
+                     (o->retain_as_published << 3) | (o->retain_handling << 4));
+}
+
+static void persist_sub(session *s, mqtt_str filter, const mqtt_sub_opts *o,
+                        uint32_t sub_id)
+{
+    if (store_put_sub(s->srv->store, s->sid, filter, opts_byte(o), sub_id) < 0)
+        persist_fatal(IMQTT_ENOMEM, "recording a subscription");
+}
 
 int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
                       uint32_t sub_id, bool *existed)
@@ -344,6 +501,8 @@ int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
     if (rc < 0)
         return rc;
     *existed = rc == 0;
+    if (persist_on(s) && !s->srv->loading)
+        persist_sub(s, filter, o, sub_id);
     for (sess_sub *ss = s->subs; ss; ss = ss->next) {
         if (ss->len == filter.len &&
             memcmp(ss->filter, filter.ptr, filter.len) == 0) {
@@ -381,6 +540,8 @@ static void forget_groups(session *s)
 int session_unsubscribe(session *s, mqtt_str filter)
 {
     int rc = sub_index_remove(s->srv->subs, filter, s);
+    if (rc > 0 && persist_on(s))
+        store_del_sub(s->srv->store, s->sid, filter);
     for (sess_sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
         sess_sub *ss = *pp;
         if (ss->len == filter.len &&
@@ -397,7 +558,8 @@ int session_unsubscribe(session *s, mqtt_str filter)
     return rc;
 }
 
-/* ---- wills, expiry, end ---------------------------------------------------- */
+/* ---- wills, expiry, end ----------------------------------------------------
+ */
 
 void session_set_will(session *s, msg *will, uint32_t delay)
 {
@@ -417,6 +579,8 @@ void session_publish_will(session *s)
     if (s->will_expiry)
         w->expiry_at = server_now(s->srv) + (uint64_t)s->will_expiry * 1000;
     log_debug("publishing the will of %s", s->client_id);
+    if (persist_on(s) && !s->srv->stopping)
+        persist_session(s); /* without the will: it is sent only once */
     route_message(s->srv, w, NULL);
     msg_unref(w);
 }
@@ -455,6 +619,7 @@ static void arm_timer(session *s)
 void session_connection_lost(session *s, bool send_will)
 {
     s->conn = NULL;
+    s->disconnect_wall = persist_wall_ms();
     uint64_t now = server_now(s->srv);
     if (!send_will)
         session_set_will(s, NULL, 0);
@@ -473,7 +638,57 @@ void session_connection_lost(session *s, bool send_will)
     }
     if (s->expiry != UINT32_MAX)
         s->expire_at = now + (uint64_t)s->expiry * 1000;
+    if (persist_on(s))
+        persist_session(s);
     arm_timer(s);
+}
+
+void session_resume_offline(session *s, uint64_t elapsed_ms)
+{
+    uint64_t now = server_now(s->srv);
+    if (s->expiry == 0) {
+        session_end(s);
+        return;
+    }
+    if (s->will) {
+        uint32_t delay = s->will_delay < s->expiry ? s->will_delay : s->expiry;
+        uint64_t left = (uint64_t)delay * 1000;
+        left = left > elapsed_ms ? left - elapsed_ms : 0;
+        s->will_at = now + left + 1; /* 0 would mean "no will pending" */
+    }
+    if (s->expiry != UINT32_MAX) {
+        uint64_t left = (uint64_t)s->expiry * 1000;
+        left = left > elapsed_ms ? left - elapsed_ms : 0;
+        s->expire_at = now + left + 1;
+    }
+    arm_timer(s);
+}
+
+/* The session outlives its connections from now on: record it and move
+ * what it holds into the store. */
+static void start_persisting(session *s)
+{
+    persist_session(s);
+    if (!persist_on(s))
+        return;
+    for (sess_sub *ss = s->subs; ss; ss = ss->next)
+        persist_sub(s, (mqtt_str){(uint8_t *)ss->filter, ss->len}, &ss->opts,
+                    ss->sub_id);
+    for (uint32_t i = 0; i < s->nqos2_in; i++)
+        store_put_qos2(s->srv->store, s->sid, s->qos2_in[i]);
+    for (out_entry *e = s->inflight.head; e; e = e->next) {
+        e->seq = s->next_seq++;
+        persist_entry(s, e, true);
+    }
+    s->disk_next = s->next_seq;
+    while (s->queue.head) {
+        out_entry *e = s->queue.head;
+        list_unlink(&s->queue, e);
+        e->seq = s->next_seq++;
+        persist_entry(s, e, true);
+        s->disk_count++;
+        entry_free(e);
+    }
 }
 
 void session_attach(session *s, conn *c)
@@ -482,7 +697,12 @@ void session_attach(session *s, conn *c)
     s->version = c->version;
     s->will_at = 0;
     s->expire_at = 0;
+    s->disconnect_wall = 0;
     uv_timer_stop(&s->timer);
+    if (persist_on(s))
+        persist_session(s);
+    else if (store_durable(s->srv->store))
+        start_persisting(s);
     /* Resend what the previous connection left unacknowledged, in order,
      * with DUP set [MQTT-4.4.0-1]. */
     for (out_entry *e = s->inflight.head; e;) {
@@ -532,6 +752,12 @@ void session_end(session *s)
         hand_over_shared(s, &s->queue);
     }
     session_set_will(s, NULL, 0);
+    persist_unwait(s);
+    /* At shutdown the store keeps the session for the next start. */
+    if (persist_on(s) && !srv->stopping)
+        store_del_session(
+            srv->store, mqtt_str_from(s->client_id, s->client_id_len), s->sid);
+    s->sid = 0; /* nothing below is recorded */
     while (s->subs) {
         sess_sub *ss = s->subs;
         s->subs = ss->next;
@@ -548,5 +774,7 @@ void session_end(session *s)
     s->client_id = NULL;
     free(s->username);
     s->username = NULL;
+    im_info_free(s->im);
+    s->im = NULL;
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
 }

@@ -11,21 +11,22 @@
 #include "server.h"
 
 enum entry_state {
-    ENTRY_QUEUED = 0,  /* not sent yet */
-    ENTRY_SENT = 1,    /* PUBLISH sent, waiting for PUBACK / PUBREC */
-    ENTRY_PUBREL = 2,  /* PUBREC received, PUBREL sent, waiting PUBCOMP */
+    ENTRY_QUEUED = 0, /* not sent yet */
+    ENTRY_SENT = 1,   /* PUBLISH sent, waiting for PUBACK / PUBREC */
+    ENTRY_PUBREL = 2, /* PUBREC received, PUBREL sent, waiting PUBCOMP */
 };
 
 /* A message on its way to this session. */
 typedef struct out_entry {
     struct out_entry *next, *prev;
-    msg *m;            /* reference held; NULL once PUBREC is received */
+    msg *m;       /* reference held; NULL once PUBREC is received */
+    uint64_t seq; /* key of its store record (persistent sessions) */
     uint16_t pid;
-    uint8_t qos;       /* delivery QoS */
+    uint8_t qos; /* delivery QoS */
     uint8_t state;
-    bool retain;       /* retain flag as delivered */
-    bool dup;          /* sent at least once */
-    sub_group *group;  /* shared subscription it came through, or NULL */
+    bool retain;      /* retain flag as delivered */
+    bool dup;         /* sent at least once */
+    sub_group *group; /* shared subscription it came through, or NULL */
     uint32_t nsub_ids;
     uint32_t sub_ids[]; /* v5 subscription identifiers */
 } out_entry;
@@ -45,32 +46,50 @@ typedef struct sess_sub {
 
 struct session {
     server *srv;
-    conn *conn;        /* NULL while offline */
-    char *client_id;   /* owned; also the key in srv->sessions */
+    conn *conn;      /* NULL while offline */
+    char *client_id; /* owned; also the key in srv->sessions */
     uint16_t client_id_len;
-    char *username;    /* owned, from the latest CONNECT; NULL: none */
+    char *username; /* owned, from the latest CONNECT; NULL: none */
     uint16_t username_len;
     uint8_t version;
-    uint32_t expiry;   /* Session Expiry Interval, seconds */
+    uint32_t expiry; /* Session Expiry Interval, seconds */
 
-    sess_sub *subs;    /* owned list */
+    sess_sub *subs; /* owned list */
     uint32_t nsubs;
 
     entry_list inflight; /* sent, not yet acknowledged, in send order */
     entry_list queue;    /* waiting for room in the window */
     uint16_t next_pid;
 
-    uint16_t *qos2_in;   /* incoming QoS 2 ids awaiting PUBREL */
+    uint16_t *qos2_in; /* incoming QoS 2 ids awaiting PUBREL */
     uint32_t nqos2_in, qos2_cap;
 
-    msg *will;           /* owned reference, or NULL */
+    msg *will; /* owned reference, or NULL */
     uint32_t will_delay;
     uint32_t will_expiry; /* Message Expiry Interval of the will; 0: none.
                              Counted from when the will is published. */
 
-    uv_timer_t timer;    /* will delay and session expiry while offline */
-    uint64_t will_at;    /* uv_now deadline, 0 = none */
-    uint64_t expire_at;  /* uv_now deadline, 0 = none */
+    uv_timer_t timer;   /* will delay and session expiry while offline */
+    uint64_t will_at;   /* uv_now deadline, 0 = none */
+    uint64_t expire_at; /* uv_now deadline, 0 = none */
+
+    /* Persistence (persist.c). sid != 0: the session has a store record;
+     * its queue entries are keyed (sid, seq). Entries with seq >= disk_next
+     * are only in the store (disk_count of them): they are read back as
+     * the window drains, so an offline session costs no heap per message.
+     */
+    uint64_t sid;
+    uint8_t sid_key[8];       /* sid big-endian: key in the load-time map */
+    uint64_t next_seq;        /* seq of the next entry */
+    uint64_t disk_next;       /* first seq not in memory */
+    uint64_t disk_count;      /* entries in the store only */
+    uint64_t put_gen;         /* store batch of the newest entry recorded */
+    uint64_t disconnect_wall; /* wall-clock ms of the disconnect */
+    bool waiting;             /* in the server's list of sessions waiting for a
+                                 commit to read their queue */
+    struct session *wait_prev, *wait_next;
+
+    struct im_info *im; /* owned: the IM identity, NULL for others */
 
     uint32_t route_gen;  /* router: last publish that matched us */
     uint32_t route_slot; /* router: our slot in that publish's scratch */
@@ -129,6 +148,18 @@ bool session_qos2_remove(session *s, uint16_t pid);
 
 /* Publish s's will now (if any) and forget it. */
 void session_publish_will(session *s);
+
+/* Take an entry read from the store into the window (persist.c): m is
+ * borrowed (NULL for an entry waiting for PUBCOMP). */
+void session_admit_stored(session *s, uint64_t seq,
+                          const struct store_entry *de, msg *m);
+
+/* A session loaded from the store: start its will and expiry timers as if
+ * it had disconnected `elapsed_ms` ago. */
+void session_resume_offline(session *s, uint64_t elapsed_ms);
+
+/* Add an incoming QoS 2 id without recording it (start-up). */
+int session_qos2_load(session *s, uint16_t pid);
 
 /* Replace the will (takes ownership of the reference). */
 void session_set_will(session *s, msg *will, uint32_t delay);

@@ -118,6 +118,9 @@ class Broker:
             conf = os.path.join(tmpdir, "imqtt.json")
             cfg = dict(self.config)
             cfg.setdefault("listeners", [{"bind": "127.0.0.1", "port": self.port}])
+            # Every broker gets its own LMDB store (durability "process",
+            # the default) in its temporary directory.
+            cfg.setdefault("store", {"dir": os.path.join(tmpdir, "data")})
             with open(conf, "w") as f:
                 json.dump(cfg, f)
             argv = [IMQTT_BIN, "--config", conf, "--port", str(self.port),
