@@ -55,6 +55,7 @@ typedef struct bench_opts {
     int n_ifaddr;
     bool ws, tls;
     const char *cafile;
+    const char *tls_name; /* --tls-name: SNI and certificate name check */
     int threads;
     double duration; /* -d seconds of publishing (conn/sub: of holding) */
     uint64_t limit;  /* -L messages per publisher, 0 = no limit */
@@ -120,6 +121,7 @@ typedef struct bench_conn {
     int wcur;
     uint8_t ws_state; /* 0 plain TCP, 1 upgrade sent, 2 frames */
     ws_in ws;
+    struct bench_tls *tls; /* --tls: owned session, NULL for plain TCP */
 
     char client_id[96];
     char pub_topic[160]; /* publishers: the topic they send to */
@@ -175,6 +177,7 @@ typedef struct bench_thread {
     uint32_t connecting;   /* handshakes under way */
     uint64_t connect_t0;
     bench_conn *pending_head;
+    struct bench_tls_conf *tls_conf; /* --tls: this thread's client config */
     _Atomic int kicked; /* a receiver elsewhere freed window space */
     int seen_phase;
     uint64_t run_t0; /* open loop: when sending began */

@@ -8,6 +8,7 @@
  * uv_write owns one buffer, appends go to the other one. */
 #include "bench.h"
 #include "errors.h"
+#include "tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ static void on_close(uv_handle_t *h)
 {
     bench_conn *c = (bench_conn *)h;
     c->state = CS_CLOSED;
+    bench_tls_free(c->tls);
+    c->tls = NULL;
 }
 
 int client_alloc(bench_conn *c, uint32_t rcap, uint32_t wcap)
@@ -140,6 +143,14 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     bench_conn *c = (bench_conn *)h;
+    if (c->tls) {
+        /* Ciphertext goes to the session; plaintext reaches rbuf through
+         * tls_pull. */
+        size_t len;
+        buf->base = (char *)bench_tls_in_room(c->tls, &len);
+        buf->len = len;
+        return;
+    }
     buf->base = (char *)c->rbuf + c->rlen;
     buf->len = c->rcap - c->rlen;
 }
@@ -292,6 +303,65 @@ static void process_input(bench_conn *c)
 }
 
 static void send_connect(bench_conn *c);
+static bool tls_write_out(bench_conn *c);
+
+/* TLS: decrypt what the session holds into rbuf and handle it, until the
+ * session is empty, rbuf is full, or input is held for want of output
+ * room (the rest stays in the session until resume_input). */
+static void tls_pull(bench_conn *c)
+{
+    while (c->state < CS_CLOSING && !c->read_held && c->rlen < c->rcap) {
+        int k = bench_tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen);
+        if (k == 0)
+            break;
+        if (k < 0) {
+            char eb[96];
+            if (k == IMQTT_EIO)
+                conn_close(c, "closed by broker", 0);
+            else
+                bench_log_error("%s: TLS read: %s", c->client_id,
+                                bench_tls_strerror(k, eb, sizeof(eb)));
+            conn_close(c, "TLS", 0);
+            return;
+        }
+        c->rlen += (uint32_t)k;
+        process_input(c);
+    }
+    /* The session may have records to send back (alerts). */
+    if (c->state < CS_CLOSING)
+        tls_write_out(c);
+}
+
+/* Handle input that waited for output room. */
+static void resume_input(bench_conn *c)
+{
+    process_input(c);
+    if (c->tls && c->state < CS_CLOSING)
+        tls_pull(c);
+}
+
+/* TLS bytes arrived: drive the handshake, then decrypt. */
+static void tls_on_read(bench_conn *c, size_t n)
+{
+    bench_tls_in_commit(c->tls, n);
+    if (!bench_tls_ready(c->tls)) {
+        int hs = bench_tls_handshake(c->tls);
+        if (hs < 0) {
+            char eb[96];
+            bench_log_error("%s: TLS handshake: %s", c->client_id,
+                            bench_tls_strerror(hs, eb, sizeof(eb)));
+            conn_close(c, "TLS handshake", 0);
+            return;
+        }
+        tls_write_out(c);
+        if (hs == 0 || c->state >= CS_CLOSING)
+            return;
+        send_connect(c);
+    }
+    tls_pull(c);
+    if (c->state < CS_CLOSING && c->rlen == c->rcap)
+        conn_close(c, "packet larger than the read buffer", 0);
+}
 
 /* The upgrade response: once whole, what follows it is frames. Returns
  * 1 when upgraded, 0 need more, < 0 when the connection was closed. */
@@ -326,6 +396,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                    n == UV_EOF ? 0 : (int)n);
         return;
     }
+    if (c->tls) {
+        tls_on_read(c, (size_t)n);
+        return;
+    }
     if (c->ws_state == 2) {
         int k = ws_unframe(&c->ws, c->rbuf + c->rlen, (uint32_t)n);
         if (k < 0) {
@@ -348,26 +422,106 @@ static void on_write(uv_write_t *req, int status)
 {
     bench_conn *c = req->data;
     c->writing = false;
-    c->wlen[!c->wcur] = c->wbase;
+    if (c->tls)
+        bench_tls_out_done(c->tls); /* the plaintext was consumed already */
+    else
+        c->wlen[!c->wcur] = c->wbase;
     if (c->state >= CS_CLOSING)
         return;
     if (status < 0) {
         conn_close(c, "write", status);
         return;
     }
+    if (c->tls && !tls_write_out(c))
+        return;
     if (c->wlen[c->wcur] > c->wbase)
         mark_pending(c);
     if (c->read_held) {
         c->read_held = false;
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
-        process_input(c);
+        resume_input(c);
     } else if (G.ops.on_room && c->state == CS_READY) {
         G.ops.on_room(c);
     }
 }
 
+/* TLS: write the session's ciphertext. Returns true when all of it was
+ * written, false when a write is (now) in flight or the connection
+ * closed. */
+static bool tls_write_out(bench_conn *c)
+{
+    if (c->writing)
+        return false;
+    uint32_t len;
+    uint8_t *p = bench_tls_out(c->tls, &len);
+    if (len == 0)
+        return true;
+    uv_buf_t b = uv_buf_init((char *)p, len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN)
+        n = 0;
+    if (n < 0) {
+        conn_close(c, "write", n);
+        return false;
+    }
+    c->last_tx_ns = bench_now_ns();
+    bench_tls_out_consume(c->tls, (uint32_t)n);
+    if ((uint32_t)n == len)
+        return true;
+    p = bench_tls_out(c->tls, &len);
+    b = uv_buf_init((char *)p, len);
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        conn_close(c, "write", rc);
+        return false;
+    }
+    c->writing = true;
+    bench_tls_out_swap(c->tls);
+    return false;
+}
+
+/* After all output was written: input held for want of room can go on,
+ * and a publisher that was out of room can send. */
+static void room_again(bench_conn *c)
+{
+    if (c->read_held) {
+        c->read_held = false;
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+        resume_input(c);
+    } else if (c->pub_id >= 0 && G.ops.on_room && c->state == CS_READY) {
+        G.ops.on_room(c);
+    }
+}
+
+/* TLS: encrypt the pending plaintext (all of it: the session's output
+ * buffer grows), then write the ciphertext. */
+static void flush_tls(bench_conn *c)
+{
+    if (c->writing || c->state >= CS_CLOSING || c->state == CS_CONNECTING)
+        return;
+    uint32_t len = c->wlen[c->wcur] - c->wbase;
+    if (len && bench_tls_ready(c->tls)) {
+        int rc = bench_tls_write(c->tls, c->wbuf[c->wcur] + c->wbase, len);
+        if (rc < 0) {
+            char eb[96];
+            bench_log_error("%s: TLS write: %s", c->client_id,
+                            bench_tls_strerror(rc, eb, sizeof(eb)));
+            conn_close(c, "TLS", 0);
+            return;
+        }
+        c->wlen[c->wcur] = c->wbase;
+    }
+    if (tls_write_out(c))
+        room_again(c);
+}
+
 static void flush_conn(bench_conn *c)
 {
+    if (c->tls) {
+        flush_tls(c);
+        return;
+    }
     uint32_t len = c->wlen[c->wcur] - c->wbase;
     if (c->writing || len == 0 || c->state >= CS_CLOSING ||
         c->state == CS_CONNECTING)
@@ -389,15 +543,7 @@ static void flush_conn(bench_conn *c)
     c->last_tx_ns = bench_now_ns();
     if ((uint32_t)n == len) {
         c->wlen[c->wcur] = c->wbase;
-        /* Room again: input held for want of it can go on, and a
-         * publisher that was out of room can send. */
-        if (c->read_held) {
-            c->read_held = false;
-            uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
-            process_input(c);
-        } else if (c->pub_id >= 0 && G.ops.on_room && c->state == CS_READY) {
-            G.ops.on_room(c);
-        }
+        room_again(c);
         return;
     }
     /* The socket is full: hand the rest to uv_write, append elsewhere. */
@@ -490,6 +636,21 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (G.o.tls) {
+        /* CONNECT goes out once the handshake is done (tls_on_read). */
+        c->tls = bench_tls_new(c->th->tls_conf, G.o.tls_name);
+        if (!c->tls) {
+            conn_close(c, "TLS session", IMQTT_ENOMEM);
+            return;
+        }
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+        if (bench_tls_handshake(c->tls) < 0) {
+            conn_close(c, "TLS handshake", 0);
+            return;
+        }
+        tls_write_out(c);
+        return;
+    }
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
     if (G.o.ws) {
         /* The upgrade goes out alone, before any frame; an empty socket

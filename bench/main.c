@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "report.h"
 #include "setup.h"
+#include "tls.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -72,7 +73,10 @@ static void usage(FILE *out)
         "  -u USER  -P PASS  -k KEEPALIVE (300)  -C CLEAN true|false (true)\n"
         "  -V 3|4|5 (4)  --prefix ID_PREFIX  --ifaddr A,B,...  --threads N "
         "(1)\n"
-        "  --ws (WebSocket, path /mqtt)  --tls --cafile FILE [TLS: not yet]\n"
+        "  --ws (WebSocket, path /mqtt)  --tls [--cafile FILE] [--tls-name "
+        "NAME]\n"
+        "    (TLS: without --cafile the broker's certificate is not checked;\n"
+        "    --tls-name is sent as SNI and matched against the certificate)\n"
         "messages:\n"
         "  -t TOPIC (%%i index, %%c client id, %%u user)  -s SIZE (64, min "
         "32)\n"
@@ -95,6 +99,7 @@ enum {
     OPT_IFADDR,
     OPT_WS,
     OPT_TLS,
+    OPT_TLS_NAME,
     OPT_CAFILE,
     OPT_BROKER_PID,
     OPT_JSON,
@@ -135,6 +140,7 @@ static const struct option long_opts[] = {
     {"ifaddr", required_argument, 0, OPT_IFADDR},
     {"ws", no_argument, 0, OPT_WS},
     {"tls", no_argument, 0, OPT_TLS},
+    {"tls-name", required_argument, 0, OPT_TLS_NAME},
     {"cafile", required_argument, 0, OPT_CAFILE},
     {"broker-pid", required_argument, 0, OPT_BROKER_PID},
     {"json", no_argument, 0, OPT_JSON},
@@ -307,6 +313,9 @@ static void parse(int argc, char **argv, bench_opts *o)
         case OPT_CAFILE:
             o->cafile = optarg;
             break;
+        case OPT_TLS_NAME:
+            o->tls_name = optarg;
+            break;
         case OPT_BROKER_PID:
             o->broker_pid = (int)num("--broker-pid", optarg, 1, 1 << 30);
             break;
@@ -368,8 +377,13 @@ static void parse(int argc, char **argv, bench_opts *o)
                 o->size, BENCH_HDR_LEN, BENCH_HDR_LEN);
         o->size = BENCH_HDR_LEN;
     }
-    if (o->tls) {
-        fprintf(stderr, "imqtt-bench: --tls is not implemented yet\n");
+    if (o->tls && o->ws) {
+        fprintf(stderr, "imqtt-bench: --tls with --ws (wss) is not "
+                        "supported yet\n");
+        exit(2);
+    }
+    if ((o->cafile || o->tls_name) && !o->tls) {
+        fprintf(stderr, "imqtt-bench: --cafile and --tls-name need --tls\n");
         exit(2);
     }
 }
@@ -450,6 +464,11 @@ static void thread_init(bench_thread *th, int i)
     th->tick.data = th;
     uv_timer_start(&th->tick, on_tick, 1, 1);
     client_thread_init(th);
+    if (G.o.tls) {
+        th->tls_conf = bench_tls_conf_new(G.o.cafile);
+        if (!th->tls_conf)
+            exit(2);
+    }
     hist_init(&th->lat);
     hist_init(&th->im_lat_sync);
 }
@@ -521,6 +540,10 @@ static bool drained(void)
         return im_check();
     if (!G.expect_per_msg)
         return true;
+    /* QoS 2 deliveries can complete before the publisher's PUBCOMP:
+     * wait for the acknowledgements too, so "acked" is final. */
+    if (G.o.qos > 0 && SUM(acked) < SUM(sent))
+        return false;
     return SUM(delivered) - SUM(dup) >= SUM(sent) * G.expect_per_msg;
 }
 
