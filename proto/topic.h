@@ -18,6 +18,12 @@ typedef struct mqtt_topic_limits {
  * bad UTF-8). `lim` may be NULL. */
 int mqtt_topic_name_check(mqtt_str t, const mqtt_topic_limits *lim);
 
+/* Only the limits of a topic name that mqtt_topic_name_check already
+ * accepted (the decoder checks every PUBLISH topic; the broker adds its
+ * configured length and level limits without scanning for UTF-8 and
+ * wildcards again). Returns 0 or IMQTT_ETOPIC. */
+int mqtt_topic_name_within(mqtt_str t, const mqtt_topic_limits *lim);
+
 /* A topic filter: non-empty valid UTF-8; '+' occupies a whole level; '#'
  * occupies the last level alone. A `$share/{group}/{filter}` filter is
  * checked as a shared subscription (group non-empty, without '+', '#' or
