@@ -120,7 +120,17 @@ int persist_load(server *srv)
         return 0;
     load_ctx x = {.srv = srv, .now_wall = persist_wall_ms()};
     store_visitor v = {&x, on_session, on_sub, on_qos2, on_queue, on_retained};
-    uint64_t max_msg = 0, max_sid = 0;
+    uint64_t max_msg = 0, max_sid = 0, purged = 0;
+    int prc = store_purge_expired(srv->store, x.now_wall, &purged);
+    if (prc < 0) {
+        log_error("store: cannot purge expired messages in %s: %s",
+                  srv->cfg.store_dir, imqtt_strerror(prc));
+        return prc;
+    }
+    if (purged)
+        log_info("store: purged %llu queued messages that expired while "
+                 "the broker was down",
+                 (unsigned long long)purged);
     srv->loading = true;
     int rc = store_load(srv->store, &v, &max_msg, &max_sid);
     srv->loading = false;

@@ -156,6 +156,11 @@ typedef struct store_visitor {
 int store_load(store *s, const store_visitor *v, uint64_t *max_msg_id,
                uint64_t *max_sid);
 
+/* At start-up, before store_load: delete the queued (never sent) entries
+ * whose message expired while the broker was down, and the messages left
+ * without a reference. Returns 0 (*purged set) or a negative IMQTT_E*. */
+int store_purge_expired(store *s, uint64_t now_wall_ms, uint64_t *purged);
+
 /* Call cb for up to `max` queue entries of sid with seq >= from, in order,
  * with the entry's message (NULL for a PUBREC entry). Returns the number
  * visited, or a negative error (IMQTT_ECORRUPT: dangling or bad record). */
@@ -172,5 +177,10 @@ int store_check(store *s, void *out);
 
 /* Bytes used by the data file (for logs, metrics, the benchmark). */
 uint64_t store_file_size(const store *s);
+
+/* Messages stored (each once, however many queues hold it); 0 without
+ * LMDB or on a read error. Opens a short read transaction (loop thread):
+ * for metrics and $SYS, not for the hot path. */
+uint64_t store_message_count(store *s);
 
 #endif

@@ -379,3 +379,14 @@ int store_check(store *s, void *out)
             nsess, nsubs, nentries, nmsgs, nret, nqos2, problems);
     return problems ? IMQTT_ECORRUPT : 0;
 }
+
+uint64_t store_message_count(store *s)
+{
+    MDB_txn *txn;
+    if (!s || !s->env || rd_begin(s, &txn) < 0)
+        return 0;
+    MDB_stat st;
+    uint64_t n = mdb_stat(txn, s->db[DB_MSGS], &st) == 0 ? st.ms_entries : 0;
+    rd_end(s, txn);
+    return n;
+}

@@ -366,3 +366,57 @@ void *store_thread(void *arg)
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
+
+int store_purge_expired(store *s, uint64_t now_wall_ms, uint64_t *purged)
+{
+    *purged = 0;
+    if (!s->env || s->read_only)
+        return 0;
+    /* A write transaction on the caller's thread: LMDB serialises writers,
+     * and at start-up the store thread has no batch to commit anyway. */
+    pthread_rwlock_rdlock(&s->resize);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, s->db[DB_QUEUE], &cur);
+    MDB_val k, v;
+    int step = MDB_FIRST;
+    while (rc == 0 && (rc = mdb_cursor_get(cur, &k, &v, step)) == 0) {
+        step = MDB_NEXT;
+        store_entry e;
+        if (store_entry_decode(v.mv_data, v.mv_size, &e) < 0) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        /* Only what was never sent: a message in flight is completed
+         * whatever its expiry [MQTT-3.3.2-5]. */
+        if (e.state != STORE_ENTRY_QUEUED || e.msg_id == 0)
+            continue;
+        store_msg m;
+        if (store_get_msg(s, txn, e.msg_id, &m) < 0) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (m.expiry_ms == 0 || m.expiry_ms > now_wall_ms)
+            continue;
+        uint8_t id[8];
+        store_be64(id, e.msg_id);
+        /* After a cursor delete LMDB's MDB_NEXT yields the record that
+         * followed the deleted one. */
+        if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
+            (rc = ref_add(s, txn, id, -1)) != 0)
+            break;
+        (*purged)++;
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->resize);
+    if (rc != 0)
+        *purged = 0;
+    return rc == 0 ? 0 : store_err(rc);
+}

@@ -268,3 +268,32 @@ def test_data_dir_is_private(store):
     for name in os.listdir(sb.data):
         m = stat.S_IMODE(os.stat(os.path.join(sb.data, name)).st_mode)
         assert m & 0o077 == 0, (name, oct(m))
+
+
+def test_expired_queued_messages_purged_at_startup(store):
+    """Start-up purges queued messages that expired while the broker was down
+    (issue 4): the log says how many, the store stays consistent, and the
+    client gets only the message without an expiry."""
+    sb = store()
+    sub = connect(sb.b, "sub-exp", 5)
+    subscribe(sub, "exp/t", 1, 5)
+    sub.close()
+    pub = connect(sb.b, "pub-exp", 5, clean=True)
+    pub.send(mqttraw.publish("exp/t", b"short-lived", qos=1, pid=1, version=5,
+                             properties=[(0x02, 1)]))  # Message Expiry 1 s
+    assert pub.expect(PUBACK).pid == 1
+    publish_acked(pub, "exp/t", b"lasting", 1, 2, 5)
+    pub.close()
+    sb.stop()
+    time.sleep(2.2)
+    rc, out = sb.check_store()
+    assert rc == 0, out
+    sb.start()
+    sub = connect(sb.b, "sub-exp", 5)
+    got = drain(sub, 1, 5)
+    assert [p.payload for p in got] == [b"lasting"]
+    sub.close()
+    sb.stop()
+    assert "purged 1 queued message" in sb.b.stderr_text()
+    rc, out = sb.check_store()
+    assert rc == 0, out
