@@ -388,6 +388,8 @@ enum {
     K_MAX_CONNECTIONS,
     K_MAX_INFLIGHT,
     K_MAX_QUEUED,
+    K_MAX_QUEUED_BYTES,
+    K_MAX_SUBS,
     K_MAX_PACKET,
     K_MAX_KEEPALIVE,
     K_RETAIN,
@@ -413,6 +415,8 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_MAX_CONNECTIONS] = {"max_connections", NULL},
         [K_MAX_INFLIGHT] = {"max_inflight_messages", NULL},
         [K_MAX_QUEUED] = {"max_queued_messages", NULL},
+        [K_MAX_QUEUED_BYTES] = {"max_queued_bytes", NULL},
+        [K_MAX_SUBS] = {"max_subscriptions", NULL},
         [K_MAX_PACKET] = {"max_packet_size", NULL},
         [K_MAX_KEEPALIVE] = {"max_keepalive", NULL},
         [K_RETAIN] = {"retain_available", NULL},
@@ -443,6 +447,10 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         get_u16(x, V(K_MAX_INFLIGHT), 1, 65535, &c->max_inflight_messages));
     OPT(K_MAX_QUEUED,
         get_uint(x, V(K_MAX_QUEUED), 0, UINT32_MAX, &c->max_queued_messages));
+    OPT(K_MAX_QUEUED_BYTES,
+        get_size(x, V(K_MAX_QUEUED_BYTES), 0, &c->max_queued_bytes));
+    OPT(K_MAX_SUBS,
+        get_uint(x, V(K_MAX_SUBS), 0, UINT32_MAX, &c->max_subscriptions));
     OPT(K_MAX_PACKET, get_uint(x, V(K_MAX_PACKET), 16, MQTT_MAX_REMAINING + 5,
                                &c->max_packet_size));
     OPT(K_MAX_KEEPALIVE,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "handlers.h"
@@ -124,6 +125,7 @@ static void on_drain_read(uv_stream_t *stream, ssize_t nread,
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     conn *c = req->data;
+    free(req);
     /* Read and discard until the peer closes: closing a socket with
      * unread input makes the kernel send RST, and the peer could lose
      * our last packet (DISCONNECT, CONNACK) before reading it. */
@@ -146,10 +148,18 @@ static void maybe_finish_close(conn *c)
         return;
     }
     c->shutdown_started = true;
-    c->shutdown_req.data = c;
+    /* Allocated here, not in the connection: only a closing connection
+     * needs one (80 bytes less per idle connection). Without memory, close
+     * at once (the FIN still goes out, unread input may turn it into RST). */
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (!req) {
+        close_handles(c);
+        return;
+    }
+    req->data = c;
     conn_ref(c);
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) <
-        0) {
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        free(req);
         conn_unref(c);
         close_handles(c);
     }
@@ -250,10 +260,44 @@ static uint16_t alias_for(conn *c, mqtt_str topic, bool *fresh)
     return a;
 }
 
+/* A 3.1.1 QoS 0 PUBLISH is the same bytes for every subscriber of a
+ * message (no packet id, no properties): a fanout encodes it once and
+ * copies it. Keyed by the message's serial (unique per allocation, so a
+ * new message at a freed one's address never matches) and the retain flag
+ * as delivered. Per thread, as messages are. */
+#define V3_PUB_CACHE_MAX 512
+
+static _Thread_local struct {
+    uint64_t serial; /* 0: empty */
+    bool retain;
+    uint32_t len;
+    uint8_t bytes[V3_PUB_CACHE_MAX];
+} v3_pub;
+
+static bool v3_pub_cacheable(const conn *c, const msg *m, uint8_t qos)
+{
+    return qos == 0 && c->version != MQTT_V5 && c->client_max_packet == 0 &&
+           m->payload_len <= OUTBUF_COPY_MAX;
+}
+
 int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
                       bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
 {
     server *srv = c->srv;
+    bool cacheable = v3_pub_cacheable(c, m, qos);
+    if (cacheable && v3_pub.serial == m->serial && v3_pub.retain == retain) {
+        uint8_t *out = outbuf_reserve(&c->out, v3_pub.len);
+        if (!out) {
+            conn_abort(c);
+            return IMQTT_ENOMEM;
+        }
+        memcpy(out, v3_pub.bytes, v3_pub.len);
+        outbuf_commit(&c->out, v3_pub.len);
+        srv->stats.msgs_sent++;
+        srv->metrics.sent_qos[qos]++;
+        server_want_flush(srv, c);
+        return 0;
+    }
     mqtt_publish p = {.qos = qos,
                       .dup = dup && qos > 0,
                       .retain = retain,
@@ -308,7 +352,14 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
     if (m->payload_len <= OUTBUF_COPY_MAX) {
         /* Small payloads ride in the header's segment (see outbuf.h). */
         memcpy(buf + n, msg_payload(m).ptr, m->payload_len);
-        outbuf_commit(&c->out, (size_t)n + m->payload_len);
+        size_t len = (size_t)n + m->payload_len;
+        if (cacheable && len <= V3_PUB_CACHE_MAX) {
+            memcpy(v3_pub.bytes, buf, len);
+            v3_pub.len = (uint32_t)len;
+            v3_pub.retain = retain;
+            v3_pub.serial = m->serial;
+        }
+        outbuf_commit(&c->out, len);
     } else {
         outbuf_commit(&c->out, (size_t)n);
         if (outbuf_add_ref(&c->out, m, msg_payload(m).ptr, m->payload_len) <
@@ -318,6 +369,7 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
         }
     }
     srv->stats.msgs_sent++;
+    srv->metrics.sent_qos[qos]++;
     server_want_flush(srv, c);
     return 0;
 }
@@ -391,6 +443,10 @@ void conn_release_acks(conn *c, int status)
             c->acks[keep++] = *a;
             continue;
         }
+        /* This callback may belong to a later batch than the ack's (the
+         * connection was listed again for its newer acks): the ack's own
+         * batch decides, or a refused message would be acknowledged. */
+        status = server_batch_status(c->srv, a->gen);
         if (c->state == CONN_CLOSING) {
             free(a->codes);
             continue;
@@ -430,6 +486,13 @@ void conn_release_acks(conn *c, int status)
         keep = 0;
     }
     c->nacks = keep;
+    if (keep == 0 && c->acks_cap <= 8) {
+        /* Idle connections keep no ack array; a busy one's grown array
+         * is kept for reuse. */
+        free(c->acks);
+        c->acks = NULL;
+        c->acks_cap = 0;
+    }
     if (c->nacks && !c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
@@ -781,12 +844,14 @@ void conn_resume_input(conn *c)
 
 /* ---- accept -------------------------------------------------------------- */
 
-void conn_accept(listener *lst)
+/* A new connection on lst, counted and listed; its stream is not yet
+ * connected to anything. */
+static conn *conn_new(listener *lst)
 {
     server *srv = lst->srv;
     conn *c = calloc(1, sizeof(*c));
     if (!c)
-        return;
+        return NULL;
     c->srv = srv;
     c->lst = lst;
     uv_tcp_init(srv->loop, &c->tcp);
@@ -801,13 +866,19 @@ void conn_accept(listener *lst)
     srv->conns = c;
     srv->nconns++;
     lst->nconns++;
-    if (uv_accept((uv_stream_t *)&lst->tcp, (uv_stream_t *)&c->tcp) < 0) {
-        conn_abort(c);
-        return;
-    }
+    return c;
+}
+
+/* The limits, the transport, then reading. Returns 0, or -1 when c was
+ * refused (and closed). */
+static int conn_begin(conn *c)
+{
+    server *srv = c->srv;
+    listener *lst = c->lst;
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
         char ip[48] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET6) {
@@ -821,7 +892,7 @@ void conn_accept(listener *lst)
         if (!limits_accept(srv, ip)) {
             log_warn("%s: refused: connection rate limit", c->peer);
             conn_abort(c);
-            return;
+            return -1;
         }
     }
     if ((srv->cfg.max_connections && srv->nconns > srv->cfg.max_connections) ||
@@ -829,11 +900,11 @@ void conn_accept(listener *lst)
         log_warn("%s: refused: too many connections", c->peer);
         metrics_count(srv, METRIC_REFUSED_MAX_CONN);
         conn_abort(c);
-        return;
+        return -1;
     }
     if (transport_attach(c) < 0) {
         conn_abort(c);
-        return;
+        return -1;
     }
     srv->stats.conns_total++;
     uv_tcp_nodelay(&c->tcp, 1);
@@ -841,4 +912,31 @@ void conn_accept(listener *lst)
     uv_timer_start(&c->keepalive_timer, on_keepalive, CONN_CONNECT_TIMEOUT_MS,
                    0);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    return 0;
+}
+
+void conn_accept(listener *lst)
+{
+    conn *c = conn_new(lst);
+    if (!c)
+        return;
+    if (uv_accept((uv_stream_t *)&lst->tcp, (uv_stream_t *)&c->tcp) < 0) {
+        conn_abort(c);
+        return;
+    }
+    (void)conn_begin(c);
+}
+
+int conn_adopt(listener *lst, uv_os_sock_t fd)
+{
+    conn *c = conn_new(lst);
+    if (!c)
+        return IMQTT_ENOMEM;
+    snprintf(c->peer, sizeof(c->peer), "fd:%d", (int)fd);
+    if (uv_tcp_open(&c->tcp, fd) < 0) {
+        close(fd);
+        conn_abort(c);
+        return IMQTT_EIO;
+    }
+    return conn_begin(c) == 0 ? 0 : IMQTT_EIO;
 }

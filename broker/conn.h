@@ -37,8 +37,7 @@ struct conn {
     struct transport *tp; /* owned; NULL on plain TCP (transport.h) */
     rate_bucket msg_bucket, bytes_bucket; /* ratelimit.h */
     uv_timer_t keepalive_timer; /* also the connect and linger timer */
-    uv_shutdown_t shutdown_req;
-    bool shutdown_started;
+    bool shutdown_started; /* its request is allocated then (conn.c) */
     server *srv;
     listener *lst;
     session *sess; /* set once CONNECT is accepted; the session points back */
@@ -112,6 +111,13 @@ void conn_input(conn *c, const uint8_t *data, size_t len);
 
 /* Called by the listener for a new TCP connection. */
 void conn_accept(listener *lst);
+
+/* Serve an already connected stream socket as a connection of lst (the
+ * fuzz target's entry point: one end of a socketpair, so bytes go through
+ * the real read path and handlers without a network). fd is owned by the
+ * connection from then on (closed with it, also on failure). Returns 0,
+ * IMQTT_ENOMEM or IMQTT_EIO (refused by limits, or not a usable socket). */
+int conn_adopt(listener *lst, uv_os_sock_t fd);
 
 /* Queue a packet for writing (encoded for c->version). Returns 0 or an
  * error; on ENOMEM the connection is closed. */

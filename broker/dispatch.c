@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "handlers.h"
+#include "log.h"
 #include "password.h"
 #include "session.h"
 
@@ -92,6 +93,13 @@ int dispatch_packet(conn *c, const mqtt_frame *f)
     }
     if (c->state == CONN_NEW && f->type != MQTT_CONNECT)
         return IMQTT_EPROTOCOL;
+    /* Every handler past CONNECT works on the session; a connection that
+     * lost it (taken over) is closing and must not reach them. */
+    if (f->type != MQTT_CONNECT && c->sess == NULL) {
+        log_warn("%s: %s on a connection without a session", c->peer,
+                 mqtt_type_name(f->type));
+        return IMQTT_EPROTOCOL;
+    }
 
     switch (f->type) {
     case MQTT_CONNECT:

@@ -12,6 +12,7 @@
 #include "reason.h"
 #include "session.h"
 #include "topic.h"
+#include "transport.h"
 
 static void send_connack(conn *c, uint8_t reason, bool present,
                          const mqtt_props *props)
@@ -112,8 +113,10 @@ static int check_will(conn *c, const mqtt_connect *p, mqtt_str client_id,
         client_id,
         im ? im->user : (p->has_username ? p->username : (mqtt_str){NULL, 0}),
         im ? im->device : (mqtt_str){NULL, 0}};
-    if (!im_access_identity(c->srv, im, &who, ACL_PUBLISH, p->will_topic))
+    if (!im_access_identity(c->srv, im, &who, ACL_PUBLISH, p->will_topic)) {
+        metrics_count(c->srv, METRIC_AUTH_NOT_AUTHORIZED);
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic denied") + 1;
+    }
     return 0;
 }
 
@@ -128,9 +131,11 @@ int handle_connect(conn *c, const mqtt_connect *p)
 
     if (client_id.len == 0) {
         if (p->version == MQTT_V31 ||
-            (!p->clean_start && p->version != MQTT_V5))
+            (!p->clean_start && p->version != MQTT_V5)) {
+            metrics_count(srv, METRIC_AUTH_CLIENT_ID);
             return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID,
                           "empty client id without clean session");
+        }
         assign_client_id(c, assigned, sizeof(assigned));
         client_id = mqtt_str_from(assigned, strlen(assigned));
         if (p->version == MQTT_V5) {
@@ -142,6 +147,28 @@ int handle_connect(conn *c, const mqtt_connect *p)
         mqtt_props_has(&p->props, MQTT_PROP_AUTH_METHOD))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD,
                       "no enhanced authentication is configured");
+
+    /* identity_from_cert: the verified certificate names the user, for
+     * authentication and the ACL's %u. A different user name in the
+     * CONNECT is refused rather than silently replaced: its password (if
+     * any) was checked for someone else. On IM listeners im_authenticate
+     * then requires the client id's user part to be that name (0x87). */
+    mqtt_connect with_cert;
+    const char *cert_user = transport_cert_identity(c);
+    if (cert_user) {
+        mqtt_str u = mqtt_str_from(cert_user, strlen(cert_user));
+        if (p->has_username && p->username.len > 0 &&
+            (p->username.len != u.len ||
+             memcmp(p->username.ptr, u.ptr, u.len) != 0)) {
+            metrics_count(srv, METRIC_AUTH_NOT_AUTHORIZED);
+            return refuse(c, MQTT_RC_NOT_AUTHORIZED,
+                          "user name differs from the certificate's identity");
+        }
+        with_cert = *p;
+        with_cert.username = u;
+        with_cert.has_username = true;
+        p = &with_cert; /* views into the transport, valid while c lives */
+    }
 
     const listener_config *lc = c->lst->cfg;
     im_auth_result ar = {MQTT_RC_SUCCESS, NULL, 0};

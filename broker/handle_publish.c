@@ -46,7 +46,7 @@ static int resolve_alias(conn *c, const mqtt_publish *p, mqtt_str *topic)
 
 static int refuse(conn *c, const mqtt_publish *p, uint8_t reason)
 {
-    c->srv->stats.msgs_dropped++;
+    metrics_drop(c->srv, METRIC_DROP_NOT_AUTHORIZED);
     if (p->qos == 0)
         return 0;
     /* 3.1.1 has no way to say no: acknowledge and drop, as Mosquitto does,
@@ -66,6 +66,7 @@ int handle_publish(conn *c, const mqtt_publish *p)
     const imqtt_config *cfg = &srv->cfg;
     session *s = c->sess;
     mqtt_str topic = p->topic;
+    srv->metrics.received_qos[p->qos]++; /* every PUBLISH packet, refused too */
 
     /* Subscription identifiers travel only from server to client
      * [MQTT-3.3.4-6]. */
@@ -77,8 +78,10 @@ int handle_publish(conn *c, const mqtt_publish *p)
         if (rc < 0)
             return rc;
     }
+    /* The decoder checked the name (UTF-8, no wildcards), an aliased one
+     * when its alias was set: only the configured limits are left. */
     mqtt_topic_limits lim = {cfg->max_topic_length, cfg->max_topic_levels};
-    if (mqtt_topic_name_check(topic, &lim) < 0)
+    if (mqtt_topic_name_within(topic, &lim) < 0)
         return IMQTT_ETOPIC;
     if (p->retain && !cfg->retain_available)
         return IMQTT_ERETAINNS; /* [MQTT-3.3.1-11] */
@@ -100,9 +103,9 @@ int handle_publish(conn *c, const mqtt_publish *p)
     if (p->qos > 0 && store_refusing(srv->store)) {
         /* The store cannot take it (full or failing): refuse rather than
          * acknowledge what would not be kept; QoS 0 still flows. */
+        metrics_drop(srv, METRIC_DROP_STORE_FULL);
         if (c->version != MQTT_V5)
             return IMQTT_ESTOREFULL; /* 3.1.1 has no refusal: close */
-        srv->stats.msgs_dropped++;
         mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
         ack.u.ack.packet_id = p->packet_id;
         ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
@@ -121,18 +124,21 @@ int handle_publish(conn *c, const mqtt_publish *p)
         expiry_at = server_now(srv) + (uint64_t)p->props.message_expiry * 1000;
     /* IM senders are stamped ("from", "user@device"), 3.1.1 ones too, so
      * MQTT 5 receivers can trust who wrote it. */
-    const mqtt_props empty = {0};
+    /* The stamp's buffers are only touched for IM senders: zeroing them
+     * for every PUBLISH cost 5 % of the broker's instructions. */
+    static const mqtt_props empty = {0};
     const mqtt_props *props = c->version == MQTT_V5 ? &p->props : NULL;
-    im_stamp stamp = {0};
-    mqtt_props stamped;
+    msg *m;
     if (s->im) {
-        stamped = im_stamp_props(s, props ? props : &empty, &stamp);
-        props = &stamped;
-    }
-    msg *m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
-                     ++srv->next_msg_id);
-    if (s->im)
+        im_stamp stamp = {0};
+        mqtt_props stamped = im_stamp_props(s, props ? props : &empty, &stamp);
+        m = msg_new(topic, &stamped, p->payload, p->qos, p->retain, expiry_at,
+                    ++srv->next_msg_id);
         im_stamp_free(&stamp);
+    } else {
+        m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
+                    ++srv->next_msg_id);
+    }
     if (!m)
         return IMQTT_ENOMEM;
     route_message(srv, m, s);

@@ -1,6 +1,7 @@
 /* SUBSCRIBE and UNSUBSCRIBE: one result per filter, then the retained
  * messages the new subscriptions ask for. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "acl.h"
 #include "errors.h"
@@ -33,6 +34,17 @@ static void send_retained(void *arg, mqtt_str topic, void *value)
                     rc->sub_id ? 1 : 0, NULL);
 }
 
+/* Whether s already holds filter (a re-subscription replaces it and so
+ * does not count against max_subscriptions). Walked only at the limit. */
+static bool has_sub(const session *s, mqtt_str filter)
+{
+    for (const sess_sub *ss = s->subs; ss; ss = ss->next)
+        if (ss->len == filter.len &&
+            memcmp(ss->filter, filter.ptr, ss->len) == 0)
+            return true;
+    return false;
+}
+
 /* The result for one filter: the granted QoS or a failure reason. */
 static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
                              bool *send_retained_now)
@@ -49,7 +61,17 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
     if (!im_access(s, ACL_SUBSCRIBE, inner)) {
         log_info("client %s: subscription to %.*s denied", s->client_id,
                  (int)e->filter.len, (const char *)e->filter.ptr);
+        metrics_count(srv, METRIC_SUB_REFUSED_ACL);
         return srv->cfg.deny_suback_reason;
+    }
+    uint32_t max = srv->cfg.max_subscriptions;
+    if (max && s->nsubs >= max && !has_sub(s, e->filter)) {
+        log_info("client %s: subscription to %.*s refused: %u subscriptions "
+                 "(max_subscriptions)",
+                 s->client_id, (int)e->filter.len, (const char *)e->filter.ptr,
+                 s->nsubs);
+        metrics_count(srv, METRIC_SUB_REFUSED_LIMIT);
+        return MQTT_RC_QUOTA_EXCEEDED; /* 3.1.1: 0x80 (below) */
     }
     mqtt_sub_opts o = e->opts;
     if (o.qos > 2)

@@ -67,12 +67,37 @@ void im_info_free(im_info *im)
 
 /* ---- authentication ------------------------------------------------------ */
 
-static im_auth_result refuse(uint8_t reason, mqtt_str client_id,
-                             const char *why)
+/* Counted in imqtt_auth_failures_total by cause (metrics.h). */
+static im_auth_result refuse(server *srv, enum metric_id cause, uint8_t reason,
+                             mqtt_str client_id, const char *why)
 {
+    metrics_count(srv, cause);
     log_info("CONNECT of %.*s refused (%s): %s", (int)client_id.len,
              (const char *)client_id.ptr, mqtt_reason_name(reason), why);
     return (im_auth_result){reason, NULL, 0};
+}
+
+/* A token refusal's metric: the causes operators act on apart, the
+ * rest of the claims together. */
+static enum metric_id token_cause(enum jwtv_cause c)
+{
+    switch (c) {
+    case JWTV_EXPIRED:
+    case JWTV_NOT_YET_VALID:
+        return METRIC_AUTH_TOKEN_EXPIRED;
+    case JWTV_SIGNATURE:
+        return METRIC_AUTH_TOKEN_SIGNATURE;
+    case JWTV_ALG_NONE:
+    case JWTV_ALG_MISMATCH:
+        return METRIC_AUTH_TOKEN_ALG;
+    case JWTV_TOOLONG:
+    case JWTV_MALFORMED:
+        return METRIC_AUTH_TOKEN_MALFORMED;
+    case JWTV_SUB:
+        return METRIC_AUTH_NOT_AUTHORIZED;
+    default:
+        return METRIC_AUTH_TOKEN_CLAIMS;
+    }
 }
 
 static bool is_admin(const server *srv, mqtt_str user)
@@ -92,15 +117,15 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     bool parsed = l->clientid != IM_CLIENTID_OFF &&
                   im_identity_parse(client_id, &id) == 0;
     if (l->clientid == IM_CLIENTID_REQUIRED && !parsed)
-        return refuse(MQTT_RC_CLIENT_ID_NOT_VALID, client_id,
-                      "client id is not user@device");
+        return refuse(srv, METRIC_AUTH_CLIENT_ID, MQTT_RC_CLIENT_ID_NOT_VALID,
+                      client_id, "client id is not user@device");
     /* Whom the credentials must prove: the user of user@device, else the
      * user name. A user name that names someone else is refused. */
     mqtt_str user = parsed ? id.user : p->username;
     if (parsed && p->has_username && p->username.len > 0 &&
         !str_eq(p->username, id.user))
-        return refuse(MQTT_RC_NOT_AUTHORIZED, client_id,
-                      "user name differs from the client id's user");
+        return refuse(srv, METRIC_AUTH_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                      client_id, "user name differs from the client id's user");
 
     im_auth_result r = {MQTT_RC_SUCCESS, NULL, 0};
     jwtv_claims *claims = NULL;
@@ -109,22 +134,26 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
         break;
     case LISTENER_AUTH_PASSWORD_FILE:
         if (!password_ok)
-            return refuse(MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
+            return refuse(srv, METRIC_AUTH_PASSWORD,
+                          MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
                           "user name or password not in the password file");
         break;
     case LISTENER_AUTH_JWT: {
         if (!p->has_password || user.len == 0)
-            return refuse(MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
+            return refuse(srv, METRIC_AUTH_NO_TOKEN,
+                          MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
                           "no token, or no user to check it for");
         enum jwtv_cause cause;
         int rc = jwtv_verify(srv->cfg.jwt, p->password, user,
                              (int64_t)(im_wall_ms() / 1000), &claims, &cause);
         if (rc == IMQTT_ENOMEM)
-            return refuse(MQTT_RC_SERVER_UNAVAILABLE, client_id,
+            return refuse(srv, METRIC_AUTH_SERVER_ERROR,
+                          MQTT_RC_SERVER_UNAVAILABLE, client_id,
                           "out of memory");
         if (rc < 0)
             /* A token for someone else is valid but not theirs to use. */
-            return refuse(cause == JWTV_SUB ? MQTT_RC_NOT_AUTHORIZED
+            return refuse(srv, token_cause(cause),
+                          cause == JWTV_SUB ? MQTT_RC_NOT_AUTHORIZED
                                             : MQTT_RC_BAD_USERNAME_OR_PASSWORD,
                           client_id, jwtv_cause_str(cause));
         r.expires = jwtv_claims_exp(claims);
@@ -138,7 +167,8 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     im_info *im = calloc(1, sizeof(*im));
     if (!im) {
         jwtv_claims_free(claims);
-        return refuse(MQTT_RC_SERVER_UNAVAILABLE, client_id, "out of memory");
+        return refuse(srv, METRIC_AUTH_SERVER_ERROR, MQTT_RC_SERVER_UNAVAILABLE,
+                      client_id, "out of memory");
     }
     memcpy(im->id, client_id.ptr, client_id.len);
     im->user = (mqtt_str){(uint8_t *)im->id, id.user.len};

@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "server.h"
+#include "session.h"
 
 typedef struct sbuf {
     char *p;
@@ -51,6 +52,78 @@ static void one(sbuf *b, const char *name, const char *type, const char *help,
               type, name, (unsigned long long)v);
 }
 
+static void by_qos(sbuf *b, const char *name, const char *help,
+                   const uint64_t v[3])
+{
+    sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int q = 0; q < 3; q++)
+        sb_printf(b, "%s{qos=\"%d\"} %llu\n", name, q,
+                  (unsigned long long)v[q]);
+}
+
+void metrics_commit_observe(metrics_histogram *h, uint64_t ns)
+{
+    static const double bounds[] = {
+#define X(v) v,
+        METRICS_COMMIT_BUCKETS
+#undef X
+    };
+    double s = (double)ns / 1e9;
+    int i = 0;
+    while (i < METRICS_COMMIT_NBUCKETS && s > bounds[i])
+        i++;
+    if (i < METRICS_COMMIT_NBUCKETS)
+        h->bucket[i]++;
+    h->count++;
+    h->sum_ns += ns;
+}
+
+static void commit_histogram(sbuf *b, const metrics_histogram *h)
+{
+    static const char *const bounds[] = {
+#define X(v) #v,
+        METRICS_COMMIT_BUCKETS
+#undef X
+    };
+    const char *n = "imqtt_store_commit_seconds";
+    sb_printf(b,
+              "# HELP %s Store commit latency, from store_commit to its done "
+              "callback\n# TYPE %s histogram\n",
+              n, n);
+    uint64_t cum = 0;
+    for (int i = 0; i < METRICS_COMMIT_NBUCKETS; i++) {
+        cum += h->bucket[i];
+        sb_printf(b, "%s_bucket{le=\"%s\"} %llu\n", n, bounds[i],
+                  (unsigned long long)cum);
+    }
+    sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", n,
+              (unsigned long long)h->count, n, (double)h->sum_ns / 1e9, n,
+              (unsigned long long)h->count);
+}
+
+/* Messages waiting beyond the window, over all sessions and the largest
+ * one: walked at scrape time so that queueing pays nothing for it. For a
+ * persistent session the waiting entries are those only in the store. */
+static void queue_depths(sbuf *b, server *srv)
+{
+    uint64_t total = 0, max = 0, bytes = 0;
+    uint32_t pos = 0;
+    const session *s;
+    while ((s = hmap_next(&srv->sessions, &pos))) {
+        uint64_t n = s->queue.count + s->disk_count;
+        total += n;
+        bytes += s->queued_bytes;
+        if (n > max)
+            max = n;
+    }
+    one(b, "imqtt_queued_messages", "gauge",
+        "Messages queued beyond the inflight window, all sessions", total);
+    one(b, "imqtt_queued_messages_max", "gauge",
+        "Messages queued beyond the inflight window, largest session", max);
+    one(b, "imqtt_queued_bytes", "gauge",
+        "Payload bytes queued beyond the inflight window, all sessions", bytes);
+}
+
 static const struct {
     const char *name, *label, *help;
 } defs[METRIC_COUNT_] = {
@@ -74,13 +147,11 @@ char *metrics_render(server *srv, size_t *len)
         "Connections accepted since start", st->conns_total);
     one(&b, "imqtt_sessions", "gauge", "Sessions (online and offline)",
         srv->sessions.count);
-    one(&b, "imqtt_messages_received_total", "counter",
-        "PUBLISH packets received from clients", st->msgs_received);
-    one(&b, "imqtt_messages_sent_total", "counter",
-        "PUBLISH packets sent to clients", st->msgs_sent);
-    one(&b, "imqtt_messages_dropped_total", "counter",
-        "Messages dropped (queue full, too large, expired, slow reader)",
-        st->msgs_dropped);
+    by_qos(&b, "imqtt_messages_received_total",
+           "PUBLISH packets received from clients, by QoS",
+           srv->metrics.received_qos);
+    by_qos(&b, "imqtt_messages_sent_total",
+           "PUBLISH packets sent to clients, by QoS", srv->metrics.sent_qos);
     one(&b, "imqtt_bytes_received_total", "counter",
         "Bytes read from client sockets", st->bytes_received);
     one(&b, "imqtt_bytes_sent_total", "counter",
@@ -95,6 +166,11 @@ char *metrics_render(server *srv, size_t *len)
         store_file_size(srv->store));
     one(&b, "imqtt_store_commits_total", "counter", "Store batch commits",
         store_commit_count(srv->store));
+    one(&b, "imqtt_store_messages", "gauge",
+        "Messages in the store (0 without one)",
+        store_message_count(srv->store));
+    commit_histogram(&b, &srv->metrics.commit);
+    queue_depths(&b, srv);
 
     /* Counters sharing a name are one metric family with a cause label:
      * HELP and TYPE once, before the first. */

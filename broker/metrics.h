@@ -29,7 +29,49 @@
     X(RELOADS_OK, "imqtt_config_reloads_total", "ok",                         \
       "SIGHUP reloads, by result")                                            \
     X(RELOADS_FAILED, "imqtt_config_reloads_total", "failed",                 \
-      "SIGHUP reloads, by result")
+      "SIGHUP reloads, by result")                                            \
+    X(SUB_REFUSED_LIMIT, "imqtt_subscriptions_refused_total",                 \
+      "max_subscriptions", "SUBSCRIBE filters refused, by cause")             \
+    X(SUB_REFUSED_ACL, "imqtt_subscriptions_refused_total", "not_authorized", \
+      "SUBSCRIBE filters refused, by cause")                                  \
+    X(DROP_QUEUE_FULL, "imqtt_messages_dropped_total", "queue_full",          \
+      "Messages dropped, by cause")                                           \
+    X(DROP_QUEUE_BYTES, "imqtt_messages_dropped_total", "queue_bytes",        \
+      "Messages dropped, by cause")                                           \
+    X(DROP_EXPIRED, "imqtt_messages_dropped_total", "expired",                \
+      "Messages dropped, by cause")                                           \
+    X(DROP_TOO_LARGE, "imqtt_messages_dropped_total", "too_large",            \
+      "Messages dropped, by cause")                                           \
+    X(DROP_SLOW_READER, "imqtt_messages_dropped_total", "slow_reader",        \
+      "Messages dropped, by cause")                                           \
+    X(DROP_OFFLINE_QOS0, "imqtt_messages_dropped_total", "qos0_offline",      \
+      "Messages dropped, by cause")                                           \
+    X(DROP_NOT_AUTHORIZED, "imqtt_messages_dropped_total", "not_authorized",  \
+      "Messages dropped, by cause")                                           \
+    X(DROP_STORE_FULL, "imqtt_messages_dropped_total", "store_full",          \
+      "Messages dropped, by cause")                                           \
+    X(DROP_NO_MEMORY, "imqtt_messages_dropped_total", "out_of_memory",        \
+      "Messages dropped, by cause")                                           \
+    X(AUTH_CLIENT_ID, "imqtt_auth_failures_total", "client_id_invalid",       \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_PASSWORD, "imqtt_auth_failures_total", "bad_password",             \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_NO_TOKEN, "imqtt_auth_failures_total", "token_missing",            \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_TOKEN_EXPIRED, "imqtt_auth_failures_total", "token_expired",       \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_TOKEN_SIGNATURE, "imqtt_auth_failures_total", "token_signature",   \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_TOKEN_ALG, "imqtt_auth_failures_total", "token_alg",               \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_TOKEN_MALFORMED, "imqtt_auth_failures_total", "token_malformed",   \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_TOKEN_CLAIMS, "imqtt_auth_failures_total", "token_claims",         \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_NOT_AUTHORIZED, "imqtt_auth_failures_total", "not_authorized",     \
+      "CONNECTs refused by authentication, by cause")                         \
+    X(AUTH_SERVER_ERROR, "imqtt_auth_failures_total", "server_error",         \
+      "CONNECTs refused by authentication, by cause")
 
 enum metric_id {
 #define METRIC_ENUM(name, m, label, help) METRIC_##name,
@@ -38,11 +80,40 @@ enum metric_id {
         METRIC_COUNT_
 };
 
+/* Store commit latency, seconds: upper bounds of the histogram buckets
+ * (+Inf is implied). Observed on the loop thread from store_commit to its
+ * done callback (server.c). */
+/* clang-format off */
+#define METRICS_COMMIT_BUCKETS                                                \
+    X(0.0001) X(0.0005) X(0.001) X(0.0025) X(0.005) X(0.01) X(0.025)          \
+    X(0.05) X(0.1) X(0.25) X(0.5) X(1.0) X(2.5)
+/* clang-format on */
+#define X(b) +1
+enum { METRICS_COMMIT_NBUCKETS = 0 METRICS_COMMIT_BUCKETS };
+#undef X
+
+typedef struct metrics_histogram {
+    uint64_t bucket[METRICS_COMMIT_NBUCKETS]; /* not cumulative */
+    uint64_t count;
+    uint64_t sum_ns;
+} metrics_histogram;
+
 typedef struct metrics_counters {
     uint64_t v[METRIC_COUNT_];
+    uint64_t received_qos[3]; /* PUBLISH packets from clients, by QoS */
+    uint64_t sent_qos[3];     /* PUBLISH packets to clients, by QoS */
+    metrics_histogram commit; /* store commit latency */
 } metrics_counters;
 
 #define metrics_count(srv, id) ((srv)->metrics.v[(id)]++)
+
+/* A message dropped: the total ($SYS publish/messages/dropped) and the
+ * cause (one of the METRIC_DROP_* ids). */
+#define metrics_drop(srv, id) \
+    ((srv)->stats.msgs_dropped++, metrics_count(srv, id))
+
+/* Record one commit that took ns nanoseconds. */
+void metrics_commit_observe(metrics_histogram *h, uint64_t ns);
 
 struct server;
 

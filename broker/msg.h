@@ -23,6 +23,8 @@ typedef struct msg {
     uint64_t id;        /* broker-wide sequence, for logs and the store;
                            continues across restarts */
     uint64_t store_gen; /* store batch that last recorded it; 0: none */
+    uint64_t serial;    /* unique per allocation on its thread, never 0:
+                           a key for caches of its encoded form */
     mqtt_props props;   /* decoded block: views into data[] */
     uint8_t data[];     /* topic | property block | payload */
 } msg;
@@ -54,6 +56,10 @@ static inline msg *msg_ref(msg *m)
 }
 
 void msg_unref(msg *m);
+
+/* Free the calling thread's cache of released message blocks (at exit, so
+ * leak checkers see a clean heap). */
+void msg_cache_free(void);
 
 static inline mqtt_str msg_topic(const msg *m)
 {

@@ -203,6 +203,7 @@ bool persist_pump(session *s)
              * the rest were dropped with a failed batch. */
             s->disk_next = s->next_seq;
             s->disk_count = 0;
+            s->queued_bytes = 0;
             break;
         }
         wait_commit(s);

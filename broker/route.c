@@ -171,6 +171,7 @@ uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
 
 void route_scratch_free(server *srv)
 {
+    msg_cache_free();
     route_scratch *rs = srv->route;
     if (!rs)
         return;

@@ -5,6 +5,7 @@
 
 #include "conn.h"
 #include "errors.h"
+#include "store_guard.h"
 #include "im.h"
 #include "log.h"
 #include "ops.h"
@@ -15,6 +16,9 @@
 #include "transport.h"
 
 #define LISTEN_BACKLOG 1024
+/* Walking a store of a few GiB from the page cache takes seconds; one that
+ * takes minutes is looping on a bad page. */
+#define STORE_GUARD_TIMEOUT_MS 120000
 #define SHUTDOWN_POLL_MS 20
 #define SHUTDOWN_MAX_MS 3000
 
@@ -28,9 +32,8 @@ void server_want_flush(server *srv, conn *c)
     srv->flush_head = c;
 }
 
-static void on_committed(void *arg, int status)
+static void release_batch(conn *c, int status)
 {
-    conn *c = arg;
     while (c) {
         conn *next = c->ack_next;
         c->in_ack_list = false;
@@ -41,18 +44,94 @@ static void on_committed(void *arg, int status)
     }
 }
 
+/* Failures come only in store-full episodes, during which new QoS 1/2
+ * publications are refused before they reach a batch, so the list stays
+ * short; past FAILED_GENS_MAX the older half is dropped (their acks were
+ * released long before). */
+#define FAILED_GENS_MAX 4096
+
+static void remember_failure(server *srv, uint64_t gen)
+{
+    if (srv->nfailed == FAILED_GENS_MAX) {
+        memmove(srv->failed_gens, srv->failed_gens + FAILED_GENS_MAX / 2,
+                (FAILED_GENS_MAX / 2) * sizeof(uint64_t));
+        srv->nfailed = FAILED_GENS_MAX / 2;
+    }
+    if (srv->nfailed == srv->failed_cap) {
+        uint32_t cap = srv->failed_cap ? srv->failed_cap * 2 : 16;
+        uint64_t *v = realloc(srv->failed_gens, cap * sizeof(*v));
+        if (!v)
+            return;
+        srv->failed_gens = v;
+        srv->failed_cap = cap;
+    }
+    srv->failed_gens[srv->nfailed++] = gen;
+}
+
+int server_batch_status(const server *srv, uint64_t gen)
+{
+    uint32_t lo = 0, hi = srv->nfailed;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (srv->failed_gens[mid] < gen)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < srv->nfailed && srv->failed_gens[lo] == gen
+               ? IMQTT_ESTOREFULL
+               : 0;
+}
+
+static void on_committed(void *arg, int status)
+{
+    server *srv = arg;
+    if (status < 0)
+        remember_failure(srv, store_done_gen(srv->store));
+    struct commit_slot *sl = &srv->commits[srv->commits_head];
+    srv->commits_head = (srv->commits_head + 1) % srv->commits_cap;
+    srv->commits_n--;
+    metrics_commit_observe(&srv->metrics.commit, uv_hrtime() - sl->start_ns);
+    release_batch(sl->batch, status);
+}
+
+/* Room for one more commit in flight; false on ENOMEM. */
+static bool commits_reserve(server *srv)
+{
+    if (srv->commits_n < srv->commits_cap)
+        return true;
+    uint32_t cap = srv->commits_cap ? srv->commits_cap * 2 : 8;
+    struct commit_slot *v = malloc(cap * sizeof(*v));
+    if (!v)
+        return false;
+    for (uint32_t i = 0; i < srv->commits_n; i++)
+        v[i] = srv->commits[(srv->commits_head + i) % srv->commits_cap];
+    free(srv->commits);
+    srv->commits = v;
+    srv->commits_cap = cap;
+    srv->commits_head = 0;
+    return true;
+}
+
 /* Once per loop iteration, before it blocks: commit what this iteration
  * recorded, release the acks that waited for it, then write every
  * connection's output in one go (STYLE.md: Redis' pending write queue). */
 static void on_prepare(uv_prepare_t *h)
 {
     server *srv = h->data;
-    if (srv->ack_head || store_pending(srv->store)) {
+    if ((srv->ack_head || store_pending(srv->store)) && commits_reserve(srv)) {
+        /* (Without room, the batch waits for the next iteration.) */
         conn *batch = srv->ack_head;
         srv->ack_head = NULL;
-        int rc = store_commit(srv->store, on_committed, batch);
-        if (rc < 0)
-            on_committed(batch, rc);
+        uint32_t tail = (srv->commits_head + srv->commits_n) % srv->commits_cap;
+        srv->commits[tail] = (struct commit_slot){batch, uv_hrtime()};
+        srv->commits_n++;
+        /* With store.durability none the callback runs inside. */
+        int rc = store_commit(srv->store, on_committed, srv);
+        if (rc < 0) {
+            srv->commits_n--; /* not started: no callback will pop it */
+            release_batch(batch, rc);
+        }
     }
     while (srv->flush_head) {
         conn *c = srv->flush_head;
@@ -197,7 +276,12 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
         .notify = store_notify,
         .notify_arg = &srv->store_async,
     };
-    int rc = store_open(&so, &srv->store);
+    int rc = 0;
+    if (srv->cfg.store_durability != STORE_NONE)
+        rc = store_guard_verify(srv->cfg.store_dir, STORE_GUARD_TIMEOUT_MS);
+    if (rc < 0)
+        return rc;
+    rc = store_open(&so, &srv->store);
     if (rc < 0) {
         log_error("store %s: %s", srv->cfg.store_dir, imqtt_strerror(rc));
         return rc;
@@ -254,6 +338,7 @@ void server_free(server *srv)
 {
     ops_free(srv);
     route_scratch_free(srv);
+    free(srv->failed_gens);
     im_server_free(srv);
     if (srv->retain)
         retain_index_free(srv->retain, free_retained);
@@ -262,6 +347,7 @@ void server_free(server *srv)
     hmap_free(&srv->sessions);
     if (srv->store)
         store_close(srv->store);
+    free(srv->commits); /* after store_close, which may run callbacks */
     free(srv->wake);
     free(srv->readbuf);
     free(srv->iov);

@@ -53,6 +53,18 @@ typedef struct server {
 
     uv_prepare_t flush_handle;
     uv_async_t store_async; /* the store thread's "batches committed" */
+    /* Commits in flight, oldest first (the store runs done callbacks in
+     * commit order): the acks each releases and when it started, for the
+     * commit latency histogram. Owned ring, grown when full. */
+    struct commit_slot {
+        conn *batch;
+        uint64_t start_ns;
+    } *commits;
+    uint32_t commits_cap, commits_head, commits_n;
+    /* Store batches whose commit failed (ascending): an ack is judged by
+     * its own batch, not by the callback that happens to release it. */
+    uint64_t *failed_gens;
+    uint32_t nfailed, failed_cap;
     session *wait_head;     /* sessions waiting for a commit (persist.c) */
     session **wake;         /* scratch for persist_wake */
     uint32_t wake_cap;
@@ -92,6 +104,10 @@ void server_free(server *srv);
 
 /* Free every session (srv->stopping set: the store keeps them). */
 void server_end_sessions(server *srv);
+
+/* The outcome of store batch `gen` (already completed): 0 or the error
+ * its commit reported. */
+int server_batch_status(const server *srv, uint64_t gen);
 
 /* Mark c for the end-of-iteration flush. */
 void server_want_flush(server *srv, conn *c);

@@ -58,7 +58,12 @@ struct session {
     uint32_t nsubs;
 
     entry_list inflight; /* sent, not yet acknowledged, in send order */
+    uint16_t *pid_use;   /* in-flight entries per (packet id & 255), while
+                            any are in flight (session.c: inflight_add) */
     entry_list queue;    /* waiting for room in the window */
+    uint64_t queued_bytes; /* payload bytes waiting beyond the window, in
+                              queue and in the store only (max_queued_bytes);
+                              entries queued before a restart not counted */
     uint16_t next_pid;
 
     uint16_t *qos2_in; /* incoming QoS 2 ids awaiting PUBREL */
@@ -69,7 +74,9 @@ struct session {
     uint32_t will_expiry; /* Message Expiry Interval of the will; 0: none.
                              Counted from when the will is published. */
 
-    uv_timer_t timer;   /* will delay and session expiry while offline */
+    uv_timer_t *timer;  /* will delay and session expiry while offline;
+                           allocated when first armed (most sessions never
+                           are). Its close callback frees the session. */
     uint64_t will_at;   /* uv_now deadline, 0 = none */
     uint64_t expire_at; /* uv_now deadline, 0 = none */
 

@@ -125,10 +125,9 @@ static void update(sys_topics *st)
     publish_u64(srv, "$SYS/broker/bytes/sent", s->bytes_sent);
     publish_u64(srv, "$SYS/broker/subscriptions/count",
                 sub_index_count(srv->subs));
-    /* The store does not expose a message count yet: 0 without a store,
-     * otherwise the topic is left out rather than published wrong. */
-    if (!store_durable(srv->store))
-        publish(srv, "$SYS/broker/store/messages/count", "0");
+    /* Messages in LMDB (each once); 0 with store.durability none. */
+    publish_u64(srv, "$SYS/broker/store/messages/count",
+                store_message_count(srv->store));
     publish_u64(srv, "$SYS/broker/retained messages/count",
                 retain_index_count(srv->retain));
 }

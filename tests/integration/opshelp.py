@@ -10,10 +10,11 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
-from conftest import free_port, SOURCE_DIR
+from conftest import free_port, SOURCE_DIR, SLOW
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "fixtures"))
 import certs as certgen  # noqa: E402
@@ -57,6 +58,19 @@ def start(broker, extra, config=None):
     # conftest overrides the first listener's port with its own
     listeners[0]["port"] = free_port()
     b = broker(cfg)
+    # The fixture waited for the first listener only; make sure every extra
+    # one accepts too, and say why when one does not.
+    for p in ports:
+        deadline = time.monotonic() + 5 * SLOW
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                break
+            except OSError as e:
+                if time.monotonic() > deadline or not b.alive():
+                    pytest.fail("listener on port %d not accepting (%s); broker "
+                                "stderr:\n%s" % (p, e, b.stderr_text()[-3000:]))
+                time.sleep(0.05)
     return b, ports
 
 

@@ -5,6 +5,8 @@ import socket
 
 import pytest
 
+import imhelp
+import mqttraw
 import promparse
 from conftest import Client, free_port
 from opshelp import RawWS, start
@@ -25,6 +27,11 @@ def metrics(port):
     status, ctype, body = get(port, "/metrics")
     assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
     return promparse.parse(body)
+
+
+def total(fams, name):
+    """Sum of a family's samples over all its labels."""
+    return sum(v for n, _, v in fams[name]["samples"] if n == name)
 
 
 def test_metrics_and_healthz(broker):
@@ -52,8 +59,8 @@ def test_metrics_and_healthz(broker):
         sub.messages.get(timeout=5)
     fams = metrics(hp)
     assert promparse.value(fams, "imqtt_connections") == 2
-    assert promparse.value(fams, "imqtt_messages_received_total") >= 5
-    assert promparse.value(fams, "imqtt_messages_sent_total") >= 5
+    assert total(fams, "imqtt_messages_received_total") >= 5
+    assert total(fams, "imqtt_messages_sent_total") >= 5
     assert promparse.value(fams, "imqtt_subscriptions") >= 1
 
     # refusals are counted by cause
@@ -91,3 +98,109 @@ def test_http_off_by_default_and_bad_requests(broker):
     s.sendall(b"garbage\r\n\r\n")
     assert b"400" in s.recv(100)
     s.close()
+
+
+def qos2_in(c, pid):
+    """Complete a QoS 2 PUBLISH this client sent (PUBREC -> PUBREL)."""
+    assert c.expect(mqttraw.PUBREC).pid == pid
+    c.send(mqttraw.ack(mqttraw.PUBREL, pid, version=5))
+    assert c.expect(mqttraw.PUBCOMP).pid == pid
+
+
+def test_metrics_exact_after_workload(broker):
+    """A scripted workload, then the exact counters: messages by QoS in and
+    out, drops by cause, auth failures by cause, queue depths, the commit
+    latency histogram."""
+    hp = free_port()
+    cfg = imhelp.im_config()
+    im_listener = cfg["listeners"][0]
+    del im_listener["bind"], im_listener["port"]
+    cfg.pop("listeners")
+    cfg.update({"http": {"port": hp}, "sys_interval": 0,
+                "acl": {"default": "allow", "rules": [
+                    {"permission": "deny", "action": "publish", "topic": "deny/#"}]}})
+    b, (im_port,) = start(broker, [im_listener], cfg)
+    v5 = dict(version=5)
+    sub = mqttraw.open_connected(b.host, b.port, "mx-sub", **v5)
+    sub.send(mqttraw.subscribe(1, [("w/#", 2)], **v5))
+    assert sub.expect(mqttraw.SUBACK).reasons == [2]
+    small = mqttraw.open_connected(b.host, b.port, "mx-small", version=5,
+                                   properties=[("maximum_packet_size", 64)])
+    small.send(mqttraw.subscribe(1, [("big/#", 0)], **v5))
+    assert small.expect(mqttraw.SUBACK).reasons == [0]
+    # an offline session with two messages queued
+    off = mqttraw.open_connected(b.host, b.port, "mx-off", clean=False)
+    off.send(mqttraw.subscribe(1, [("q/#", 1)]))
+    off.expect(mqttraw.SUBACK)
+    off.send(mqttraw.disconnect())
+    off.close()
+
+    pub = mqttraw.open_connected(b.host, b.port, "mx-pub", **v5)
+    pub.send(mqttraw.publish("w/0", b"a", qos=0, **v5))
+    pub.send(mqttraw.publish("w/1", b"b", qos=1, pid=1, **v5))
+    assert pub.expect(mqttraw.PUBACK).pid == 1
+    pub.send(mqttraw.publish("w/2", b"c", qos=2, pid=2, **v5))
+    qos2_in(pub, 2)
+    # the subscriber gets all three and acknowledges them
+    got, released = {}, False
+    while len(got) < 3 or not released:
+        p = sub.recv()
+        if p.type == mqttraw.PUBLISH:
+            qos = (p.flags >> 1) & 3
+            got[qos] = p
+            if qos == 1:
+                sub.send(mqttraw.ack(mqttraw.PUBACK, p.pid, **v5))
+            elif qos == 2:
+                sub.send(mqttraw.ack(mqttraw.PUBREC, p.pid, **v5))
+        elif p.type == mqttraw.PUBREL:
+            sub.send(mqttraw.ack(mqttraw.PUBCOMP, p.pid, **v5))
+            released = True
+    assert sorted(got) == [0, 1, 2]
+    # denied by the ACL
+    pub.send(mqttraw.publish("deny/x", b"d", qos=1, pid=3, **v5))
+    p = pub.expect(mqttraw.PUBACK)
+    assert p.pid == 3 and p.reason == 0x87
+    # too large for the small client's maximum packet size
+    pub.send(mqttraw.publish("big/x", b"x" * 200, qos=0, **v5))
+    # queued for the offline session
+    for i in range(2):
+        pub.send(mqttraw.publish("q/x", b"12345", qos=1, pid=10 + i, **v5))
+        assert pub.expect(mqttraw.PUBACK).pid == 10 + i
+    # bad tokens on the IM listener: malformed, bad signature, expired
+    for tok in ("not-a-token", imhelp.mint("alice", sign_with="wrong-key-" * 4),
+                imhelp.mint("alice", ttl=-3600)):
+        c = mqttraw.RawClient(b.host, im_port, version=5)
+        ack = c.connect("alice@phone", username="alice", password=tok)
+        assert ack.reason == 0x86, ack
+        c.close()
+    small.send(mqttraw.pingreq())
+    small.expect(mqttraw.PINGRESP)  # the big message was not sent
+
+    fams = metrics(hp)
+    v = lambda name, **lab: promparse.value(fams, name, **lab)  # noqa: E731
+    assert [v("imqtt_messages_received_total", qos=str(q)) for q in range(3)] == [2, 4, 1]
+    assert [v("imqtt_messages_sent_total", qos=str(q)) for q in range(3)] == [1, 1, 1]
+    dropped = {lab["cause"]: val for n, lab, val in fams["imqtt_messages_dropped_total"]["samples"]}
+    assert dropped == {"queue_full": 0, "queue_bytes": 0, "expired": 0, "too_large": 1,
+                       "slow_reader": 0, "qos0_offline": 0, "not_authorized": 1,
+                       "store_full": 0, "out_of_memory": 0}, dropped
+    auth = {lab["cause"]: val for n, lab, val in fams["imqtt_auth_failures_total"]["samples"]}
+    assert auth == {"client_id_invalid": 0, "bad_password": 0, "token_missing": 0,
+                    "token_expired": 1, "token_signature": 1, "token_alg": 0,
+                    "token_malformed": 1, "token_claims": 0, "not_authorized": 0,
+                    "server_error": 0}, auth
+    assert v("imqtt_queued_messages") == 2
+    assert v("imqtt_queued_messages_max") == 2
+    assert v("imqtt_queued_bytes") == 10
+    assert v("imqtt_store_messages") == 2  # the two queued, stored once each
+    # the commit histogram: cumulative buckets ending in +Inf == _count
+    h = fams["imqtt_store_commit_seconds"]
+    assert h["type"] == "histogram"
+    buckets = [(lab["le"], val) for n, lab, val in h["samples"] if n.endswith("_bucket")]
+    counts = [val for _, val in buckets]
+    assert buckets[-1][0] == "+Inf" and counts == sorted(counts)
+    count = v("imqtt_store_commit_seconds_count")
+    assert count == buckets[-1][1] and count >= 3
+    assert 0 < v("imqtt_store_commit_seconds_sum") < count * 2.5
+    for c in (sub, small, pub):
+        c.close()

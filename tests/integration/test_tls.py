@@ -184,3 +184,73 @@ def test_bad_tls_config_refused(tmp_path, tls, msg):
                          timeout=10)
     assert out.returncode == 2
     assert msg in out.stderr, out.stderr
+
+
+class TLSRaw(mqttraw.RawClient):
+    """A raw MQTT client over TLS, presenting a client certificate."""
+
+    def __init__(self, port, cert, key, version=5):
+        c = certs()
+        ctx = ssl.create_default_context(cafile=c["ca_crt"])
+        ctx.load_cert_chain(cert, key)
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock = ctx.wrap_socket(s, server_hostname="localhost")
+        self.version = version
+        self.buf = bytearray()
+
+
+def cert_listener(**extra):
+    c = certs()
+    d = {"transport": "tls", "tls": tls_cfg(ca_file=c["ca_crt"], verify_client=True,
+                                            identity_from_cert=True)}
+    d.update(extra)
+    return d
+
+
+def test_identity_from_cert_is_the_acl_user(broker):
+    """The client certificate's CN (alice) is %u: users/alice/# is hers,
+    users/bob/# is not, whatever user name the CONNECT would have said."""
+    c = certs()
+    b, (port,) = start(broker, [cert_listener()], {"acl": {"default": "deny", "rules": [
+        {"permission": "allow", "action": "all", "topic": "users/%u/#"}]}})
+    cl = TLSRaw(port, c["client_crt"], c["client_key"])
+    assert cl.connect("dev1").reason == 0
+    cl.send(mqttraw.subscribe(1, [("users/alice/#", 1), ("users/bob/#", 1)], version=5))
+    assert cl.expect(mqttraw.SUBACK).reasons == [1, 0x87]
+    cl.send(mqttraw.publish("users/alice/x", b"mine", qos=1, pid=2, version=5))
+    cl.send(mqttraw.publish("users/bob/x", b"theirs", qos=1, pid=3, version=5))
+    acks, msgs = {}, []
+    while len(acks) < 2 or not msgs:
+        p = cl.recv()
+        if p.type == mqttraw.PUBACK:
+            acks[p.pid] = p.reason or 0
+        elif p.type == mqttraw.PUBLISH:
+            msgs.append(p.body)
+            cl.send(mqttraw.ack(mqttraw.PUBACK, p.pid, version=5))
+    assert acks == {2: 0, 3: 0x87}
+    assert len(msgs) == 1 and msgs[0].endswith(b"mine")
+    cl.close()
+    # a user name other than the certificate's is refused
+    cl = TLSRaw(port, c["client_crt"], c["client_key"])
+    assert cl.connect("dev2", username="bob", password="x").reason == 0x87
+    cl.close()
+    # the same user name is accepted
+    cl = TLSRaw(port, c["client_crt"], c["client_key"], version=4)
+    assert cl.connect("dev3", username="alice").reason == 0
+    cl.close()
+    assert "differs from the certificate's identity" in b.stderr_text()
+
+
+def test_identity_from_cert_on_im_listener(broker):
+    """On an IM listener the client id's user must be the certificate's."""
+    c = certs()
+    b, (port,) = start(broker, [cert_listener(im=True, auth="anonymous")])
+    cl = TLSRaw(port, c["client_crt"], c["client_key"])
+    assert cl.connect("alice@phone").reason == 0
+    cl.close()
+    cl = TLSRaw(port, c["client_crt"], c["client_key"])
+    assert cl.connect("bob@phone").reason == 0x87
+    cl.close()
+    cl = TLSRaw(port, c["client_crt"], c["client_key"], version=4)
+    assert cl.connect("bob@phone").reason == 5  # 3.1.1: not authorized
+    cl.close()
