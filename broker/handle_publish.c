@@ -142,9 +142,24 @@ int handle_publish(conn *c, const mqtt_publish *p)
     if (!m)
         return IMQTT_ENOMEM;
     route_message(srv, m, s);
+    /* Whether routing recorded m in the open store batch (a persistent
+     * session or the retained store took it): only then has the PUBACK
+     * anything to wait for. */
+    bool recorded = store_durable(srv->store) &&
+                    m->store_gen == store_batch_gen(srv->store);
     msg_unref(m);
 
     if (p->qos == 1) {
+        if (!recorded && c->nacks == 0) {
+            /* Nothing of it must survive a crash (no persistent session
+             * and no retained copy): acknowledge now, without the round
+             * trip through the store thread. Only when no earlier ack of
+             * this connection is waiting, so PUBACKs keep the order of
+             * their PUBLISHes [MQTT-4.6.0-2]. */
+            mqtt_packet ack = {.type = MQTT_PUBACK};
+            ack.u.ack.packet_id = p->packet_id;
+            return conn_send(c, &ack);
+        }
         c->inflight_in++;
         return conn_send_after_commit(c, MQTT_PUBACK, p->packet_id, 0);
     }
