@@ -185,7 +185,7 @@ void conn_close(conn *c)
     server_want_flush(c->srv, c);
 }
 
-static void conn_abort(conn *c)
+void conn_abort(conn *c)
 {
     /* The socket is unusable: nothing more can be written. */
     outbuf_free(&c->out);
@@ -220,174 +220,6 @@ int conn_send(conn *c, const mqtt_packet *p)
         return n;
     outbuf_commit(&c->out, (size_t)n);
     server_want_flush(c->srv, c);
-    return 0;
-}
-
-/* Server -> client topic alias [MQTT-3.3.2-*]: the first topics get an
- * alias each, up to what the client allows; later PUBLISHes to them carry
- * the alias and an empty topic. */
-static uint16_t alias_for(conn *c, mqtt_str topic, bool *fresh)
-{
-    *fresh = false;
-    if (c->client_alias_max == 0)
-        return 0;
-    void *v = hmap_get(&c->alias_out, topic);
-    if (v)
-        return (uint16_t)(uintptr_t)v;
-    if (c->alias_out_next >= c->client_alias_max)
-        return 0;
-    if (!c->alias_out_topics) {
-        c->alias_out_topics =
-            calloc((size_t)c->client_alias_max + 1, sizeof(char *));
-        if (!c->alias_out_topics)
-            return 0;
-    }
-    uint16_t a = ++c->alias_out_next;
-    char *copy = malloc(topic.len ? topic.len : 1);
-    if (!copy) {
-        c->alias_out_next--;
-        return 0;
-    }
-    memcpy(copy, topic.ptr, topic.len);
-    if (hmap_put(&c->alias_out, (mqtt_bytes){(uint8_t *)copy, topic.len},
-                 (void *)(uintptr_t)a, NULL) < 0) {
-        free(copy);
-        c->alias_out_next--;
-        return 0;
-    }
-    c->alias_out_topics[a] = copy;
-    *fresh = true;
-    return a;
-}
-
-/* A 3.1.1 QoS 0 PUBLISH is the same bytes for every subscriber of a
- * message (no packet id, no properties): a fanout encodes it once and
- * copies it. Keyed by the message's serial (unique per allocation, so a
- * new message at a freed one's address never matches) and the retain flag
- * as delivered. Per thread, as messages are. */
-#define V3_PUB_CACHE_MAX 512
-
-static _Thread_local struct {
-    uint64_t serial; /* 0: empty */
-    bool retain;
-    uint32_t len;
-    uint8_t bytes[V3_PUB_CACHE_MAX];
-} v3_pub;
-
-static bool v3_pub_cacheable(const conn *c, const msg *m, uint8_t qos)
-{
-    return qos == 0 && c->version != MQTT_V5 && c->client_max_packet == 0 &&
-           m->payload_len <= OUTBUF_COPY_MAX;
-}
-
-int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
-                      bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
-{
-    server *srv = c->srv;
-    bool cacheable = v3_pub_cacheable(c, m, qos);
-    if (cacheable && v3_pub.serial == m->serial && v3_pub.retain == retain) {
-        uint8_t *out = outbuf_reserve(&c->out, v3_pub.len);
-        if (!out) {
-            conn_abort(c);
-            return IMQTT_ENOMEM;
-        }
-        memcpy(out, v3_pub.bytes, v3_pub.len);
-        outbuf_commit(&c->out, v3_pub.len);
-        srv->stats.msgs_sent++;
-        srv->metrics.sent_qos[qos]++;
-        server_want_flush(srv, c);
-        return 0;
-    }
-    mqtt_publish p = {.qos = qos,
-                      .dup = dup && qos > 0,
-                      .retain = retain,
-                      .packet_id = pid,
-                      .topic = msg_topic(m),
-                      .payload = msg_payload(m)};
-    if (c->version == MQTT_V5) {
-        p.props = m->props;
-        p.props.user_from = m->props.user_count ? m->props.raw : (mqtt_bytes){0};
-        p.props.user_count = 0;
-        p.props.user = NULL;
-        p.props.sub_ids = sub_ids;
-        p.props.sub_id_count = nsub_ids;
-        if (m->expiry_at) {
-            mqtt_props_set(&p.props, MQTT_PROP_MESSAGE_EXPIRY);
-            p.props.message_expiry = msg_expiry_left(m, server_now(srv));
-        }
-    }
-    bool fresh = false;
-    uint16_t alias = c->version == MQTT_V5 ? alias_for(c, p.topic, &fresh) : 0;
-    if (alias) {
-        mqtt_props_set(&p.props, MQTT_PROP_TOPIC_ALIAS);
-        p.props.topic_alias = alias;
-        if (!fresh)
-            p.topic = (mqtt_str){NULL, 0};
-    }
-    /* Fixed header (5) + topic length (2) + packet id (2) + properties
-     * (their size + up to 4 bytes of length + 3 for the topic alias). */
-    size_t cap = 16 + p.topic.len +
-                 (m->payload_len <= OUTBUF_COPY_MAX ? m->payload_len : 0) +
-                 (c->version == MQTT_V5 ? mqtt_props_size(&p.props) + 8 : 0);
-    uint8_t *buf = outbuf_reserve(&c->out, cap);
-    if (!buf) {
-        conn_abort(c);
-        return IMQTT_ENOMEM;
-    }
-    int n = mqtt_encode_publish_header(&p, c->version, buf, cap);
-    if (n < 0)
-        return n;
-    if (c->client_max_packet &&
-        (uint64_t)n + m->payload_len > c->client_max_packet) {
-        /* Reserved bytes are simply not committed; an alias assigned for
-         * this packet was never announced, so take it back. */
-        if (fresh) {
-            hmap_remove(&c->alias_out, msg_topic(m));
-            free(c->alias_out_topics[alias]);
-            c->alias_out_topics[alias] = NULL;
-            c->alias_out_next--;
-        }
-        return IMQTT_ETOOLARGE;
-    }
-    if (m->payload_len <= OUTBUF_COPY_MAX) {
-        /* Small payloads ride in the header's segment (see outbuf.h). */
-        memcpy(buf + n, msg_payload(m).ptr, m->payload_len);
-        size_t len = (size_t)n + m->payload_len;
-        if (cacheable && len <= V3_PUB_CACHE_MAX) {
-            memcpy(v3_pub.bytes, buf, len);
-            v3_pub.len = (uint32_t)len;
-            v3_pub.retain = retain;
-            v3_pub.serial = m->serial;
-        }
-        outbuf_commit(&c->out, len);
-    } else {
-        outbuf_commit(&c->out, (size_t)n);
-        if (outbuf_add_ref(&c->out, m, msg_payload(m).ptr, m->payload_len) <
-            0) {
-            conn_abort(c);
-            return IMQTT_ENOMEM;
-        }
-    }
-    srv->stats.msgs_sent++;
-    srv->metrics.sent_qos[qos]++;
-    server_want_flush(srv, c);
-    return 0;
-}
-
-int conn_send_suback_after_commit(conn *c, uint16_t pid, const uint8_t *codes,
-                                  uint32_t count)
-{
-    uint8_t *copy = malloc(count ? count : 1);
-    if (!copy)
-        return IMQTT_ENOMEM;
-    memcpy(copy, codes, count);
-    int rc = conn_send_after_commit(c, MQTT_SUBACK, pid, 0);
-    if (rc < 0) {
-        free(copy);
-        return rc;
-    }
-    c->acks[c->nacks - 1].codes = copy;
-    c->acks[c->nacks - 1].ncodes = count;
     return 0;
 }
 
@@ -692,6 +524,24 @@ static int keep_partial(conn *c, const uint8_t *src, size_t n, size_t need)
     return 0;
 }
 
+/* Handle the whole packets in data[0..len) (the lent read buffer or c->in)
+ * and keep what is left of an incomplete one in c->in; idle connections
+ * hold no input buffer. The caller holds a reference on c. */
+static void consume(conn *c, const uint8_t *data, size_t len)
+{
+    size_t need;
+    size_t used = process(c, data, len, &need);
+    if (c->state == CONN_CLOSING)
+        return;
+    if (used == len) {
+        free(c->in);
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+    } else if (keep_partial(c, data + used, len - used, need) < 0) {
+        conn_abort(c);
+    }
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = stream->data;
@@ -713,20 +563,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     conn_ref(c);
-    const uint8_t *data = lent ? srv->readbuf : c->in;
-    size_t len = lent ? (size_t)nread : c->in_len + (size_t)nread;
-    size_t need;
-    size_t used = process(c, data, len, &need);
-    if (c->state != CONN_CLOSING) {
-        if (used == len) {
-            /* Idle connections hold no input buffer. */
-            free(c->in);
-            c->in = NULL;
-            c->in_len = c->in_cap = 0;
-        } else if (keep_partial(c, data + used, len - used, need) < 0) {
-            conn_abort(c);
-        }
-    }
+    if (lent)
+        consume(c, srv->readbuf, (size_t)nread);
+    else
+        consume(c, c->in, c->in_len + (size_t)nread);
     conn_unref(c);
 }
 
@@ -754,17 +594,7 @@ void conn_input(conn *c, const uint8_t *data, size_t len)
         data = c->in;
         len = total;
     }
-    size_t need;
-    size_t used = process(c, data, len, &need);
-    if (c->state != CONN_CLOSING) {
-        if (used == len) {
-            free(c->in);
-            c->in = NULL;
-            c->in_len = c->in_cap = 0;
-        } else if (keep_partial(c, data + used, len - used, need) < 0) {
-            conn_abort(c);
-        }
-    }
+    consume(c, data, len);
     conn_unref(c);
 }
 
@@ -823,20 +653,8 @@ void conn_resume_input(conn *c)
     if (c->state != CONN_ACTIVE)
         return;
     conn_ref(c);
-    if (c->in_len > 0) {
-        size_t need;
-        size_t len = c->in_len;
-        size_t used = process(c, c->in, len, &need);
-        if (c->state != CONN_CLOSING) {
-            if (used == len) {
-                free(c->in);
-                c->in = NULL;
-                c->in_len = c->in_cap = 0;
-            } else if (keep_partial(c, c->in + used, len - used, need) < 0) {
-                conn_abort(c);
-            }
-        }
-    }
+    if (c->in_len > 0)
+        consume(c, c->in, c->in_len);
     if (c->state == CONN_ACTIVE)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     conn_unref(c);

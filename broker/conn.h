@@ -138,6 +138,10 @@ int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid,
  * mqtt_reason_for_error(err) chooses. */
 void conn_fail(conn *c, int err);
 
+/* The socket is unusable (write error, out of memory): drop the pending
+ * output and close at once. */
+void conn_abort(conn *c);
+
 /* v5: send DISCONNECT with reason, then close. 3.x: close. */
 void conn_disconnect(conn *c, uint8_t reason);
 

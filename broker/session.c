@@ -527,131 +527,6 @@ int session_on_pubcomp(session *s, uint16_t pid)
     return 0;
 }
 
-/* ---- incoming QoS 2 ids -------------------------------------------------- */
-
-bool session_qos2_has(const session *s, uint16_t pid)
-{
-    for (uint32_t i = 0; i < s->nqos2_in; i++)
-        if (s->qos2_in[i] == pid)
-            return true;
-    return false;
-}
-
-int session_qos2_add(session *s, uint16_t pid)
-{
-    int rc = session_qos2_load(s, pid);
-    if (rc == 0 && persist_on(s))
-        rc = store_put_qos2(s->srv->store, s->sid, pid);
-    return rc;
-}
-
-int session_qos2_load(session *s, uint16_t pid)
-{
-    if (s->nqos2_in == s->qos2_cap) {
-        uint32_t cap = s->qos2_cap ? s->qos2_cap * 2 : 8;
-        uint16_t *p = realloc(s->qos2_in, cap * sizeof(*p));
-        if (!p)
-            return IMQTT_ENOMEM;
-        s->qos2_in = p;
-        s->qos2_cap = cap;
-    }
-    s->qos2_in[s->nqos2_in++] = pid;
-    return 0;
-}
-
-bool session_qos2_remove(session *s, uint16_t pid)
-{
-    for (uint32_t i = 0; i < s->nqos2_in; i++) {
-        if (s->qos2_in[i] == pid) {
-            s->qos2_in[i] = s->qos2_in[--s->nqos2_in];
-            if (persist_on(s))
-                store_del_qos2(s->srv->store, s->sid, pid);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* ---- subscriptions --------------------------------------------------------
- */
-
-static uint8_t opts_byte(const mqtt_sub_opts *o)
-{
-    return (uint8_t)(o->qos | (o->no_local << 2) |
-                     (o->retain_as_published << 3) | (o->retain_handling << 4));
-}
-
-static void persist_sub(session *s, mqtt_str filter, const mqtt_sub_opts *o,
-                        uint32_t sub_id)
-{
-    if (store_put_sub(s->srv->store, s->sid, filter, opts_byte(o), sub_id) < 0)
-        persist_fatal(IMQTT_ENOMEM, "recording a subscription");
-}
-
-int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
-                      uint32_t sub_id, bool *existed)
-{
-    int rc = sub_index_add(s->srv->subs, filter, s, o, sub_id);
-    if (rc < 0)
-        return rc;
-    *existed = rc == 0;
-    if (persist_on(s) && !s->srv->loading)
-        persist_sub(s, filter, o, sub_id);
-    for (sess_sub *ss = s->subs; ss; ss = ss->next) {
-        if (ss->len == filter.len &&
-            memcmp(ss->filter, filter.ptr, filter.len) == 0) {
-            ss->opts = *o;
-            ss->sub_id = sub_id;
-            return 0;
-        }
-    }
-    sess_sub *ss = malloc(sizeof(*ss) + filter.len + 1);
-    if (!ss) {
-        sub_index_remove(s->srv->subs, filter, s);
-        return IMQTT_ENOMEM;
-    }
-    ss->opts = *o;
-    ss->sub_id = sub_id;
-    ss->len = (uint16_t)filter.len;
-    memcpy(ss->filter, filter.ptr, filter.len);
-    ss->filter[filter.len] = '\0';
-    ss->next = s->subs;
-    s->subs = ss;
-    s->nsubs++;
-    return 0;
-}
-
-static void forget_groups(session *s)
-{
-    /* A group may be freed when its last member leaves; entries must not
-     * keep pointing at it. */
-    for (out_entry *e = s->inflight.head; e; e = e->next)
-        e->group = NULL;
-    for (out_entry *e = s->queue.head; e; e = e->next)
-        e->group = NULL;
-}
-
-int session_unsubscribe(session *s, mqtt_str filter)
-{
-    int rc = sub_index_remove(s->srv->subs, filter, s);
-    if (rc > 0 && persist_on(s))
-        store_del_sub(s->srv->store, s->sid, filter);
-    for (sess_sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
-        sess_sub *ss = *pp;
-        if (ss->len == filter.len &&
-            memcmp(ss->filter, filter.ptr, filter.len) == 0) {
-            *pp = ss->next;
-            free(ss);
-            s->nsubs--;
-            break;
-        }
-    }
-    mqtt_str group, inner;
-    if (rc > 0 && mqtt_share_parse(filter, &group, &inner) == 1)
-        forget_groups(s);
-    return rc;
-}
-
 /* ---- wills, expiry, end ----------------------------------------------------
  */
 
@@ -772,11 +647,7 @@ static void start_persisting(session *s)
     persist_session(s);
     if (!persist_on(s))
         return;
-    for (sess_sub *ss = s->subs; ss; ss = ss->next)
-        persist_sub(s, (mqtt_str){(uint8_t *)ss->filter, ss->len}, &ss->opts,
-                    ss->sub_id);
-    for (uint32_t i = 0; i < s->nqos2_in; i++)
-        store_put_qos2(s->srv->store, s->sid, s->qos2_in[i]);
+    session_subs_persist(s);
     for (out_entry *e = s->inflight.head; e; e = e->next) {
         e->seq = s->next_seq++;
         persist_entry(s, e, true);

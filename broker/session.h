@@ -130,6 +130,10 @@ void session_connection_lost(session *s, bool send_will);
 /* Attach c to s (resume or fresh) and resend what was in flight. */
 void session_attach(session *s, conn *c);
 
+/* A session becoming persistent: record its subscriptions and incoming
+ * QoS 2 ids in the store (session_subs.c). */
+void session_subs_persist(session *s);
+
 /* Subscriptions. */
 int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
                       uint32_t sub_id, bool *existed);
