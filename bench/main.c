@@ -475,7 +475,15 @@ static void thread_init(bench_thread *th, int i)
 
 static void set_phase(int ph)
 {
-    atomic_store(&G.phase, ph);
+    if (atomic_exchange(&G.phase, ph) == ph)
+        return;
+    /* A worker that sees PH_CLOSE closes all its handles, `wake` included,
+     * and may do so (from its 1 ms tick) before this loop reaches it: an
+     * async send to a closed handle aborts. So PH_CLOSE is left to the
+     * tick; only the earlier phases, during which `wake` stays open, are
+     * sent at once. */
+    if (ph == PH_CLOSE)
+        return;
     for (int i = 0; i < G.nthreads; i++)
         uv_async_send(&G.th[i].wake);
 }
