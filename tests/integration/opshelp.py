@@ -26,10 +26,10 @@ _certs = None
 
 
 def certs():
-    """One set of certificates per test process (openssl is slow)."""
+    """One set of certificates per test process (RSA keys are slow)."""
     global _certs
     if not certgen.available():
-        pytest.skip("openssl not installed (scripts/setup installs it)")
+        pytest.skip("python3-cryptography not installed (scripts/setup installs it)")
     if _certs is None:
         _certs = certgen.make(tempfile.mkdtemp(prefix="imqtt-certs-"))
     return _certs

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import Client
-from opshelp import certs, start, tls_cfg
+from opshelp import certgen, certs, start, tls_cfg
 
 pytestmark = pytest.mark.imqtt_only
 
@@ -120,14 +120,8 @@ def test_reload_tls_certificates(broker, tmp_path):
                                  "tls": tls_cfg(cert_file=str(crt), key_file=str(key))}])
     before = serial(port, c["ca_crt"])
     # a new certificate for the same key, from the same CA
-    import subprocess
-    subprocess.run(["openssl", "req", "-new", "-key", str(key), "-out", str(tmp_path / "n.csr"),
-                    "-subj", "/CN=localhost"], check=True, capture_output=True)
-    (tmp_path / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    subprocess.run(["openssl", "x509", "-req", "-in", str(tmp_path / "n.csr"), "-CA",
-                    c["ca_crt"], "-CAkey", os.path.join(c["dir"], "ca.key"), "-CAcreateserial",
-                    "-out", str(crt), "-days", "2", "-extfile", str(tmp_path / "ext")],
-                   check=True, capture_output=True)
+    certgen.sign(str(tmp_path), "s", "localhost", "ca", server=True, ca_dir=c["dir"],
+                 key=str(key))
     b.config = json.load(open(os.path.join(b.tmpdir, "imqtt.json")))
     hup(b, "configuration reloaded")
     after = serial(port, c["ca_crt"])
