@@ -186,7 +186,32 @@ static int apply_ops(store *s, MDB_txn *txn, const uint8_t *ops, size_t len,
     return 0;
 }
 
-/* One transaction over the carried deletes and every batch of the list. */
+/* Live data may fill the map only up to 7/8 of store.max_size: the rest
+ * is the room a transaction of deletes needs (copied pages, the free
+ * list) once the map is full. Without it a full store could not commit
+ * the deletes of its consumers and would refuse publications forever. */
+#define OVER_LIMIT (MDB_LAST_ERRCODE + 1) /* our own: puts past the limit */
+
+static uint64_t live_limit(const store *s)
+{
+    return s->max_size - s->max_size / 8;
+}
+
+static bool over_limit(store *s, MDB_txn *txn)
+{
+    uint64_t pages = 0;
+    MDB_stat st = {0};
+    for (int i = 0; i < DB_COUNT_; i++) {
+        if (mdb_stat(txn, s->db[i], &st) != 0)
+            return false;
+        pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+    return pages * st.ms_psize > live_limit(s);
+}
+
+/* One transaction over the carried deletes and every batch of the list.
+ * With shrink_only the puts are left out and the live limit is not
+ * checked: deletes must always be able to go through. */
 static int commit_list(store *s, batch *list, bool shrink_only)
 {
     MDB_txn *txn;
@@ -210,6 +235,8 @@ static int commit_list(store *s, batch *list, bool shrink_only)
                 rc = 0;
         }
     }
+    if (rc == 0 && !shrink_only && over_limit(s, txn))
+        rc = OVER_LIMIT;
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -269,8 +296,8 @@ static bool grow_map(store *s)
 
 static bool space_error(int rc)
 {
-    return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EIO || rc == EDQUOT ||
-           rc == EFBIG;
+    return rc == MDB_MAP_FULL || rc == OVER_LIMIT || rc == ENOSPC ||
+           rc == EIO || rc == EDQUOT || rc == EFBIG;
 }
 
 static int commit_batches(store *s, batch *list)
@@ -290,7 +317,8 @@ static int commit_batches(store *s, batch *list)
         store_log("warn",
                   "cannot commit (%s): refusing QoS 1/2 publications "
                   "until space is available",
-                  mdb_strerror(rc));
+                  rc == OVER_LIMIT ? "store.max_size reached"
+                                   : mdb_strerror(rc));
     /* The puts are refused (their acks say so); the deletes must stay. */
     int rc2 = commit_list(s, list, true);
     if (rc2 != 0 && !space_error(rc2))

@@ -369,7 +369,8 @@ def test_store_full_under_concurrent_load(sb_factory):
         # at least once; the publisher would resend it anyway)
     pub = connect(b, "sf-pub-again", version=5, clean=True)
     pub.send(mqttraw.publish("sf/0", b"again", qos=1, pid=1, version=5))
-    assert pub.expect(PUBACK).reason == 0
+    ack = pub.expect(PUBACK)
+    assert ack.reason == 0, "refused after the queue was consumed:\n" + b.stderr_text()[-3000:]
     assert drain(sub, 1, version=5)[0].payload == b"again"
     sub.close()
     pub.close()

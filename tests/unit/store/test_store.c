@@ -271,6 +271,41 @@ static void map_full_refuses_then_recovers(void **state)
     assert_int_equal(check(s), 0);
 }
 
+/* Filled to the last byte it accepts, then restarted (as after kill -9):
+ * the consumer's deletes must still commit, or the store would refuse
+ * publications forever while holding messages already delivered. */
+static void full_store_still_drains_after_restart(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s);
+    rm_rf(f->dir);
+    f->s = open_store(f->dir, 1 << 20);
+    static char big[3000], small[100];
+    memset(big, 'x', sizeof(big) - 1);
+    memset(small, 'y', sizeof(small) - 1);
+    uint64_t id = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        store_msg m = msg_of("t", pass == 0 ? big : small);
+        for (int status = 0; status == 0; id++) {
+            store_put_msg(f->s, id, &m);
+            store_put_entry(f->s, 1, id,
+                            &(store_entry){.msg_id = id, .qos = 1}, true);
+            status = commit_wait(f->s);
+        }
+    }
+    store_close(f->s);
+    f->s = open_store(f->dir, 1 << 20);
+    for (uint64_t i = 1; i < id; i++)
+        store_del_entry(f->s, 1, i);
+    assert_int_equal(commit_wait(f->s), 0);
+    assert_false(store_refusing(f->s));
+    store_msg m = msg_of("t", big);
+    store_put_msg(f->s, id, &m);
+    store_put_entry(f->s, 1, id, &(store_entry){.msg_id = id, .qos = 1}, true);
+    assert_int_equal(commit_wait(f->s), 0);
+    assert_int_equal(check(f->s), 0);
+}
+
 static void newer_schema_refused(void **state)
 {
     fixture *f = *state;
@@ -327,6 +362,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancel_inside_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(map_full_refuses_then_recovers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(full_store_still_drains_after_restart,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(dir_is_private_and_none_is_immediate,
                                         setup, teardown),
