@@ -65,7 +65,18 @@ static int on_sub(void *arg, const store_sub *sub)
     bool existed;
     x->subs++;
     /* session_subscribe does not record it again while srv->loading. */
-    return session_subscribe(s, sub->filter, &o, sub->sub_id, &existed);
+    int rc = session_subscribe(s, sub->filter, &o, sub->sub_id, &existed);
+    if (rc == IMQTT_EFILTER) {
+        /* Accepted by an older version, refused now (a nested $share):
+         * the client is told 0x8F when it subscribes again. */
+        log_warn("store: subscription %.*s of %s dropped: not a valid filter",
+                 (int)sub->filter.len, (const char *)sub->filter.ptr,
+                 s->client_id);
+        (void)store_del_sub(s->srv->store, s->sid, sub->filter);
+        x->subs--;
+        return 0;
+    }
+    return rc;
 }
 
 static int on_qos2(void *arg, uint64_t sid, uint16_t pid)

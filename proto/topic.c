@@ -139,8 +139,16 @@ int mqtt_share_parse(mqtt_str f, mqtt_str *group, mqtt_str *filter)
         memchr(g, '#', glen))
         return IMQTT_EFILTER;
 
+    /* "$share/g/$share/h/x" would share a filter that is itself a
+     * shared subscription: meaningless, so malformed (0x8F). */
+    const uint8_t *inner = slash + 1;
+    uint32_t ilen = rest - glen - 1;
+    if (ilen >= SHARE_PREFIX_LEN &&
+        memcmp(inner, SHARE_PREFIX, SHARE_PREFIX_LEN) == 0)
+        return IMQTT_EFILTER;
+
     *group = (mqtt_str){g, glen};
-    *filter = (mqtt_str){slash + 1, rest - glen - 1};
+    *filter = (mqtt_str){inner, ilen};
     return 1;
 }
 

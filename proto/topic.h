@@ -42,7 +42,8 @@ bool mqtt_topic_has_wildcard(mqtt_str f);
 
 /* Split `$share/{group}/{filter}`. Returns 1 with *group and *filter set
  * (views into f), 0 if f is not a shared subscription (outputs untouched),
- * IMQTT_EFILTER if it starts with "$share/" but is malformed. */
+ * IMQTT_EFILTER if it starts with "$share/" but is malformed (a filter
+ * after the group that starts with "$share/" again counts as malformed). */
 int mqtt_share_parse(mqtt_str f, mqtt_str *group, mqtt_str *filter);
 
 /* Number of levels in a topic or filter ('/' count + 1). */

@@ -40,12 +40,14 @@ def test_shared_subscription_each_message_to_exactly_one_member(broker, clients)
 @pytest.mark.parametrize("filters", [
     ("$share/g+/t",),
     pytest.param(("$share//t", "$share/g"), marks=pytest.mark.imqtt_only),
-], ids=["wildcard-sharename", "empty-sharename-or-no-filter"])
+    pytest.param(("$share/g/$share/h/t",), marks=pytest.mark.imqtt_only),
+], ids=["wildcard-sharename", "empty-sharename-or-no-filter", "nested-share"])
 def test_shared_subscription_invalid_share_names(broker, filters):
     """[MQTT-4.8.2-1][MQTT-4.8.2-2] a share name that is empty or holds a
     wildcard, or '$share/g' without a topic filter: SUBACK 0x8F (or 0x9E) /
     close; broker alive.  ('$share//t' and '$share/g' are imqtt_only:
-    Mosquitto 2.0.11 grants them.)"""
+    Mosquitto 2.0.11 grants them; so is a nested '$share/g/$share/h/t',
+    which imqtt refuses as meaningless.)"""
     b = broker()
     for f in filters:
         with raw(b, version=5) as c:

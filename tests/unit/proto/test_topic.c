@@ -134,6 +134,8 @@ static void test_filter_check_invalid(void **state)
         "$share/g/a#",
         "$share/g/#/a",
         "$share/",
+        "$share/g/$share/h/x", /* nested: sharing a shared subscription */
+        "$share/g/$share/h/",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (fcheck(bad[i]) != IMQTT_EFILTER)
