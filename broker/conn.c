@@ -1,5 +1,6 @@
 #include "conn.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,12 +96,19 @@ static void close_handles(conn *c)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->keepalive_timer, on_handle_closed);
+    wheel_disarm(&c->srv->wheel, &c->deadline);
 }
 
-static void on_linger_timeout(uv_timer_t *t)
+/* Never after close_handles: the node must stay disarmed until the
+ * connection is freed. */
+static void arm_deadline(conn *c, uint64_t due)
 {
-    conn *c = t->data;
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        wheel_arm(&c->srv->wheel, &c->deadline, due);
+}
+
+static void on_linger_timeout(conn *c)
+{
     /* The peer did not take its last bytes, or did not close, in time. */
     outbuf_free(&c->out);
     close_handles(c);
@@ -181,7 +189,7 @@ void conn_close(conn *c)
         im_on_disconnect(s);
         session_connection_lost(s, will);
     }
-    uv_timer_start(&c->keepalive_timer, on_linger_timeout, CONN_LINGER_MS, 0);
+    arm_deadline(c, server_now(c->srv) + CONN_LINGER_MS);
     server_want_flush(c->srv, c);
 }
 
@@ -600,10 +608,8 @@ void conn_input(conn *c, const uint8_t *data, size_t len)
 
 /* ---- keepalive ----------------------------------------------------------- */
 
-static void on_keepalive(uv_timer_t *t);
-
-/* One timer serves both deadlines: the keepalive and the token's exp. */
-static void arm_keepalive(conn *c, uint64_t now)
+/* One deadline serves both: the keepalive and the token's exp. */
+static void arm_keepalive(conn *c)
 {
     uint64_t next = 0;
     if (c->keepalive)
@@ -611,16 +617,14 @@ static void arm_keepalive(conn *c, uint64_t now)
     if (c->auth_deadline && (!next || c->auth_deadline < next))
         next = c->auth_deadline;
     if (!next) {
-        uv_timer_stop(&c->keepalive_timer);
+        wheel_disarm(&c->srv->wheel, &c->deadline);
         return;
     }
-    uv_timer_start(&c->keepalive_timer, on_keepalive,
-                   next > now ? next - now : 0, 0);
+    arm_deadline(c, next);
 }
 
-static void on_keepalive(uv_timer_t *t)
+static void on_keepalive(conn *c)
 {
-    conn *c = t->data;
     uint64_t now = server_now(c->srv);
     const char *who = c->sess ? c->sess->client_id : c->peer;
     if (c->state == CONN_NEW || c->state == CONN_AUTH) {
@@ -640,12 +644,21 @@ static void on_keepalive(uv_timer_t *t)
         conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
         return;
     }
-    arm_keepalive(c, now);
+    arm_keepalive(c);
+}
+
+void conn_on_deadline(wheel_node *n)
+{
+    conn *c = (conn *)((char *)n - offsetof(conn, deadline));
+    if (c->state == CONN_CLOSING)
+        on_linger_timeout(c);
+    else
+        on_keepalive(c);
 }
 
 void conn_start_keepalive(conn *c)
 {
-    arm_keepalive(c, server_now(c->srv));
+    arm_keepalive(c);
 }
 
 void conn_resume_input(conn *c)
@@ -673,10 +686,8 @@ static conn *conn_new(listener *lst)
     c->srv = srv;
     c->lst = lst;
     uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->keepalive_timer);
     c->tcp.data = c;
-    c->keepalive_timer.data = c;
-    c->handles_open = 2;
+    c->handles_open = 1;
     srv->conns_alive++;
     c->next = srv->conns;
     if (srv->conns)
@@ -727,8 +738,7 @@ static int conn_begin(conn *c)
     srv->stats.conns_total++;
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx = server_now(srv);
-    uv_timer_start(&c->keepalive_timer, on_keepalive, CONN_CONNECT_TIMEOUT_MS,
-                   0);
+    arm_deadline(c, server_now(srv) + CONN_CONNECT_TIMEOUT_MS);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     return 0;
 }

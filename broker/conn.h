@@ -36,7 +36,8 @@ struct conn {
     uv_tcp_t tcp;
     struct transport *tp; /* owned; NULL on plain TCP (transport.h) */
     rate_bucket msg_bucket, bytes_bucket; /* ratelimit.h */
-    uv_timer_t keepalive_timer; /* also the connect and linger timer */
+    wheel_node deadline; /* keepalive, token expiry, CONNECT, linger:
+                            on srv->wheel, disarmed by close_handles */
     bool shutdown_started; /* its request is allocated then (conn.c) */
     server *srv;
     listener *lst;
@@ -97,6 +98,9 @@ struct conn {
 
 /* Size of the read buffer the server lends to one read at a time. */
 #define READBUF_SIZE 65536
+
+/* The wheel's callback for c->deadline (server_init installs it). */
+void conn_on_deadline(wheel_node *n);
 
 /* (Re)start the keepalive timer once c->keepalive is known. */
 void conn_start_keepalive(conn *c);

@@ -219,6 +219,7 @@ static void on_shutdown_poll(uv_timer_t *t)
      * then the server's own handles; uv_run then returns. */
     server_end_sessions(srv);
     uv_close((uv_handle_t *)&srv->flush_handle, NULL);
+    wheel_close(&srv->wheel);
     uv_close((uv_handle_t *)&srv->store_async, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
@@ -303,6 +304,7 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
     uv_prepare_start(&srv->flush_handle, on_prepare);
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;
+    wheel_init(&srv->wheel, loop, conn_on_deadline);
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     srv->sig_term.data = srv->sig_int.data = srv;

@@ -11,6 +11,7 @@
 #include "retain_index.h"
 #include "store.h"
 #include "sub_index.h"
+#include "wheel.h"
 
 typedef struct conn conn;
 typedef struct session session;
@@ -72,6 +73,7 @@ typedef struct server {
     bool loading;           /* persist_load: do not record what is read */
     uv_signal_t sig_term, sig_int;
     uv_timer_t shutdown_timer;
+    wheel wheel; /* the connections' deadlines (wheel.h) */
 
     uint8_t *readbuf;     /* shared by all reads; lent during read_cb */
     bool readbuf_lent;
