@@ -49,19 +49,45 @@ static void conn_free(conn *c)
     for (uint32_t i = 0; i < c->nacks; i++)
         free(c->acks[i].codes);
     free(c->acks);
-    if (c->alias_in) {
-        for (uint32_t i = 0; i <= c->srv->cfg.topic_alias_maximum; i++)
-            free(c->alias_in[i]);
-        free(c->alias_in);
-        free(c->alias_in_len);
+    conn_aliases *a = c->aliases;
+    if (a) {
+        if (a->in)
+            for (uint32_t i = 0; i <= c->srv->cfg.topic_alias_maximum; i++)
+                free(a->in[i]);
+        free(a->in);
+        free(a->in_len);
+        if (a->out_topics)
+            for (uint32_t i = 0; i <= c->client_alias_max; i++)
+                free(a->out_topics[i]);
+        free(a->out_topics);
+        hmap_free(&a->out);
+        free(a);
     }
-    if (c->alias_out_topics) {
-        for (uint32_t i = 0; i <= c->client_alias_max; i++)
-            free(c->alias_out_topics[i]);
-        free(c->alias_out_topics);
-    }
-    hmap_free(&c->alias_out);
+    free(c->buckets);
     free(c);
+}
+
+conn_aliases *conn_aliases_get(conn *c)
+{
+    if (!c->aliases)
+        c->aliases = calloc(1, sizeof(*c->aliases));
+    return c->aliases;
+}
+
+const char *conn_peer(const conn *c)
+{
+    static char text[64];
+    const conn_addr *a = &c->peer;
+    if (a->family == 0)
+        return "?";
+    if (a->family == 1) {
+        snprintf(text, sizeof(text), "fd:%u", a->port);
+        return text;
+    }
+    char ip[48] = "?";
+    uv_inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->ip, ip, sizeof(ip));
+    snprintf(text, sizeof(text), "%s:%u", ip, a->port);
+    return text;
 }
 
 void conn_unref(conn *c)
@@ -455,7 +481,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 void conn_fail(conn *c, int err)
 {
-    log_info("%s: closing: %s", c->sess ? c->sess->client_id : c->peer,
+    log_info("%s: closing: %s", c->sess ? c->sess->client_id : conn_peer(c),
              imqtt_strerror(err));
     if (err == IMQTT_ENOMEM)
         conn_abort(c);
@@ -493,7 +519,7 @@ static size_t process(conn *c, const uint8_t *buf, size_t len, size_t *need)
             (c->srv->cfg.msg_rate || c->srv->cfg.bytes_rate) &&
             !limits_publish(c, (uint32_t)r)) {
             log_info("client %s: over its message rate",
-                     c->sess ? c->sess->client_id : c->peer);
+                     c->sess ? c->sess->client_id : conn_peer(c));
             conn_disconnect(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH);
             return len;
         }
@@ -559,7 +585,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         srv->readbuf_lent = false;
     if (nread < 0) {
         if (nread != UV_EOF)
-            log_debug("%s: read error: %s", c->peer, uv_strerror((int)nread));
+            log_debug("%s: read error: %s", conn_peer(c), uv_strerror((int)nread));
         conn_close(c);
         return;
     }
@@ -626,9 +652,9 @@ static void arm_keepalive(conn *c)
 static void on_keepalive(conn *c)
 {
     uint64_t now = server_now(c->srv);
-    const char *who = c->sess ? c->sess->client_id : c->peer;
+    const char *who = c->sess ? c->sess->client_id : conn_peer(c);
     if (c->state == CONN_NEW || c->state == CONN_AUTH) {
-        log_info("%s: no CONNECT within %d ms", c->peer,
+        log_info("%s: no CONNECT within %d ms", who,
                  CONN_CONNECT_TIMEOUT_MS);
         conn_close(c);
         return;
@@ -709,24 +735,29 @@ static int conn_begin(conn *c)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0 &&
         (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
         char ip[48] = "?";
-        int port = 0;
+        conn_addr *a = &c->peer;
         if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(s6, ip, sizeof(ip));
+            memcpy(a->ip, &s6->sin6_addr, 16);
+            a->port = ntohs(s6->sin6_port);
+            a->family = 6;
         } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+            uv_ip4_name(s4, ip, sizeof(ip));
+            memcpy(a->ip, &s4->sin_addr, 4);
+            a->port = ntohs(s4->sin_port);
+            a->family = 4;
         }
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
         if (!limits_accept(srv, ip)) {
-            log_warn("%s: refused: connection rate limit", c->peer);
+            log_warn("%s: refused: connection rate limit", conn_peer(c));
             conn_abort(c);
             return -1;
         }
     }
     if ((srv->cfg.max_connections && srv->nconns > srv->cfg.max_connections) ||
         (lst->cfg->max_connections && lst->nconns > lst->cfg->max_connections)) {
-        log_warn("%s: refused: too many connections", c->peer);
+        log_warn("%s: refused: too many connections", conn_peer(c));
         metrics_count(srv, METRIC_REFUSED_MAX_CONN);
         conn_abort(c);
         return -1;
@@ -760,7 +791,8 @@ int conn_adopt(listener *lst, uv_os_sock_t fd)
     conn *c = conn_new(lst);
     if (!c)
         return IMQTT_ENOMEM;
-    snprintf(c->peer, sizeof(c->peer), "fd:%d", (int)fd);
+    c->peer.family = 1; /* shown as "fd:N" */
+    c->peer.port = (uint16_t)fd;
     if (uv_tcp_open(&c->tcp, fd) < 0) {
         close(fd);
         conn_abort(c);

@@ -32,20 +32,31 @@ typedef struct pending_ack {
     uint32_t ncodes;
 } pending_ack;
 
+/* Topic aliases of a connection that uses them (most never do). */
+typedef struct conn_aliases {
+    char **in;         /* client -> server, [1..topic_alias_maximum] */
+    uint32_t *in_len;
+    hmap out;          /* topic -> alias number (value (void*)(uintptr_t)n) */
+    char **out_topics; /* owned keys, index = alias */
+    uint16_t out_next;
+} conn_aliases;
+
+/* Where a connection comes from, as bytes: formatted only for logs. */
+typedef struct conn_addr {
+    uint8_t ip[16]; /* IPv4 in the first 4 bytes */
+    uint16_t port;  /* the descriptor for an adopted socket */
+    uint8_t family; /* 4, 6; 1: adopted socket (conn_adopt); 0: unknown */
+} conn_addr;
+
+/* Fields are grouped by size: every hole is bytes of every connection. */
 struct conn {
     uv_tcp_t tcp;
     struct transport *tp; /* owned; NULL on plain TCP (transport.h) */
-    rate_bucket msg_bucket, bytes_bucket; /* ratelimit.h */
-    wheel_node deadline; /* keepalive, token expiry, CONNECT, linger:
-                            on srv->wheel, disarmed by close_handles */
-    bool shutdown_started; /* its request is allocated then (conn.c) */
     server *srv;
     listener *lst;
     session *sess; /* set once CONNECT is accepted; the session points back */
-    enum conn_state state;
-    uint8_t version;
-    int handles_open; /* freed when 0 and refs == 0 */
-    int refs;
+    wheel_node deadline; /* keepalive, token expiry, CONNECT, linger:
+                            on srv->wheel, disarmed by close_handles */
 
     /* input: only a packet that spans reads is kept here */
     uint8_t *in;
@@ -53,48 +64,53 @@ struct conn {
 
     /* output */
     outbuf out;
-    uint32_t writes_in_flight;
     size_t bytes_in_flight; /* handed to uv_write, not yet written */
-    bool in_flush_list;
     conn *flush_next;
 
     /* acks waiting for the store */
     pending_ack *acks;
-    uint32_t nacks, acks_cap;
-    bool in_ack_list;
     conn *ack_next;
 
-    /* keepalive */
-    uint16_t keepalive; /* effective, seconds; 0 = none */
-    uint64_t last_rx;   /* uv_now of the last packet read */
+    uint64_t last_rx;       /* uv_now of the last packet read */
     uint64_t auth_deadline; /* uv_now when the token expires; 0: never */
 
-    /* password_file listeners: the result of the check off the loop */
-    bool password_checked;
-    bool password_ok;
+    conn_aliases *aliases;  /* owned; NULL until the first alias */
+    rate_bucket *buckets;   /* owned [msg, bytes]; NULL until the first
+                               PUBLISH under a per-connection rate limit */
+    conn *next, *prev;      /* server's list of connections */
 
-    /* what the client told us in CONNECT (v5) */
-    uint16_t client_receive_max;  /* our outgoing window to it */
-    uint32_t client_max_packet;   /* 0 = protocol maximum */
-    uint16_t client_alias_max;    /* server -> client topic aliases */
-    bool request_problem_info;
-
+    enum conn_state state;
+    int handles_open; /* freed when 0 and refs == 0 */
+    int refs;
+    uint32_t writes_in_flight;
+    uint32_t nacks, acks_cap;
     /* incoming QoS > 0 messages not yet fully acknowledged by us, for our
      * Receive Maximum */
     uint32_t inflight_in;
-
-    /* topic aliases (per connection, [MQTT-3.3.2-7]) */
-    char **alias_in;   /* client -> server, [1..topic_alias_maximum] */
-    uint32_t *alias_in_len;
-    hmap alias_out;    /* topic -> alias number (value is (void*)(uintptr_t)n) */
-    char **alias_out_topics; /* owned keys, index = alias */
-    uint16_t alias_out_next;
-
+    /* what the client told us in CONNECT (v5) */
+    uint32_t client_max_packet;  /* 0 = protocol maximum */
+    uint16_t client_receive_max; /* our outgoing window to it */
+    uint16_t client_alias_max;   /* server -> client topic aliases */
+    uint16_t keepalive;          /* effective, seconds; 0 = none */
+    conn_addr peer;              /* conn_peer() for text */
+    uint8_t version;
+    bool request_problem_info;
+    bool shutdown_started; /* its request is allocated then (conn.c) */
+    bool in_flush_list;
+    bool in_ack_list;
+    /* password_file listeners: the result of the check off the loop */
+    bool password_checked;
+    bool password_ok;
     bool disconnect_normal; /* DISCONNECT received: no will */
     bool will_on_close;     /* DISCONNECT 0x04 */
-    conn *next, *prev;      /* server's list of connections */
-    char peer[64];
 };
+
+/* c's peer as text ("127.0.0.1:5678", "fd:7"): a buffer of the loop
+ * thread, valid until the next call. */
+const char *conn_peer(const conn *c);
+
+/* c's topic aliases, allocated on first use; NULL on ENOMEM. */
+conn_aliases *conn_aliases_get(conn *c);
 
 /* Size of the read buffer the server lends to one read at a time. */
 #define READBUF_SIZE 65536

@@ -17,31 +17,36 @@ static uint16_t alias_for(conn *c, mqtt_str topic, bool *fresh)
     *fresh = false;
     if (c->client_alias_max == 0)
         return 0;
-    void *v = hmap_get(&c->alias_out, topic);
-    if (v)
-        return (uint16_t)(uintptr_t)v;
-    if (c->alias_out_next >= c->client_alias_max)
+    conn_aliases *al = c->aliases;
+    if (al) {
+        void *v = hmap_get(&al->out, topic);
+        if (v)
+            return (uint16_t)(uintptr_t)v;
+        if (al->out_next >= c->client_alias_max)
+            return 0;
+    } else if (!(al = conn_aliases_get(c))) {
         return 0;
-    if (!c->alias_out_topics) {
-        c->alias_out_topics =
+    }
+    if (!al->out_topics) {
+        al->out_topics =
             calloc((size_t)c->client_alias_max + 1, sizeof(char *));
-        if (!c->alias_out_topics)
+        if (!al->out_topics)
             return 0;
     }
-    uint16_t a = ++c->alias_out_next;
+    uint16_t a = ++al->out_next;
     char *copy = malloc(topic.len ? topic.len : 1);
     if (!copy) {
-        c->alias_out_next--;
+        al->out_next--;
         return 0;
     }
     memcpy(copy, topic.ptr, topic.len);
-    if (hmap_put(&c->alias_out, (mqtt_bytes){(uint8_t *)copy, topic.len},
+    if (hmap_put(&al->out, (mqtt_bytes){(uint8_t *)copy, topic.len},
                  (void *)(uintptr_t)a, NULL) < 0) {
         free(copy);
-        c->alias_out_next--;
+        al->out_next--;
         return 0;
     }
-    c->alias_out_topics[a] = copy;
+    al->out_topics[a] = copy;
     *fresh = true;
     return a;
 }
@@ -129,10 +134,11 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
         /* Reserved bytes are simply not committed; an alias assigned for
          * this packet was never announced, so take it back. */
         if (fresh) {
-            hmap_remove(&c->alias_out, msg_topic(m));
-            free(c->alias_out_topics[alias]);
-            c->alias_out_topics[alias] = NULL;
-            c->alias_out_next--;
+            conn_aliases *al = c->aliases;
+            hmap_remove(&al->out, msg_topic(m));
+            free(al->out_topics[alias]);
+            al->out_topics[alias] = NULL;
+            al->out_next--;
         }
         return IMQTT_ETOOLARGE;
     }

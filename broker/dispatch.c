@@ -96,7 +96,7 @@ int dispatch_packet(conn *c, const mqtt_frame *f)
     /* Every handler past CONNECT works on the session; a connection that
      * lost it (taken over) is closing and must not reach them. */
     if (f->type != MQTT_CONNECT && c->sess == NULL) {
-        log_warn("%s: %s on a connection without a session", c->peer,
+        log_warn("%s: %s on a connection without a session", conn_peer(c),
                  mqtt_type_name(f->type));
         return IMQTT_EPROTOCOL;
     }

@@ -28,7 +28,7 @@ static void send_connack(conn *c, uint8_t reason, bool present,
 
 static int refuse(conn *c, uint8_t reason, const char *why)
 {
-    log_info("%s: CONNECT refused (%s): %s", c->peer, mqtt_reason_name(reason),
+    log_info("%s: CONNECT refused (%s): %s", conn_peer(c), mqtt_reason_name(reason),
              why);
     send_connack(c, reason, false, NULL);
     conn_close(c);
@@ -56,7 +56,7 @@ int handle_connect_error(conn *c, const mqtt_frame *f, int err)
         c->version = MQTT_V5;
         return refuse(c, mqtt_reason_for_error(err), imqtt_strerror(err));
     }
-    log_info("%s: malformed CONNECT: %s", c->peer, imqtt_strerror(err));
+    log_info("%s: malformed CONNECT: %s", conn_peer(c), imqtt_strerror(err));
     conn_close(c);
     return 0;
 }
@@ -282,7 +282,7 @@ int handle_connect(conn *c, const mqtt_connect *p)
     send_connack(c, MQTT_RC_SUCCESS, present, &ack);
     c->state = CONN_ACTIVE;
     log_info("client %.*s connected from %s (v%s, %s, keepalive %u)",
-             (int)client_id.len, (const char *)client_id.ptr, c->peer,
+             (int)client_id.len, (const char *)client_id.ptr, conn_peer(c),
              p->version == MQTT_V5     ? "5"
              : p->version == MQTT_V311 ? "3.1.1"
                                        : "3.1",

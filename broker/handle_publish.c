@@ -21,25 +21,33 @@ static int resolve_alias(conn *c, const mqtt_publish *p, mqtt_str *topic)
     uint16_t a = p->props.topic_alias;
     if (a == 0 || a > max)
         return IMQTT_EALIAS; /* [MQTT-3.3.2-8], [MQTT-3.3.2-9] */
-    if (!c->alias_in) {
-        c->alias_in = calloc((size_t)max + 1, sizeof(char *));
-        c->alias_in_len = calloc((size_t)max + 1, sizeof(uint32_t));
-        if (!c->alias_in || !c->alias_in_len)
+    conn_aliases *al = conn_aliases_get(c);
+    if (!al)
+        return IMQTT_ENOMEM;
+    if (!al->in) {
+        al->in = calloc((size_t)max + 1, sizeof(char *));
+        al->in_len = calloc((size_t)max + 1, sizeof(uint32_t));
+        if (!al->in || !al->in_len) {
+            free(al->in); /* both or neither: conn_free relies on in */
+            free(al->in_len);
+            al->in = NULL;
+            al->in_len = NULL;
             return IMQTT_ENOMEM;
+        }
     }
     if (p->topic.len == 0) {
-        if (!c->alias_in[a])
+        if (!al->in[a])
             return IMQTT_EPROTOCOL; /* alias never set on this connection */
-        *topic = (mqtt_str){(uint8_t *)c->alias_in[a], c->alias_in_len[a]};
+        *topic = (mqtt_str){(uint8_t *)al->in[a], al->in_len[a]};
         return 0;
     }
     char *copy = malloc(p->topic.len);
     if (!copy)
         return IMQTT_ENOMEM;
     memcpy(copy, p->topic.ptr, p->topic.len);
-    free(c->alias_in[a]);
-    c->alias_in[a] = copy;
-    c->alias_in_len[a] = p->topic.len;
+    free(al->in[a]);
+    al->in[a] = copy;
+    al->in_len[a] = p->topic.len;
     *topic = p->topic;
     return 0;
 }

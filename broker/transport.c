@@ -163,7 +163,7 @@ static void ws_send_close(conn *c, uint16_t code)
 
 static void ws_fail(conn *c, uint16_t code)
 {
-    log_info("%s: WebSocket: closing with %u", c->peer, code);
+    log_info("%s: WebSocket: closing with %u", conn_peer(c), code);
     metrics_count(c->srv, METRIC_WS_PROTOCOL_ERRORS);
     c->tp->ws_state = WS_CLOSED;
     ws_send_close(c, code);
@@ -180,7 +180,7 @@ static void http_refuse(conn *c, int status)
                      status == 426 ? "Upgrade: websocket\r\n"
                                      "Sec-WebSocket-Version: 13\r\n"
                                    : "");
-    log_info("%s: WebSocket upgrade refused: %d %s", c->peer, status,
+    log_info("%s: WebSocket upgrade refused: %d %s", conn_peer(c), status,
              ws_http_reason(status));
     metrics_count(c->srv, METRIC_WS_UPGRADE_REFUSED);
     c->tp->ws_state = WS_CLOSED;
@@ -243,7 +243,7 @@ static void ws_frames(conn *c, uint8_t *p, size_t n)
         case WS_EV_CLOSE:
             /* Answer with the same code (RFC 6455 5.5.1), then go. A close
              * without MQTT DISCONNECT is a lost connection: the will runs. */
-            log_debug("%s: WebSocket close %u from the peer", c->peer, ev.code);
+            log_debug("%s: WebSocket close %u from the peer", conn_peer(c), ev.code);
             tp->ws_state = WS_CLOSED;
             ws_send_close(c, ev.code);
             conn_close(c);
@@ -319,7 +319,7 @@ void transport_on_read(conn *c, uint8_t *data, size_t len)
     bool was = tls_conn_established(tp->tls);
     int rc = tls_conn_input(tp->tls, data, len, on_plain, c);
     if (!was && tls_conn_established(tp->tls))
-        log_debug("%s: TLS established: %s %s", c->peer,
+        log_debug("%s: TLS established: %s %s", conn_peer(c),
                   tls_conn_version(tp->tls), tls_conn_suite(tp->tls));
     if (!outbuf_empty(&tp->wire))
         server_want_flush(c->srv, c);
@@ -327,11 +327,11 @@ void transport_on_read(conn *c, uint8_t *data, size_t len)
         /* One connection's failure: the alert mbedTLS queued is written,
          * then this connection closes; the listener serves on. */
         if (!was) {
-            log_info("%s: TLS handshake failed: %s", c->peer,
+            log_info("%s: TLS handshake failed: %s", conn_peer(c),
                      tls_conn_error(tp->tls));
             metrics_count(c->srv, METRIC_TLS_HANDSHAKE_FAILED);
         } else {
-            log_info("%s: TLS error: %s", c->peer, tls_conn_error(tp->tls));
+            log_info("%s: TLS error: %s", conn_peer(c), tls_conn_error(tp->tls));
         }
         tp->close_sent = true;
         conn_close(c);
