@@ -88,12 +88,15 @@ class DevTools:
                 return reply.get("result", {})
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def _devtools_port(profile):
+    """The port Chromium chose for DevTools (--remote-debugging-port=0
+    writes it to DevToolsActivePort): no port picked here that another
+    process could take first. None until the file is there."""
+    try:
+        with open(os.path.join(profile, "DevToolsActivePort")) as f:
+            return int(f.readline())
+    except (OSError, ValueError):
+        return None
 
 
 def run(ws_url, version=4, timeout=30, insecure=False):
@@ -104,11 +107,10 @@ def run(ws_url, version=4, timeout=30, insecure=False):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     profile = tempfile.mkdtemp(prefix="imqtt-chromium-")
     page = "http://127.0.0.1:%d/page.html?url=%s&v=%d" % (srv.server_address[1], ws_url, version)
-    dport = _free_port()
     argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--disable-dev-shm-usage", "--user-data-dir=" + profile,
-            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=%d" % dport, page]
+            "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", page]
     if insecure:
         argv.insert(1, "--ignore-certificate-errors")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,7 +119,10 @@ def run(ws_url, version=4, timeout=30, insecure=False):
         deadline = time.monotonic() + timeout
         target = None
         while target is None and time.monotonic() < deadline:
+            dport = _devtools_port(profile)
             try:
+                if dport is None:
+                    raise OSError("DevTools not listening yet")
                 with urllib.request.urlopen("http://127.0.0.1:%d/json" % dport, timeout=2) as r:
                     pages = [t for t in json.load(r) if t.get("type") == "page"]
                     target = pages[0]["webSocketDebuggerUrl"] if pages else None

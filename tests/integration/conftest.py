@@ -12,6 +12,7 @@ right.  Tests marked `imqtt_only` are skipped in that mode.
 import json
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -54,12 +55,33 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port to listen on, chosen below the kernel's ephemeral range: a
+    port the kernel hands out (bind to 0) can be taken by another test's
+    outgoing connection before the broker binds it (seen: "address already
+    in use" while a burst test ran beside). Checked free by binding."""
+    low, high = 10000, _ephemeral_low() - 1
+    if high <= low:
+        low, high = 1024, 65535
+    for _ in range(200):
+        port = random.randint(low, high)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port in %d-%d" % (low, high))
 
 
 def _mosquitto_conf(config, port, tmpdir):
