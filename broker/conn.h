@@ -9,9 +9,9 @@
 #ifndef IMQTT_CONN_H
 #define IMQTT_CONN_H
 
-#include "ratelimit.h"
 #include "outbuf.h"
 #include "packet.h"
+#include "ratelimit.h"
 #include "server.h"
 
 enum conn_state {
@@ -24,7 +24,7 @@ enum conn_state {
 
 /* An acknowledgement waiting for the store commit that makes it true. */
 typedef struct pending_ack {
-    uint8_t type;   /* MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL, MQTT_PUBCOMP */
+    uint8_t type; /* MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL, MQTT_PUBCOMP */
     uint8_t reason;
     uint16_t packet_id;
     uint64_t gen;   /* store batch holding its data (store_batch_gen) */
@@ -34,7 +34,7 @@ typedef struct pending_ack {
 
 /* Topic aliases of a connection that uses them (most never do). */
 typedef struct conn_aliases {
-    char **in;         /* client -> server, [1..topic_alias_maximum] */
+    char **in; /* client -> server, [1..topic_alias_maximum] */
     uint32_t *in_len;
     hmap out;          /* topic -> alias number (value (void*)(uintptr_t)n) */
     char **out_topics; /* owned keys, index = alias */
@@ -74,10 +74,10 @@ struct conn {
     uint64_t last_rx;       /* uv_now of the last packet read */
     uint64_t auth_deadline; /* uv_now when the token expires; 0: never */
 
-    conn_aliases *aliases;  /* owned; NULL until the first alias */
-    rate_bucket *buckets;   /* owned [msg, bytes]; NULL until the first
-                               PUBLISH under a per-connection rate limit */
-    conn *next, *prev;      /* server's list of connections */
+    conn_aliases *aliases; /* owned; NULL until the first alias */
+    rate_bucket *buckets;  /* owned [msg, bytes]; NULL until the first
+                              PUBLISH under a per-connection rate limit */
+    conn *next, *prev;     /* server's list of connections */
 
     enum conn_state state;
     int handles_open; /* freed when 0 and refs == 0 */
@@ -151,8 +151,7 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
                       bool retain, const uint32_t *sub_ids, uint32_t nsub_ids);
 
 /* Queue an acknowledgement that waits for the store commit. */
-int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid,
-                           uint8_t reason);
+int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 
 /* A protocol violation (or ENOMEM): log it, and disconnect with the reason
  * mqtt_reason_for_error(err) chooses. */

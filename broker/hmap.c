@@ -57,8 +57,8 @@ void hmap_free(hmap *m)
 
 static inline bool slot_is(const hmap_slot *s, mqtt_bytes key, uint32_t h)
 {
-    return s->hash == h && s->key.len == key.len &&
-           (key.len == 0 || memcmp(s->key.ptr, key.ptr, key.len) == 0);
+    return s->hash == h && s->key_len == key.len &&
+           (key.len == 0 || memcmp(s->key, key.ptr, key.len) == 0);
 }
 
 /* Index of key's slot, or of the empty slot where it would go. The table
@@ -111,7 +111,8 @@ int hmap_put(hmap *m, mqtt_bytes key, void *value, void **old)
         if (s->value != NULL) {
             if (old != NULL)
                 *old = s->value;
-            s->key = key;
+            s->key = key.ptr;
+            s->key_len = key.len;
             s->value = value;
             return 0;
         }
@@ -123,7 +124,8 @@ int hmap_put(hmap *m, mqtt_bytes key, void *value, void **old)
             return rc;
     }
     hmap_slot *s = &m->slots[find_slot(m, key, h)];
-    s->key = key;
+    s->key = key.ptr;
+    s->key_len = key.len;
     s->hash = h;
     s->value = value;
     m->count++;
@@ -162,7 +164,8 @@ void *hmap_remove(hmap *m, mqtt_bytes key)
         i = j;
     }
     m->slots[i].value = NULL;
-    m->slots[i].key = (mqtt_bytes){NULL, 0};
+    m->slots[i].key = NULL;
+    m->slots[i].key_len = 0;
     m->count--;
     /* An emptied map gives its table back: trie nodes come and go with
      * subscriptions, and an empty node should cost no slot array. */

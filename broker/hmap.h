@@ -11,8 +11,11 @@
 
 #include "mqtt_types.h"
 
+/* 24 bytes, not the 32 an mqtt_bytes key would take with its padding:
+ * a slot and a half per session and per subscribed topic. */
 typedef struct hmap_slot {
-    mqtt_bytes key;
+    const uint8_t *key;
+    uint32_t key_len;
     uint32_t hash;
     void *value; /* NULL marks an empty slot: values are never NULL */
 } hmap_slot;

@@ -44,36 +44,26 @@ typedef struct sess_sub {
     char filter[]; /* as subscribed, $share prefix included */
 } sess_sub;
 
+/* Fields are grouped by size: every hole is bytes of every session. */
 struct session {
     server *srv;
     conn *conn;      /* NULL while offline */
     char *client_id; /* owned; also the key in srv->sessions */
-    uint16_t client_id_len;
-    char *username; /* owned, from the latest CONNECT; NULL: none */
-    uint16_t username_len;
-    uint8_t version;
-    uint32_t expiry; /* Session Expiry Interval, seconds */
+    char *username;  /* owned, from the latest CONNECT; NULL: none */
 
     sess_sub *subs; /* owned list */
-    uint32_t nsubs;
 
-    entry_list inflight; /* sent, not yet acknowledged, in send order */
-    uint16_t *pid_use;   /* in-flight entries per (packet id & 255), while
-                            any are in flight (session.c: inflight_add) */
-    entry_list queue;    /* waiting for room in the window */
+    entry_list inflight;   /* sent, not yet acknowledged, in send order */
+    uint16_t *pid_use;     /* in-flight entries per (packet id & 255), while
+                              any are in flight (session.c: inflight_add) */
+    entry_list queue;      /* waiting for room in the window */
     uint64_t queued_bytes; /* payload bytes waiting beyond the window, in
                               queue and in the store only (max_queued_bytes);
                               entries queued before a restart not counted */
-    uint16_t next_pid;
 
     uint16_t *qos2_in; /* incoming QoS 2 ids awaiting PUBREL */
-    uint32_t nqos2_in, qos2_cap;
 
-    msg *will; /* owned reference, or NULL */
-    uint32_t will_delay;
-    uint32_t will_expiry; /* Message Expiry Interval of the will; 0: none.
-                             Counted from when the will is published. */
-
+    msg *will;          /* owned reference, or NULL */
     uv_timer_t *timer;  /* will delay and session expiry while offline;
                            allocated when first armed (most sessions never
                            are). Its close callback frees the session. */
@@ -92,14 +82,25 @@ struct session {
     uint64_t disk_count;      /* entries in the store only */
     uint64_t put_gen;         /* store batch of the newest entry recorded */
     uint64_t disconnect_wall; /* wall-clock ms of the disconnect */
-    bool waiting;             /* in the server's list of sessions waiting for a
-                                 commit to read their queue */
-    struct session *wait_prev, *wait_next;
+    struct session *wait_prev, *wait_next; /* see `waiting` */
 
     struct im_info *im; /* owned: the IM identity, NULL for others */
 
-    uint32_t route_gen;  /* router: last publish that matched us */
-    uint32_t route_slot; /* router: our slot in that publish's scratch */
+    uint32_t expiry; /* Session Expiry Interval, seconds */
+    uint32_t nsubs;
+    uint32_t nqos2_in, qos2_cap;
+    uint32_t will_delay;
+    uint32_t will_expiry; /* Message Expiry Interval of the will; 0: none.
+                             Counted from when the will is published. */
+    uint32_t route_gen;   /* router: last publish that matched us */
+    uint32_t route_slot;  /* router: our slot in that publish's scratch */
+
+    uint16_t client_id_len;
+    uint16_t username_len;
+    uint16_t next_pid;
+    uint8_t version;
+    bool waiting; /* in the server's list of sessions waiting for a commit
+                     to read their queue */
 };
 
 /* The identity the ACL sees for s (views into s). */

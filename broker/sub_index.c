@@ -115,7 +115,9 @@ static int entries_reserve(sub_entry **v, uint32_t n, uint32_t *cap)
 {
     if (n < *cap)
         return 0;
-    uint32_t ncap = *cap ? *cap * 2 : 2;
+    /* Start at one: an inbox topic with one subscriber is the common case
+     * (16 bytes of every idle connection). */
+    uint32_t ncap = *cap ? *cap * 2 : 1;
     if (ncap <= *cap)
         return IMQTT_ENOMEM;
     sub_entry *nv = realloc(*v, (size_t)ncap * sizeof *nv);

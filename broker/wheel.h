@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #define WHEEL_TICK_MS 100
-#define WHEEL_SLOTS 512 /* one turn: 51.2 s; later deadlines wait turns */
+#define WHEEL_SLOTS   512 /* one turn: 51.2 s; later deadlines wait turns */
 
 typedef struct wheel_node {
     struct wheel_node *next, *prev; /* NULL while not armed */

@@ -17,8 +17,8 @@ typedef struct probe {
     wheel_node node;
     int fired;
     uint64_t fired_at;
-    int rearm;             /* fire again this many times, 30 ms apart */
-    struct probe *victim;  /* disarmed by this probe's callback */
+    int rearm;            /* fire again this many times, 30 ms apart */
+    struct probe *victim; /* disarmed by this probe's callback */
 } probe;
 
 static wheel w;
@@ -116,7 +116,8 @@ static void later_turn_waits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(fires_once_never_early, setup, teardown),
+        cmocka_unit_test_setup_teardown(fires_once_never_early, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(disarm_and_rearm, setup, teardown),
         cmocka_unit_test_setup_teardown(later_turn_waits, setup, teardown),
     };
