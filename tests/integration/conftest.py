@@ -123,51 +123,94 @@ def _mosquitto_conf(config, port, tmpdir):
     return path
 
 
+def _listener_owned_by(pid, port):
+    """Whether process pid holds a TCP socket listening on port (the
+    kernel's tables: /proc/net/tcp* give the socket, /proc/PID/fd its
+    owner)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add("socket:[%s]" % parts[9])
+        except (OSError, IndexError, ValueError):
+            pass
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class Broker:
+    START_ATTEMPTS = 5
+
     def __init__(self, config, tmpdir, extra_args=()):
         self.host = "127.0.0.1"
-        self.port = free_port()
         self.config = dict(config or {})
         self.tmpdir = tmpdir
         self.stderr_path = os.path.join(tmpdir, "broker.stderr")
-        self._stderr = open(self.stderr_path, "wb")
-        if MOSQUITTO:
-            conf = _mosquitto_conf(self.config, self.port, tmpdir)
-            argv = ["/usr/sbin/mosquitto", "-c", conf]
-        else:
-            if not os.path.exists(IMQTT_BIN):
-                pytest.fail("broker binary %s not found (set IMQTT_BIN)" % IMQTT_BIN)
-            conf = os.path.join(tmpdir, "imqtt.json")
-            cfg = dict(self.config)
-            cfg.setdefault("listeners", [{"bind": "127.0.0.1", "port": self.port}])
-            # Every broker gets its own LMDB store (durability "process",
-            # the default) in its temporary directory.
-            cfg.setdefault("store", {"dir": os.path.join(tmpdir, "data")})
-            with open(conf, "w") as f:
-                json.dump(cfg, f)
-            argv = [IMQTT_BIN, "--config", conf, "--port", str(self.port),
-                    "--bind", "127.0.0.1"] + list(extra_args)
-        self.argv = argv
-        self.proc = subprocess.Popen(argv, stdout=self._stderr, stderr=self._stderr,
-                                     stdin=subprocess.DEVNULL)
         self.stopped = False
-        self._wait_ready()
+        # The port is ours to choose: if another process takes it between
+        # free_port and the broker's bind, choose again.
+        for attempt in range(self.START_ATTEMPTS):
+            self.port = free_port()
+            self._stderr = open(self.stderr_path, "wb")
+            self.argv = self._argv(extra_args)
+            self.proc = subprocess.Popen(self.argv, stdout=self._stderr,
+                                         stderr=self._stderr, stdin=subprocess.DEVNULL)
+            if self._wait_ready(retry=attempt + 1 < self.START_ATTEMPTS):
+                return
+            self._stderr.close()
+
+    def _argv(self, extra_args):
+        if MOSQUITTO:
+            conf = _mosquitto_conf(self.config, self.port, self.tmpdir)
+            return ["/usr/sbin/mosquitto", "-c", conf]
+        if not os.path.exists(IMQTT_BIN):
+            pytest.fail("broker binary %s not found (set IMQTT_BIN)" % IMQTT_BIN)
+        conf = os.path.join(self.tmpdir, "imqtt.json")
+        cfg = dict(self.config)
+        cfg.setdefault("listeners", [{"bind": "127.0.0.1", "port": self.port}])
+        # Every broker gets its own LMDB store (durability "process",
+        # the default) in its temporary directory.
+        cfg.setdefault("store", {"dir": os.path.join(self.tmpdir, "data")})
+        with open(conf, "w") as f:
+            json.dump(cfg, f)
+        return [IMQTT_BIN, "--config", conf, "--port", str(self.port),
+                "--bind", "127.0.0.1"] + list(extra_args)
 
     @property
     def pid(self):
         return self.proc.pid
 
-    def _wait_ready(self, timeout=10.0 * SLOW):
+    def _wait_ready(self, retry, timeout=10.0 * SLOW):
+        """True once the broker listens on self.port (itself: a listener of
+        another process on that port does not count); False when it exited
+        because the port was taken and retry is allowed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if retry and "already in use" in self.stderr_text().lower():
+                    return False
                 pytest.fail("broker exited with %s at start-up:\n%s"
                             % (self.proc.returncode, self.stderr_text()))
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.02)
+            if _listener_owned_by(self.proc.pid, self.port):
+                try:
+                    socket.create_connection((self.host, self.port), timeout=0.5).close()
+                    return True
+                except OSError:
+                    pass
+            time.sleep(0.02)
         self.proc.kill()
         pytest.fail("broker did not accept on port %d within %.0fs:\n%s"
                     % (self.port, timeout, self.stderr_text()))
