@@ -29,8 +29,10 @@ class Publisher:
     broker crashes and completes or resends it after reconnecting, as an
     MQTT client must."""
 
-    def __init__(self, name, qos):
+    def __init__(self, name, qos, rate=None):
         self.name, self.qos = name, qos
+        self.rate = rate   # new messages per second; None: as acks allow
+        self._next_at = 0.0
         self.seq = 0
         self.next_pid = 0
         self.pending = {}  # pid -> [seq, "pub" | "rel"], in send order
@@ -60,6 +62,11 @@ class Publisher:
                 self._send(c, pid, dup=True)
             while not stop.is_set():
                 while new and len(self.pending) < WINDOW:
+                    if self.rate:
+                        now = time.monotonic()
+                        if now < self._next_at:
+                            break
+                        self._next_at = max(self._next_at, now - 0.1) + 1.0 / self.rate
                     self.seq += 1
                     pid = self._pid()
                     self.pending[pid] = [self.seq, "pub"]
