@@ -14,88 +14,39 @@
  * a rule that uses it (BAD_INPUTS row 11). */
 #include "acl.h"
 #include "errors.h"
+#include "fuzz.h"
 #include "topic.h"
+#include "topic_ref.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_CHECK(cond)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
-
 #define MAX_LINES 40
 #define EXPAND_MAX 4096 /* acl.c's ACL_EXPAND_MAX */
-#define MAX_LVL 8192
 
-typedef struct lvl {
-    const uint8_t *p;
-    uint32_t n;
-} lvl;
-
-static uint32_t split(mqtt_str s, lvl *out)
-{
-    uint32_t k = 0, start = 0;
-    for (uint32_t i = 0; i <= s.len; i++) {
-        if (i == s.len || s.ptr[i] == '/') {
-            if (k < MAX_LVL)
-                out[k] = (lvl){s.ptr + start, i - start};
-            k++;
-            start = i + 1;
-        }
-    }
-    return k;
-}
-
-static bool is(lvl l, char ch)
-{
-    return l.n == 1 && l.p[0] == (uint8_t)ch;
-}
-
-static bool leq(lvl a, lvl b)
-{
-    return a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
-}
-
-static lvl A[MAX_LVL], B[MAX_LVL];
-
-static bool ref_match(mqtt_str f, mqtt_str t)
-{
-    if (t.ptr[0] == '$' && (f.ptr[0] == '+' || f.ptr[0] == '#'))
-        return false;
-    uint32_t nf = split(f, A), nt = split(t, B);
-    for (uint32_t i = 0; i < nf; i++) {
-        if (is(A[i], '#'))
-            return true;
-        if (i >= nt)
-            return false;
-        if (!is(A[i], '+') && !leq(A[i], B[i]))
-            return false;
-    }
-    return nf == nt;
-}
+static lvl A[REF_MAX_LVL], B[REF_MAX_LVL];
 
 /* Whether every topic filter f matches is matched by rule r. */
 static bool ref_covers(mqtt_str r, mqtt_str f)
 {
-    uint32_t nr = split(r, A), nf = split(f, B);
-    if ((is(A[0], '+') || is(A[0], '#')) && B[0].n > 0 && B[0].p[0] == '$')
+    uint32_t nr = ref_split(r, A, REF_MAX_LVL);
+    uint32_t nf = ref_split(f, B, REF_MAX_LVL);
+    FUZZ_CHECK(nr <= REF_MAX_LVL && nf <= REF_MAX_LVL);
+    if ((lvl_is(A[0], "+") || lvl_is(A[0], "#")) && B[0].n > 0 &&
+        B[0].p[0] == '$')
         return false;
     for (uint32_t i = 0; i < nr; i++) {
-        if (is(A[i], '#'))
+        if (lvl_is(A[i], "#"))
             return true;
         if (i >= nf)
             return false;
-        if (is(B[i], '#')) /* f includes its parent (i levels) */
-            return i == 0 && is(A[0], '+') && nr == 2 && is(A[1], '#');
-        if (is(A[i], '+'))
+        if (lvl_is(B[i], "#")) /* f includes its parent (i levels) */
+            return i == 0 && lvl_is(A[0], "+") && nr == 2 &&
+                   lvl_is(A[1], "#");
+        if (lvl_is(A[i], "+"))
             continue;
-        if (is(B[i], '+') || !leq(A[i], B[i]))
+        if (lvl_is(B[i], "+") || !lvl_eq(A[i], B[i]))
             return false;
     }
     return nr == nf;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "conn.h"
 #include "errors.h"
+#include "fuzz.h"
 #include "log.h"
 #include "server.h"
 
@@ -28,15 +29,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define FUZZ_CHECK(cond)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 #define MAX_STREAMS 3
 #define MAX_ROUNDS 200

@@ -9,21 +9,13 @@
  * without a second implementation. Any violation aborts, which libFuzzer
  * reports as a crash. */
 #include "errors.h"
+#include "fuzz.h"
 #include "packet.h"
 #include "topic.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define FUZZ_CHECK(cond)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 static bool bytes_eq(mqtt_bytes a, mqtt_bytes b)
 {

@@ -16,6 +16,7 @@
  * Header and payload are also checked with the header alg "none" and an
  * empty signature (mode 1, when byte 1 is odd): always refused. */
 #include "errors.h"
+#include "fuzz.h"
 #include "jwt_verify.h"
 
 #include <cjson/cJSON.h>
@@ -23,15 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define FUZZ_CHECK(cond)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 #define NOW 1700000000
 #define LEEWAY 30

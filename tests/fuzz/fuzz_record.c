@@ -6,20 +6,12 @@
  * input. A decoded record re-encodes into exactly *_size() bytes, which
  * decode to the same fields and re-encode to the same bytes. */
 #include "errors.h"
+#include "fuzz.h"
 #include "record.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define FUZZ_CHECK(cond)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 static const uint8_t *g_lo, *g_hi;
 

@@ -13,9 +13,11 @@
  * Finally both indexes must be empty again (node counts 0) after removing
  * everything. Any disagreement aborts. */
 #include "errors.h"
+#include "fuzz.h"
 #include "retain_index.h"
 #include "sub_index.h"
 #include "topic.h"
+#include "topic_ref.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -24,41 +26,7 @@
 
 #define MAX_LINES 48
 
-#define FUZZ_CHECK(cond)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
-
-/* ---- the reference ---------------------------------------------------- */
-
-typedef struct lvl {
-    const uint8_t *p;
-    uint32_t n;
-} lvl;
-
-/* Split s at '/'; returns the level count (always >= 1). */
-static uint32_t ref_split(mqtt_str s, lvl *out, uint32_t cap)
-{
-    uint32_t k = 0, start = 0;
-    for (uint32_t i = 0; i <= s.len; i++) {
-        if (i == s.len || s.ptr[i] == '/') {
-            if (k < cap)
-                out[k] = (lvl){s.ptr + start, i - start};
-            k++;
-            start = i + 1;
-        }
-    }
-    return k;
-}
-
-static bool lvl_is(lvl l, const char *w)
-{
-    return l.n == strlen(w) && memcmp(l.p, w, l.n) == 0;
-}
+/* ---- the reference (levels and matching: topic_ref.h) ----------------- */
 
 static bool ascii_printable(mqtt_str s)
 {
@@ -103,27 +71,6 @@ static bool ref_name_ok(mqtt_str t)
         if (t.ptr[i] == '+' || t.ptr[i] == '#')
             return false;
     return true;
-}
-
-static bool ref_match(mqtt_str f, mqtt_str t)
-{
-    static lvl fl[4096], tl[4096];
-    if (t.len > 0 && t.ptr[0] == '$' && f.len > 0 &&
-        (f.ptr[0] == '+' || f.ptr[0] == '#'))
-        return false;
-    uint32_t nf = ref_split(f, fl, 4096), nt = ref_split(t, tl, 4096);
-    FUZZ_CHECK(nf <= 4096 && nt <= 4096);
-    for (uint32_t i = 0; i < nf; i++) {
-        if (lvl_is(fl[i], "#"))
-            return true; /* also the parent level: "a/#" matches "a" */
-        if (i >= nt)
-            return false;
-        if (lvl_is(fl[i], "+"))
-            continue;
-        if (fl[i].n != tl[i].n || memcmp(fl[i].p, tl[i].p, fl[i].n) != 0)
-            return false;
-    }
-    return nf == nt;
 }
 
 /* ---- index visitors ---------------------------------------------------- */
