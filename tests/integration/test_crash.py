@@ -139,6 +139,36 @@ def run_threads(targets):
     return stop, ts
 
 
+def run_then_kill(sb, targets, seconds):
+    """Run the clients for `seconds`, SIGKILL the broker under them, let
+    them notice, and start the broker again on the same store."""
+    stop, ts = run_threads(targets)
+    time.sleep(seconds)
+    sb.stop(signal.SIGKILL, check=False)
+    stop.set()
+    for t in ts:
+        t.join(5)
+    sb.start()
+
+
+def deliveries(subs, pubs):
+    """For every (subscriber, publisher): how many arrived, the
+    acknowledged sequence numbers that did not, whether first arrivals
+    kept the publisher's order, and how many arrived twice."""
+    rows = []
+    for s in subs:
+        for p in pubs:
+            seqs = [seq for (pub, seq, q) in s.got if pub == p.name]
+            firsts, seen = [], set()
+            for seq in seqs:
+                if seq not in seen:
+                    seen.add(seq)
+                    firsts.append(seq)
+            rows.append((s, p, len(seqs), sorted(set(p.acked) - seen),
+                         firsts == sorted(firsts), len(seqs) - len(seen)))
+    return rows
+
+
 @pytest.mark.parametrize("durability", ["process", "full"])
 def test_kill9_loses_nothing_acknowledged(durability):
     rnd = random.Random(int(os.environ.get("IMQTT_CRASH_SEED", "0")) or None)
@@ -159,14 +189,8 @@ def test_kill9_loses_nothing_acknowledged(durability):
             b = sb.b
             # Subscribers 0 and 1 are always online; 2 and 3 take turns.
             online = [s for i, s in enumerate(subs) if i < 2 or (i + r) % 2 == 0]
-            stop, ts = run_threads([(p.run, (b, True)) for p in pubs] +
-                                   [(s.run, (b,)) for s in online])
-            time.sleep(rnd.uniform(0.2, 0.9))
-            sb.stop(signal.SIGKILL, check=False)
-            stop.set()
-            for t in ts:
-                t.join(5)
-            sb.start()
+            run_then_kill(sb, [(p.run, (b, True)) for p in pubs] +
+                          [(s.run, (b,)) for s in online], rnd.uniform(0.2, 0.9))
         # Final round: publishers finish what is in flight, every
         # subscriber drains until quiet.
         b = sb.b
@@ -190,25 +214,15 @@ def test_kill9_loses_nothing_acknowledged(durability):
 
         dups1 = 0
         total = 0
-        for s in subs:
-            for p in pubs:
-                seqs = [seq for (pub, seq, q) in s.got if pub == p.name]
-                total += len(seqs)
-                missing = set(p.acked) - set(seqs)
-                assert not missing, "%s lost %d acknowledged messages of %s: %s\n%s" % (
-                    s.name, len(missing), p.name, sorted(missing)[:20], store_report)
-                firsts = []
-                seen = set()
-                for seq in seqs:
-                    if seq not in seen:
-                        seen.add(seq)
-                        firsts.append(seq)
-                assert firsts == sorted(firsts), "%s: %s out of order" % (s.name, p.name)
-                dup = len(seqs) - len(seen)
-                if p.qos == 2:
-                    assert dup == 0, "%s got %d QoS 2 duplicates" % (s.name, dup)
-                else:
-                    dups1 += dup
+        for s, p, n, missing, in_order, dup in deliveries(subs, pubs):
+            total += n
+            assert not missing, "%s lost %d acknowledged messages of %s: %s\n%s" % (
+                s.name, len(missing), p.name, missing[:20], store_report)
+            assert in_order, "%s: %s out of order" % (s.name, p.name)
+            if p.qos == 2:
+                assert dup == 0, "%s got %d QoS 2 duplicates" % (s.name, dup)
+            else:
+                dups1 += dup
         acked = sum(len(p.acked) for p in pubs)
         print("\n%s: %d rounds, %d messages acknowledged, %d deliveries, "
               "%d QoS 1 duplicates, 0 QoS 2 duplicates, 0 lost"

@@ -26,7 +26,7 @@ from mqttraw import PUBACK, PUBLISH, SUBACK
 from conftest import IMQTT_BIN, SLOW, assert_alive, free_port, raw
 from store_helpers import StoreBroker, connect, drain
 from test_bad_inputs import ASAN, MB, assert_rss_bounded
-from test_crash import Publisher, run_threads
+from test_crash import Publisher, run_then_kill, run_threads
 
 pytestmark = pytest.mark.imqtt_only
 
@@ -115,14 +115,8 @@ def test_kill9_during_session_takeover(sb_factory):
     rnd = random.Random(8)
     for r in range(6):
         b = sb.b
-        stop, ts = run_threads([(p.run, (b, True)) for p in pubs] +
-                               [(s.run, (b,)) for s in subs])
-        time.sleep(rnd.uniform(0.4, 1.2))
-        sb.stop(signal.SIGKILL, check=False)
-        stop.set()
-        for t in ts:
-            t.join(5)
-        sb.start()
+        run_then_kill(sb, [(p.run, (b, True)) for p in pubs] +
+                      [(s.run, (b,)) for s in subs], rnd.uniform(0.4, 1.2))
     # Drain: publishers finish, each subscriber connects once more, quietly.
     b = sb.b
     stop, ts = run_threads([(p.run, (b, False)) for p in pubs])
@@ -229,14 +223,8 @@ def test_kill9_during_retained_updates(sb_factory):
     rnd = random.Random(9)
     sb.start()
     for r in range(6):
+        run_then_kill(sb, [(w.run, (sb.b,)) for w in writers], rnd.uniform(0.3, 1.0))
         b = sb.b
-        stop, ts = run_threads([(w.run, (b,)) for w in writers])
-        time.sleep(rnd.uniform(0.3, 1.0))
-        sb.stop(signal.SIGKILL, check=False)
-        stop.set()
-        for t in ts:
-            t.join(5)
-        b = sb.start()
         want = {}
         for w in writers:
             want.update(w.acked)
