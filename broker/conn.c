@@ -49,29 +49,9 @@ static void conn_free(conn *c)
     for (uint32_t i = 0; i < c->nacks; i++)
         free(c->acks[i].codes);
     free(c->acks);
-    conn_aliases *a = c->aliases;
-    if (a) {
-        if (a->in)
-            for (uint32_t i = 0; i <= c->srv->cfg.topic_alias_maximum; i++)
-                free(a->in[i]);
-        free(a->in);
-        free(a->in_len);
-        if (a->out_topics)
-            for (uint32_t i = 0; i <= c->client_alias_max; i++)
-                free(a->out_topics[i]);
-        free(a->out_topics);
-        hmap_free(&a->out);
-        free(a);
-    }
+    conn_aliases_free(c);
     free(c->buckets);
     free(c);
-}
-
-conn_aliases *conn_aliases_get(conn *c)
-{
-    if (!c->aliases)
-        c->aliases = calloc(1, sizeof(*c->aliases));
-    return c->aliases;
 }
 
 const char *conn_peer(const conn *c)

@@ -109,8 +109,11 @@ struct conn {
  * thread, valid until the next call. */
 const char *conn_peer(const conn *c);
 
-/* c's topic aliases, allocated on first use; NULL on ENOMEM. */
+/* c's topic aliases, allocated on first use; NULL on ENOMEM. Both
+ * directions live in c->aliases, freed with the connection
+ * (conn_publish.c). */
 conn_aliases *conn_aliases_get(conn *c);
+void conn_aliases_free(conn *c);
 
 /* Size of the read buffer the server lends to one read at a time. */
 #define READBUF_SIZE 65536

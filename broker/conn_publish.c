@@ -1,5 +1,5 @@
 /* Encoding a PUBLISH for one connection: the per-connection topic
- * aliases, the shared encoding of a 3.1.1 QoS 0 PUBLISH, and the header
+ * aliases (their state for both directions), the shared encoding of a 3.1.1 QoS 0 PUBLISH, and the header
  * written ahead of the (shared or copied) payload. The hot path of every
  * delivery; the rest of the connection is in conn.c. */
 #include <stdlib.h>
@@ -8,6 +8,32 @@
 #include "conn.h"
 #include "errors.h"
 #include "metrics.h"
+
+conn_aliases *conn_aliases_get(conn *c)
+{
+    if (!c->aliases)
+        c->aliases = calloc(1, sizeof(*c->aliases));
+    return c->aliases;
+}
+
+void conn_aliases_free(conn *c)
+{
+    conn_aliases *a = c->aliases;
+    if (!a)
+        return;
+    if (a->in)
+        for (uint32_t i = 0; i <= c->srv->cfg.topic_alias_maximum; i++)
+            free(a->in[i]);
+    free(a->in);
+    free(a->in_len);
+    if (a->out_topics)
+        for (uint32_t i = 0; i <= c->client_alias_max; i++)
+            free(a->out_topics[i]);
+    free(a->out_topics);
+    hmap_free(&a->out);
+    free(a);
+    c->aliases = NULL;
+}
 
 /* Server -> client topic alias [MQTT-3.3.2-*]: the first topics get an
  * alias each, up to what the client allows; later PUBLISHes to them carry

@@ -64,14 +64,14 @@ static void run_slot(wheel *w, wheel_node *slot, uint64_t now)
 {
     if (slot->next == slot)
         return;
-    wheel_node todo;
-    todo.next = slot->next;
-    todo.prev = slot->prev;
-    todo.next->prev = &todo;
-    todo.prev->next = &todo;
+    wheel_node run;
+    run.next = slot->next;
+    run.prev = slot->prev;
+    run.next->prev = &run;
+    run.prev->next = &run;
     slot->next = slot->prev = slot;
-    while (todo.next != &todo) {
-        wheel_node *n = todo.next;
+    while (run.next != &run) {
+        wheel_node *n = run.next;
         list_unlink(n);
         w->armed--;
         if (n->due <= now)

@@ -199,6 +199,10 @@ static uint64_t live_limit(const store *s)
 
 static bool over_limit(store *s, MDB_txn *txn)
 {
+    /* Live pages fit in the map: while it is below the limit (it grows
+     * by doubling), they cannot pass it. */
+    if (atomic_load(&s->map_size) <= live_limit(s))
+        return false;
     uint64_t pages = 0;
     MDB_stat st = {0};
     for (int i = 0; i < DB_COUNT_; i++) {
