@@ -297,3 +297,47 @@ def test_expired_queued_messages_purged_at_startup(store):
     assert "purged 1 queued message" in sb.b.stderr_text()
     rc, out = sb.check_store()
     assert rc == 0, out
+
+
+def test_stored_nested_share_subscription_dropped_at_start(store):
+    """A store written before nested $share filters were refused may hold
+    one ('$share/g/$share/h/t'): the broker still starts, warns, drops that
+    subscription from the session and the store, and keeps the session's
+    other subscriptions. The record is planted with python3-lmdb, as an
+    older version would have written it (key: sid | filter)."""
+    import lmdb  # python3-lmdb (scripts/setup)
+    sb = store()
+    sub = connect(sb.b, "nest")
+    subscribe(sub, "n/plain", 1)
+    subscribe(sub, "n/keep", 1, pid=2)
+    sub.close()
+    sb.stop()
+    nested = b"$share/g/$share/h/t"
+    env = lmdb.open(sb.data, max_dbs=16, subdir=True)
+    with env.begin(write=True) as txn:
+        subs = env.open_db(b"subs", txn=txn, create=False)
+        keys = [k for k, _ in txn.cursor(db=subs) if k.endswith(b"n/plain")]
+        assert len(keys) == 1, keys
+        value = txn.get(keys[0], db=subs)
+        txn.delete(keys[0], db=subs)
+        txn.put(keys[0][:8] + nested, value, db=subs)
+    env.close()
+
+    sb.start()
+    assert "dropped: not a valid filter" in sb.b.stderr_text()
+    sub = connect(sb.b, "nest")
+    assert sub.connack.session_present
+    pub = connect(sb.b, "pub-nest", clean=True)
+    publish_acked(pub, "n/keep", b"still here", 1, 1)
+    pub.close()
+    assert [p.payload for p in drain(sub, 1)] == [b"still here"]
+    sub.close()
+    sb.stop()
+    env = lmdb.open(sb.data, max_dbs=16, subdir=True, readonly=True, lock=False)
+    with env.begin() as txn:
+        subs = env.open_db(b"subs", txn=txn, create=False)
+        left = [k[8:] for k, _ in txn.cursor(db=subs)]
+    env.close()
+    assert left == [b"n/keep"], left
+    rc, out = sb.check_store()
+    assert rc == 0, out
