@@ -8,7 +8,9 @@
 #include "cmd_token.h"
 #include "config.h"
 #include "errors.h"
+#include "im.h"
 #include "log.h"
+#include "ops.h"
 #include "server.h"
 
 #ifndef IMQTT_VERSION
@@ -121,7 +123,9 @@ int main(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     server srv;
-    rc = server_init(&srv, loop, &cfg);
+    rc = server_init(&srv, loop, &cfg, im_policy());
+    if (rc == 0)
+        rc = ops_start(&srv);
     if (rc < 0) {
         log_error("start-up failed: %s", imqtt_strerror(rc));
         /* Close what was opened so far (sessions loaded before the error
@@ -130,6 +134,7 @@ int main(int argc, char **argv)
         server_end_sessions(&srv);
         uv_walk(loop, close_handle, NULL);
         uv_run(loop, UV_RUN_NOWAIT);
+        ops_free(&srv);
         server_free(&srv);
         uv_loop_close(loop);
         return 1;
@@ -137,6 +142,7 @@ int main(int argc, char **argv)
     srv.config_path = config_path; /* for SIGHUP (reload.c) */
     log_info("imqtt %s started", IMQTT_VERSION);
     int code = server_run(&srv);
+    ops_free(&srv);
     server_free(&srv);
     uv_loop_close(loop);
     log_info("stopped");

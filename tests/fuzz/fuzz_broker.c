@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "fuzz.h"
+#include "im.h"
 #include "log.h"
 #include "server.h"
 
@@ -63,7 +64,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     uint32_t nl = cfg.listener_count;
     cfg.listener_count = 0;
     FUZZ_CHECK(uv_loop_init(&g_loop) == 0);
-    if (server_init(&g_srv, &g_loop, &cfg) != 0) {
+    if (server_init(&g_srv, &g_loop, &cfg, im_policy()) != 0) {
         fprintf(stderr, "server_init failed\n");
         abort();
     }

@@ -7,12 +7,12 @@
 #include "acl.h"
 #include "errors.h"
 #include "handlers.h"
-#include "im.h"
 #include "log.h"
 #include "reason.h"
 #include "session.h"
 #include "topic.h"
 #include "transport.h"
+#include "wallclock.h"
 
 static void send_connack(conn *c, uint8_t reason, bool present,
                          const mqtt_props *props)
@@ -97,7 +97,7 @@ static void take_over(session *s, bool clean_start)
  * (BAD_INPUTS row 14). Returns 0, 1 when refused (connection closed), or
  * a negative error. */
 static int check_will(conn *c, const mqtt_connect *p, mqtt_str client_id,
-                      const im_info *im)
+                      const struct im_info *im)
 {
     const imqtt_config *cfg = &c->srv->cfg;
     if (!p->will)
@@ -109,11 +109,13 @@ static int check_will(conn *c, const mqtt_connect *p, mqtt_str client_id,
     mqtt_topic_limits lim = {cfg->max_topic_length, cfg->max_topic_levels};
     if (mqtt_topic_name_check(p->will_topic, &lim) < 0)
         return refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic") + 1;
-    acl_identity who = {
-        client_id,
-        im ? im->user : (p->has_username ? p->username : (mqtt_str){NULL, 0}),
-        im ? im->device : (mqtt_str){NULL, 0}};
-    if (!im_access_identity(c->srv, im, &who, ACL_PUBLISH, p->will_topic)) {
+    const policy *pol = c->srv->policy;
+    acl_identity who = {client_id, p->has_username ? p->username
+                                                   : (mqtt_str){NULL, 0}};
+    if (im)
+        pol->identity_parts(im, &who.username, &who.device);
+    if (!pol->authorize_identity(c->srv, im, &who, ACL_PUBLISH,
+                                 p->will_topic)) {
         metrics_count(c->srv, METRIC_AUTH_NOT_AUTHORIZED);
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic denied") + 1;
     }
@@ -171,10 +173,10 @@ int handle_connect(conn *c, const mqtt_connect *p)
     }
 
     const listener_config *lc = c->lst->cfg;
-    im_auth_result ar = {MQTT_RC_SUCCESS, NULL, 0};
+    policy_auth ar = {MQTT_RC_SUCCESS, NULL, 0};
     if (lc->auth != LISTENER_AUTH_ANONYMOUS ||
         lc->clientid != IM_CLIENTID_OFF) {
-        ar = im_authenticate(srv, lc, p, client_id, c->password_ok);
+        ar = srv->policy->authenticate(srv, lc, p, client_id, c->password_ok);
         if (ar.reason != MQTT_RC_SUCCESS) {
             send_connack(c, ar.reason, false, NULL);
             conn_close(c);
@@ -183,13 +185,13 @@ int handle_connect(conn *c, const mqtt_connect *p)
     }
     int rc = check_will(c, p, client_id, ar.im);
     if (rc != 0) {
-        im_info_free(ar.im);
+        srv->policy->identity_free(ar.im);
         return rc > 0 ? 0 : rc;
     }
 
     msg *will = p->will ? make_will(srv, p) : NULL;
     if (p->will && !will) {
-        im_info_free(ar.im);
+        srv->policy->identity_free(ar.im);
         return IMQTT_ENOMEM;
     }
 
@@ -197,7 +199,7 @@ int handle_connect(conn *c, const mqtt_connect *p)
     if (s && s->conn)
         take_over(s, p->clean_start);
     if (s && p->clean_start) {
-        im_on_disconnect(s);
+        srv->policy->on_disconnect(s);
         session_end(s);
         s = NULL;
     }
@@ -206,15 +208,15 @@ int handle_connect(conn *c, const mqtt_connect *p)
         s = session_new(srv, client_id);
         if (!s) {
             msg_unref(will);
-            im_info_free(ar.im);
+            srv->policy->identity_free(ar.im);
             return IMQTT_ENOMEM;
         }
     }
-    im_info_free(s->im);
+    srv->policy->identity_free(s->im);
     s->im = ar.im;
     if (ar.expires) {
         /* Disconnect at the token's exp (v5 0xA0), on the loop's clock. */
-        int64_t left = ar.expires * 1000 - im_wall_ms();
+        int64_t left = ar.expires * 1000 - wall_ms();
         c->auth_deadline = server_now(srv) + (left > 0 ? (uint64_t)left : 0);
     }
 
@@ -289,6 +291,6 @@ int handle_connect(conn *c, const mqtt_connect *p)
              present ? "session resumed" : "new session", c->keepalive);
     session_attach(s, c);
     conn_start_keepalive(c);
-    im_on_connect(s);
+    srv->policy->on_connect(s);
     return 0;
 }

@@ -13,7 +13,11 @@
 #include "identity.h"
 #include "jwt_verify.h"
 #include "msg.h"
+#include "policy.h"
 #include "server.h"
+
+/* The IM rules as the broker's policy (mqtt/policy.h): main installs it. */
+const policy *im_policy(void);
 
 /* The IM identity of a session, owned by the session (session->im). */
 typedef struct im_info {
@@ -32,12 +36,8 @@ void im_info_free(im_info *im);
  * clock; everything else runs on the loop's monotonic clock). */
 int64_t im_wall_ms(void);
 
-/* What CONNECT authentication decided. */
-typedef struct im_auth_result {
-    uint8_t reason;  /* MQTT_RC_SUCCESS or the CONNACK refusal */
-    im_info *im;     /* new identity (caller owns), or NULL */
-    int64_t expires; /* token `exp` (seconds since the epoch), 0: none */
-} im_auth_result;
+/* What CONNECT authentication decided (policy.h). */
+typedef policy_auth im_auth_result;
 
 /* Check the client id rules and the listener's auth mode for CONNECT `p`
  * (a JWT in the password field; the password file is checked separately,
@@ -76,11 +76,7 @@ void im_on_disconnect(session *s);
  * publisher's, with user property ("from", "user@device") replacing any
  * client-supplied one. Returns the props to pass to msg_new; `scratch`
  * holds the user property array (freed by im_stamp_free). */
-typedef struct im_stamp {
-    mqtt_user_prop *user;
-    uint32_t n;
-    mqtt_user_prop stack[16];
-} im_stamp;
+typedef policy_stamp im_stamp;
 mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
                           im_stamp *scratch);
 void im_stamp_free(im_stamp *scratch);

@@ -5,7 +5,6 @@
 
 #include "http.h"
 #include "log.h"
-#include "ratelimit.h"
 #include "reload.h"
 #include "sys_topics.h"
 
@@ -34,6 +33,7 @@ int ops_start(server *srv)
     if (!o)
         return -1;
     srv->ops = o;
+    srv->on_stopping = ops_stop;
     log_set_json(srv->cfg.log_json);
     uv_signal_init(srv->loop, &o->sighup);
     o->sighup.data = srv;
@@ -63,5 +63,4 @@ void ops_stop(server *srv)
 void ops_free(server *srv)
 {
     reload_free_retired(srv);
-    limits_free(srv);
 }

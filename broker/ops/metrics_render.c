@@ -1,4 +1,6 @@
 /* Prometheus text format 0.0.4 rendering of the broker's counters. */
+#include "metrics_render.h"
+
 #include "metrics.h"
 
 #include <stdarg.h>
@@ -59,23 +61,6 @@ static void by_qos(sbuf *b, const char *name, const char *help,
     for (int q = 0; q < 3; q++)
         sb_printf(b, "%s{qos=\"%d\"} %llu\n", name, q,
                   (unsigned long long)v[q]);
-}
-
-void metrics_commit_observe(metrics_histogram *h, uint64_t ns)
-{
-    static const double bounds[] = {
-#define X(v) v,
-        METRICS_COMMIT_BUCKETS
-#undef X
-    };
-    double s = (double)ns / 1e9;
-    int i = 0;
-    while (i < METRICS_COMMIT_NBUCKETS && s > bounds[i])
-        i++;
-    if (i < METRICS_COMMIT_NBUCKETS)
-        h->bucket[i]++;
-    h->count++;
-    h->sum_ns += ns;
 }
 
 static void commit_histogram(sbuf *b, const metrics_histogram *h)

@@ -1,5 +1,6 @@
-/* Token buckets for the rate limits (see ratelimit.h). */
-#include "ratelimit.h"
+/* The rate limits the server applies (see rate_limits.h): new connections per
+ * source address, PUBLISH packets and bytes per client. */
+#include "rate_limits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,36 +18,14 @@ typedef struct addr_bucket {
     rate_bucket b;
 } addr_bucket;
 
-static hmap addrs; /* one loop thread */
-
-bool rate_take(rate_bucket *b, uint32_t rate, uint32_t burst, double cost,
-               uint64_t now_ms)
-{
-    double cap = burst ? burst : rate;
-    if (cost > cap)
-        cost = cap; /* one message larger than the burst: a full bucket */
-    if (b->last_ms == 0) {
-        b->tokens = cap;
-    } else if (now_ms > b->last_ms) {
-        b->tokens += (double)(now_ms - b->last_ms) * rate / 1000.0;
-        if (b->tokens > cap)
-            b->tokens = cap;
-    }
-    b->last_ms = now_ms ? now_ms : 1;
-    if (b->tokens < cost)
-        return false;
-    b->tokens -= cost;
-    return true;
-}
-
-static void clear_addrs(void)
+static void clear_addrs(hmap *addrs)
 {
     uint32_t pos = 0;
     addr_bucket *a;
-    while ((a = hmap_next(&addrs, &pos)))
+    while ((a = hmap_next(addrs, &pos)))
         free(a);
-    hmap_free(&addrs);
-    memset(&addrs, 0, sizeof(addrs));
+    hmap_free(addrs);
+    memset(addrs, 0, sizeof(*addrs));
 }
 
 bool limits_accept(server *srv, const char *ip)
@@ -58,15 +37,15 @@ bool limits_accept(server *srv, const char *ip)
     if (len >= sizeof(((addr_bucket *)0)->ip))
         return true;
     addr_bucket *a =
-        hmap_get(&addrs, (mqtt_bytes){(const uint8_t *)ip, (uint32_t)len});
+        hmap_get(&srv->conn_rate_addrs, (mqtt_bytes){(const uint8_t *)ip, (uint32_t)len});
     if (!a) {
-        if (addrs.count >= LIMITS_MAX_ADDRS)
-            clear_addrs();
+        if (srv->conn_rate_addrs.count >= LIMITS_MAX_ADDRS)
+            clear_addrs(&srv->conn_rate_addrs);
         a = calloc(1, sizeof(*a));
         if (!a)
             return true;
         memcpy(a->ip, ip, len);
-        if (hmap_put(&addrs,
+        if (hmap_put(&srv->conn_rate_addrs,
                      (mqtt_bytes){(const uint8_t *)a->ip, (uint32_t)len}, a,
                      NULL) < 0) {
             free(a);
@@ -105,6 +84,5 @@ bool limits_publish(conn *c, uint32_t bytes)
 
 void limits_free(server *srv)
 {
-    (void)srv;
-    clear_addrs();
+    clear_addrs(&srv->conn_rate_addrs);
 }

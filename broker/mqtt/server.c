@@ -6,9 +6,8 @@
 #include "conn.h"
 #include "errors.h"
 #include "store_guard.h"
-#include "im.h"
 #include "log.h"
-#include "ops.h"
+#include "rate_limits.h"
 #include "persist.h"
 #include "reason.h"
 #include "route.h"
@@ -237,7 +236,8 @@ static void server_stop(server *srv)
         return;
     srv->stopping = true;
     log_info("shutting down: %u connections", srv->nconns);
-    ops_stop(srv);
+    if (srv->on_stopping)
+        srv->on_stopping(srv);
     for (uint32_t i = 0; i < srv->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
             uv_close((uv_handle_t *)&srv->listeners[i].tcp, on_listener_closed);
@@ -258,10 +258,12 @@ static void on_signal(uv_signal_t *h, int signum)
     server_stop(srv);
 }
 
-int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
+int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
+                const policy *pol)
 {
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
+    srv->policy = pol;
     srv->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     log_set_level(srv->cfg.log_level);
@@ -297,7 +299,7 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
     if (rc < 0)
         return rc;
     /* Nobody is online yet, whatever presence the store kept. */
-    im_on_start(srv);
+    srv->policy->on_start(srv);
 
     uv_prepare_init(loop, &srv->flush_handle);
     srv->flush_handle.data = srv;
@@ -322,7 +324,7 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg)
         if (rc < 0)
             return rc;
     }
-    return ops_start(srv);
+    return 0;
 }
 
 int server_run(server *srv)
@@ -338,10 +340,11 @@ static void free_retained(void *value)
 
 void server_free(server *srv)
 {
-    ops_free(srv);
     route_scratch_free(srv);
+    limits_free(srv);
     free(srv->failed_gens);
-    im_server_free(srv);
+    if (srv->policy)
+        srv->policy->on_free(srv);
     if (srv->retain)
         retain_index_free(srv->retain, free_retained);
     if (srv->subs)

@@ -6,8 +6,9 @@
 #include <uv.h>
 
 #include "config.h"
-#include "metrics.h"
 #include "hmap.h"
+#include "metrics.h"
+#include "policy.h"
 #include "retain_index.h"
 #include "store.h"
 #include "sub_index.h"
@@ -38,6 +39,7 @@ typedef struct server {
     uv_loop_t *loop;
     imqtt_config cfg; /* owned */
     store *store;     /* owned */
+    const policy *policy; /* borrowed (static): im_policy() */
 
     listener *listeners;
     uint32_t nlisteners;
@@ -83,19 +85,24 @@ typedef struct server {
     uint64_t next_msg_id;
     uint32_t route_gen;   /* generation stamp for de-duplicating matches */
     struct route_scratch *route; /* owned, reused by every publish */
-    struct im_state *im;  /* owned: presence records (im.c) */
+    struct im_state *im;  /* owned by the policy: presence records (im.c) */
+    hmap conn_rate_addrs; /* address -> rate bucket (rate_limits.c) */
 
     server_stats stats;
     metrics_counters metrics; /* refusals and failures (metrics.h) */
-    struct ops_state *ops;    /* owned: SIGHUP, $SYS, metrics (ops.c) */
+    struct ops_state *ops;    /* owned by ops/: SIGHUP, $SYS, metrics */
+    /* Called when the server starts to stop (ops/ closes its handles). */
+    void (*on_stopping)(struct server *srv);
     const char *config_path;  /* borrowed from main; NULL: no file */
     bool stopping;
     int exit_code;
 } server;
 
 /* Build the server from cfg (ownership of cfg moves into the server even on
- * failure) and start listening. Returns 0 or a negative error. */
-int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg);
+ * failure) with the rules of `pol` (borrowed for the server's life), and
+ * start listening. Returns 0 or a negative error. */
+int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
+                const policy *pol);
 
 /* Run until SIGTERM/SIGINT; then closes everything and returns the exit
  * code. */

@@ -13,6 +13,7 @@
 #include "route.h"
 #include "session.h"
 #include "topic.h"
+#include "wallclock.h"
 
 #define INBOX_PREFIX    "p2p/talk/"
 #define PRESENCE_PREFIX "p2p/presence/"
@@ -33,9 +34,7 @@ typedef struct im_state {
 
 int64_t im_wall_ms(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    return wall_ms();
 }
 
 static bool has_prefix(mqtt_str s, const char *p, size_t n)
@@ -511,4 +510,35 @@ void im_server_free(server *srv)
     hmap_free(&st->users);
     free(st);
     srv->im = NULL;
+}
+
+/* ---- the policy table ------------------------------------------------------
+ */
+
+static void identity_parts(const im_info *im, mqtt_str *user, mqtt_str *device)
+{
+    *user = im->user;
+    *device = im->device;
+}
+
+static const policy im_rules = {
+    .authenticate = im_authenticate,
+    .identity_free = im_info_free,
+    .identity_parts = identity_parts,
+    .authorize = im_access,
+    .authorize_identity = im_access_identity,
+    .may_receive = im_may_receive,
+    .adjust_sub_opts = im_adjust_sub_opts,
+    .stamp = im_stamp_props,
+    .stamp_free = im_stamp_free,
+    .sync = im_route_sync,
+    .on_connect = im_on_connect,
+    .on_disconnect = im_on_disconnect,
+    .on_start = im_on_start,
+    .on_free = im_server_free,
+};
+
+const policy *im_policy(void)
+{
+    return &im_rules;
 }

@@ -9,8 +9,7 @@
 
 #include "errors.h"
 #include "handlers.h"
-#include "im.h"
-#include "ratelimit.h"
+#include "rate_limits.h"
 #include "log.h"
 #include "reason.h"
 #include "session.h"
@@ -192,7 +191,7 @@ void conn_close(conn *c)
         bool will = !c->disconnect_normal || c->will_on_close;
         log_info("client %s disconnected%s", s->client_id,
                  c->disconnect_normal ? "" : " (connection lost)");
-        im_on_disconnect(s);
+        s->srv->policy->on_disconnect(s);
         session_connection_lost(s, will);
     }
     arm_deadline(c, server_now(c->srv) + CONN_LINGER_MS);

@@ -1,5 +1,5 @@
 /* Counters for refusals and failures that srv->stats does not keep, and
- * the Prometheus text rendering of both (served by http.c on /metrics).
+ * ops/metrics_render.h turns both into the Prometheus text of /metrics.
  *
  * Counting is one increment on the loop thread: no atomics, no locks.
  */
@@ -114,11 +114,5 @@ typedef struct metrics_counters {
 
 /* Record one commit that took ns nanoseconds. */
 void metrics_commit_observe(metrics_histogram *h, uint64_t ns);
-
-struct server;
-
-/* Render every metric in Prometheus text format 0.0.4 into a malloc'd
- * string (caller frees); *len gets its length. NULL on ENOMEM. */
-char *metrics_render(struct server *srv, size_t *len);
 
 #endif

@@ -5,7 +5,6 @@
 
 #include "conn.h"
 #include "errors.h"
-#include "im.h"
 #include "log.h"
 #include "persist.h"
 #include "reason.h"
@@ -36,9 +35,11 @@ acl_identity session_identity(const session *s)
 {
     /* IM sessions: %u is the user and %d the device, from the validated
      * client id, so no identity can carry a wildcard into a rule. */
-    if (s->im)
-        return (acl_identity){mqtt_str_from(s->client_id, s->client_id_len),
-                              s->im->user, s->im->device};
+    if (s->im) {
+        acl_identity who = {mqtt_str_from(s->client_id, s->client_id_len)};
+        s->srv->policy->identity_parts(s->im, &who.username, &who.device);
+        return who;
+    }
     return (acl_identity){
         mqtt_str_from(s->client_id, s->client_id_len),
         {(const uint8_t *)s->username, s->username ? s->username_len : 0},
@@ -47,7 +48,7 @@ acl_identity session_identity(const session *s)
 
 bool session_may_receive(const session *s, mqtt_str topic)
 {
-    return im_may_receive(s, topic);
+    return s->srv->policy->may_receive(s, topic);
 }
 
 int session_set_username(session *s, mqtt_str username, bool present)
@@ -751,7 +752,7 @@ void session_end(session *s)
     s->client_id = NULL;
     free(s->username);
     s->username = NULL;
-    im_info_free(s->im);
+    s->srv->policy->identity_free(s->im);
     s->im = NULL;
     /* The memory goes in the timer's close callback, one loop iteration
      * later: callers holding the pointer (persist_wake) rely on that, so a

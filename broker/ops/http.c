@@ -7,7 +7,7 @@
 
 #include "errors.h"
 #include "log.h"
-#include "metrics.h"
+#include "metrics_render.h"
 
 #define HTTP_REQ_MAX    4096
 #define HTTP_TIMEOUT_MS 5000

@@ -6,7 +6,6 @@
 #include "acl.h"
 #include "errors.h"
 #include "handlers.h"
-#include "im.h"
 #include "log.h"
 #include "reason.h"
 #include "session.h"
@@ -58,7 +57,7 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
         return MQTT_RC_TOPIC_FILTER_INVALID;
     mqtt_str group, inner = e->filter;
     bool shared = mqtt_share_parse(e->filter, &group, &inner) == 1;
-    if (!im_access(s, ACL_SUBSCRIBE, inner)) {
+    if (!c->srv->policy->authorize(s, ACL_SUBSCRIBE, inner)) {
         log_info("client %s: subscription to %.*s denied", s->client_id,
                  (int)e->filter.len, (const char *)e->filter.ptr);
         metrics_count(srv, METRIC_SUB_REFUSED_ACL);
@@ -77,7 +76,7 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
     if (o.qos > 2)
         o.qos = 2;
     if (!shared)
-        im_adjust_sub_opts(s, e->filter, &o);
+        c->srv->policy->adjust_sub_opts(s, e->filter, &o);
     bool existed = false;
     if (session_subscribe(s, e->filter, &o, sub_id, &existed) < 0)
         return MQTT_RC_UNSPECIFIED_ERROR;

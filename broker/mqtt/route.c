@@ -4,7 +4,6 @@
 
 #include "conn.h"
 #include "errors.h"
-#include "im.h"
 #include "persist.h"
 #include "session.h"
 
@@ -198,6 +197,6 @@ uint32_t route_message(server *srv, msg *m, session *from)
     }
     srv->stats.msgs_received++;
     uint32_t n = route_publish(srv, m, from);
-    im_route_sync(srv, m, from);
+    srv->policy->sync(srv, m, from);
     return n;
 }

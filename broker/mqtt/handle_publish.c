@@ -7,7 +7,6 @@
 #include "acl.h"
 #include "errors.h"
 #include "handlers.h"
-#include "im.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -120,7 +119,7 @@ int handle_publish(conn *c, const mqtt_publish *p)
         return conn_send(c, &ack);
     }
 
-    if (!im_access(s, ACL_PUBLISH, topic)) {
+    if (!srv->policy->authorize(s, ACL_PUBLISH, topic)) {
         log_info("client %s: publish to %.*s denied", s->client_id,
                  (int)topic.len, (const char *)topic.ptr);
         return refuse(c, p, MQTT_RC_NOT_AUTHORIZED);
@@ -138,11 +137,11 @@ int handle_publish(conn *c, const mqtt_publish *p)
     const mqtt_props *props = c->version == MQTT_V5 ? &p->props : NULL;
     msg *m;
     if (s->im) {
-        im_stamp stamp = {0};
-        mqtt_props stamped = im_stamp_props(s, props ? props : &empty, &stamp);
+        policy_stamp stamp = {0};
+        mqtt_props stamped = srv->policy->stamp(s, props ? props : &empty, &stamp);
         m = msg_new(topic, &stamped, p->payload, p->qos, p->retain, expiry_at,
                     ++srv->next_msg_id);
-        im_stamp_free(&stamp);
+        srv->policy->stamp_free(&stamp);
     } else {
         m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
                     ++srv->next_msg_id);
