@@ -8,6 +8,7 @@
 
 #include "acl.h"
 #include "msg.h"
+#include "pid_map.h"
 #include "server.h"
 
 enum entry_state {
@@ -54,14 +55,13 @@ struct session {
     sess_sub *subs; /* owned list */
 
     entry_list inflight;   /* sent, not yet acknowledged, in send order */
-    uint16_t *pid_use;     /* in-flight entries per (packet id & 255), while
-                              any are in flight (session.c: inflight_add) */
+    pid_map pids;          /* packet id -> its entry in inflight */
     entry_list queue;      /* waiting for room in the window */
     uint64_t queued_bytes; /* payload bytes waiting beyond the window, in
                               queue and in the store only (max_queued_bytes);
                               entries queued before a restart not counted */
 
-    uint16_t *qos2_in; /* incoming QoS 2 ids awaiting PUBREL */
+    pid_map qos2_in; /* incoming QoS 2 ids awaiting PUBREL */
 
     msg *will;          /* owned reference, or NULL */
     uv_timer_t *timer;  /* will delay and session expiry while offline;
@@ -88,7 +88,6 @@ struct session {
 
     uint32_t expiry; /* Session Expiry Interval, seconds */
     uint32_t nsubs;
-    uint32_t nqos2_in, qos2_cap;
     uint32_t will_delay;
     uint32_t will_expiry; /* Message Expiry Interval of the will; 0: none.
                              Counted from when the will is published. */
@@ -101,6 +100,7 @@ struct session {
     uint8_t version;
     bool waiting; /* in the server's list of sessions waiting for a commit
                      to read their queue */
+    bool pids_partial; /* some inflight entries are not in pids (ENOMEM) */
 };
 
 /* The identity the ACL sees for s (views into s). */

@@ -12,12 +12,13 @@
 
 /* ---- incoming QoS 2 ids -------------------------------------------------- */
 
+/* The ids live in a pid_map (values unused): a client may hold as many in
+ * flight as our Receive Maximum, and each PUBLISH and PUBREL looks one up. */
+#define QOS2_PRESENT ((void *)1)
+
 bool session_qos2_has(const session *s, uint16_t pid)
 {
-    for (uint32_t i = 0; i < s->nqos2_in; i++)
-        if (s->qos2_in[i] == pid)
-            return true;
-    return false;
+    return pid_map_has(&s->qos2_in, pid);
 }
 
 int session_qos2_add(session *s, uint16_t pid)
@@ -30,29 +31,18 @@ int session_qos2_add(session *s, uint16_t pid)
 
 int session_qos2_load(session *s, uint16_t pid)
 {
-    if (s->nqos2_in == s->qos2_cap) {
-        uint32_t cap = s->qos2_cap ? s->qos2_cap * 2 : 8;
-        uint16_t *p = realloc(s->qos2_in, cap * sizeof(*p));
-        if (!p)
-            return IMQTT_ENOMEM;
-        s->qos2_in = p;
-        s->qos2_cap = cap;
-    }
-    s->qos2_in[s->nqos2_in++] = pid;
-    return 0;
+    if (pid_map_has(&s->qos2_in, pid))
+        return 0;
+    return pid_map_put(&s->qos2_in, pid, QOS2_PRESENT);
 }
 
 bool session_qos2_remove(session *s, uint16_t pid)
 {
-    for (uint32_t i = 0; i < s->nqos2_in; i++) {
-        if (s->qos2_in[i] == pid) {
-            s->qos2_in[i] = s->qos2_in[--s->nqos2_in];
-            if (persist_on(s))
-                store_del_qos2(s->srv->store, s->sid, pid);
-            return true;
-        }
-    }
-    return false;
+    if (!pid_map_remove(&s->qos2_in, pid))
+        return false;
+    if (persist_on(s))
+        store_del_qos2(s->srv->store, s->sid, pid);
+    return true;
 }
 
 /* ---- subscriptions --------------------------------------------------------
@@ -140,6 +130,8 @@ void session_subs_persist(session *s)
     for (sess_sub *ss = s->subs; ss; ss = ss->next)
         persist_sub(s, (mqtt_str){(uint8_t *)ss->filter, ss->len}, &ss->opts,
                     ss->sub_id);
-    for (uint32_t i = 0; i < s->nqos2_in; i++)
-        store_put_qos2(s->srv->store, s->sid, s->qos2_in[i]);
+    uint32_t pos = 0;
+    uint16_t pid;
+    while ((pid = pid_map_next(&s->qos2_in, &pos, NULL)) != 0)
+        store_put_qos2(s->srv->store, s->sid, pid);
 }
