@@ -483,7 +483,7 @@ int config_defaults(imqtt_config *c)
     *c = (imqtt_config){
         .listener_count = 1,
         .max_connections = 0,
-        .max_inflight_messages = 20,
+        .max_inflight_messages = 1024,
         .max_queued_messages = 1000,
         .max_packet_size = 1048576,
         .max_keepalive = 0,

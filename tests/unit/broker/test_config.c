@@ -49,7 +49,7 @@ static void test_defaults_from_empty_object(void **state)
     assert_int_equal(c.listeners[0].port, 1883);
     assert_int_equal(c.listeners[0].max_connections, 0);
     assert_int_equal(c.max_connections, 0);
-    assert_int_equal(c.max_inflight_messages, 20);
+    assert_int_equal(c.max_inflight_messages, 1024);
     assert_int_equal(c.max_queued_messages, 1000);
     assert_int_equal(c.max_packet_size, 1048576);
     assert_int_equal(c.max_keepalive, 0);
