@@ -160,7 +160,9 @@ static void im_send(bench_thread *th, uint32_t u, uint64_t now)
     c->pub_id = keep;
     if (client_publish(c, (const uint8_t *)topic, (uint16_t)tl,
                        (uint32_t)G.o.size, G.o.qos))
-        us->seq++;
+        /* Release: the check on the main thread reads the record only
+         * after it sees the new count (im_check). */
+        __atomic_store_n(&us->seq, us->seq + 1, __ATOMIC_RELEASE);
     (void)th;
 }
 
@@ -281,9 +283,9 @@ bool im_check(void)
     memset(&res, 0, sizeof(res));
     uint32_t all_recv = (1u << D) - 1;
     for (uint32_t u = 0; u < U; u++) {
-        /* seq is written by the user's thread; read it racily: a
-         * message sent after the read is simply not checked yet. */
-        uint64_t n = *(volatile uint64_t *)&users[u].seq;
+        /* seq is written by the user's thread: a message sent after this
+         * read is simply not checked yet; acquire pairs with im_send. */
+        uint64_t n = __atomic_load_n(&users[u].seq, __ATOMIC_ACQUIRE);
         res.messages += n;
         for (uint64_t s = 0; s < n; s++) {
             im_rec *r = &users[u].recs[s];

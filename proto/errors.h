@@ -51,6 +51,7 @@
     X(INVAL, "invalid argument")                                               \
     X(IO, "input/output error")                                                \
     X(CONFIG, "invalid configuration")                                         \
+    X(BUSY, "queue full or closed, try again later")                           \
     /* store */                                                                \
     X(CORRUPT, "store record corrupt")                                         \
     X(SCHEMA, "store written by a newer imqtt (unknown schema version)")       \

@@ -35,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("IMQTT_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
 BUILD_DIR = os.environ.get("IMQTT_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 IMQTT_BIN = os.environ.get("IMQTT_BIN", os.path.join(BUILD_DIR, "imqtt"))
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                     "WARNING: ThreadSanitizer")
 
 # Time multiplier for slow builds (ASan); bounded waits are scaled by it.
 SLOW = float(os.environ.get("IMQTT_TEST_SLOW", "1"))
