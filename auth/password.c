@@ -236,6 +236,15 @@ int pwdb_check(const pwdb *db, mqtt_str user, mqtt_bytes password)
     return known && same ? 0 : IMQTT_EAUTH;
 }
 
+int pwdb_entry(const pwdb *db, mqtt_str user, pw_entry_view *out)
+{
+    const struct pw_entry *e = find(db, user);
+    if (e == NULL)
+        return IMQTT_EAUTH;
+    *out = (pw_entry_view){e->salt, e->salt_len, e->iterations, e->hash};
+    return 0;
+}
+
 static int random_salt(uint8_t *salt, size_t len)
 {
     mbedtls_entropy_context entropy;

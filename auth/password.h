@@ -61,6 +61,18 @@ size_t pwdb_count(const pwdb *db);
  * the unknown user against a dummy entry), or IMQTT_ENOMEM. */
 int pwdb_check(const pwdb *db, mqtt_str user, mqtt_bytes password);
 
+/* What a verified credential is bound to (credcache.h): views into db's
+ * entry for user, valid while db lives. */
+typedef struct pw_entry_view {
+    const uint8_t *salt;
+    uint32_t salt_len;
+    uint32_t iterations;
+    const uint8_t *hash; /* PW_HASH_LEN bytes */
+} pw_entry_view;
+
+/* Fill *out for user's entry: 0, or IMQTT_EAUTH when user has none. */
+int pwdb_entry(const pwdb *db, mqtt_str user, pw_entry_view *out);
+
 /* Hash `password` with a fresh random salt into `out` as
  * "$pbkdf2-sha512$ITER$SALT$HASH" (NUL-terminated; out_size of
  * PW_HASH_TEXT_MAX always suffices). iterations 0 means the default.

@@ -115,21 +115,27 @@ static bool urandom_fill(uint8_t *buf, size_t len)
     return got == len;
 }
 
-static void draw_process_key(void)
+bool auth_random_bytes(void *out, size_t len)
 {
-    uint8_t buf[16];
+    uint8_t *buf = out;
     size_t got = 0;
     /* Flags 0: block only until the kernel's pool is first initialized
-     * (early boot), never a weak key. */
-    while (got < sizeof buf) {
-        ssize_t n = getrandom(buf + got, sizeof buf - got, 0);
+     * (early boot), never weak bytes. */
+    while (got < len) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         got += (size_t)n;
     }
-    if (got < sizeof buf && !urandom_fill(buf, sizeof buf)) {
+    return got == len || urandom_fill(buf, len);
+}
+
+static void draw_process_key(void)
+{
+    uint8_t buf[16];
+    if (!auth_random_bytes(buf, sizeof buf)) {
         fprintf(stderr, "imqtt: no randomness for the hash key "
                         "(getrandom and /dev/urandom failed)\n");
         abort();

@@ -14,6 +14,7 @@
 #ifndef IMQTT_SIPHASH_H
 #define IMQTT_SIPHASH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,10 @@ uint64_t siphash24(const siphash_key *k, const void *data, size_t len);
  * randomness, as a broker without a secret key would be floodable. The
  * pointer is to static storage valid for the process's lifetime. */
 const siphash_key *siphash_process_key(void);
+
+/* len random bytes from getrandom(2), else /dev/urandom; false when
+ * neither could give them. */
+bool auth_random_bytes(void *out, size_t len);
 
 /* SipHash-1-3 of data under the process key. */
 uint64_t siphash_keyed(const void *data, size_t len);

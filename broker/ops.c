@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "auth_guard.h"
 #include "http.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -64,4 +65,5 @@ void ops_free(server *srv)
 {
     reload_free_retired(srv);
     limits_free(srv);
+    auth_guard_free();
 }
