@@ -3,9 +3,11 @@
  * File format, one entry per line:
  *
  *     username:$pbkdf2-sha512$ITERATIONS$SALT$HASH
+ *     username:$7$ITERATIONS$SALT$HASH    (Mosquitto 2.x, mosquitto_passwd)
  *
  * username   1..64 bytes of [A-Za-z0-9._-] (im_id_part_valid), unique
- * ITERATIONS decimal, PW_MIN_ITERATIONS..PW_MAX_ITERATIONS
+ * ITERATIONS decimal, PW_MIN_ITERATIONS..PW_MAX_ITERATIONS ($7$: from 1,
+ *            as Mosquitto allows; its default is 101)
  * SALT       standard base64 (with padding) of 8..64 bytes
  * HASH       standard base64 of the 64-byte PBKDF2-HMAC-SHA512 output
  *
