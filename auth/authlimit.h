@@ -33,7 +33,8 @@ typedef struct authlimit authlimit;
 
 /* burst >= 1 attempts, per_minute >= 1 regained per minute; capacity
  * buckets, rounded up to a power of two (at least 8). NULL: no memory. */
-authlimit *authlimit_new(uint32_t capacity, uint32_t burst, uint32_t per_minute);
+authlimit *authlimit_new(uint32_t capacity, uint32_t burst,
+                         uint32_t per_minute);
 void authlimit_free(authlimit *al);
 
 /* New limits for the buckets kept (a reload); tokens above the new burst

@@ -28,7 +28,8 @@ credcache *credcache_new(uint32_t capacity, uint32_t ttl_ms)
     uint32_t sets = 1;
     while ((uint64_t)sets * WAYS < capacity && sets < (1u << 24))
         sets *= 2;
-    credcache *cc = calloc(1, sizeof(*cc) + (size_t)sets * WAYS * sizeof(cc_slot));
+    credcache *cc =
+        calloc(1, sizeof(*cc) + (size_t)sets * WAYS * sizeof(cc_slot));
     if (!cc)
         return NULL;
     if (!auth_random_bytes(cc->secret, sizeof(cc->secret))) {
@@ -63,7 +64,8 @@ static void put_u32(mbedtls_md_context_t *md, uint32_t v)
 static bool make_tag(const credcache *cc, mqtt_str user, mqtt_bytes password,
                      const pw_entry_view *e, uint8_t tag[TAG_LEN])
 {
-    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    const mbedtls_md_info_t *info =
+        mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
     if (!info)
         return false;
     mbedtls_md_context_t md;
@@ -108,7 +110,8 @@ bool credcache_check(credcache *cc, const pwdb *db, mqtt_str user,
 {
     pw_entry_view e;
     uint8_t tag[TAG_LEN];
-    if (pwdb_entry(db, user, &e) != 0 || !make_tag(cc, user, password, &e, tag)) {
+    if (pwdb_entry(db, user, &e) != 0 ||
+        !make_tag(cc, user, password, &e, tag)) {
         cc->misses++;
         return false;
     }

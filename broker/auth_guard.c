@@ -13,7 +13,7 @@
 
 static credcache *cache; /* NULL: off, or not made yet */
 static authlimit *limiter;
-static bool made;        /* cache and limiter made from the config */
+static bool made; /* cache and limiter made from the config */
 
 static void make(server *srv)
 {
@@ -21,7 +21,8 @@ static void make(server *srv)
     credcache_free(cache);
     cache = NULL;
     if (cfg->auth_cache_size > 0) {
-        cache = credcache_new(cfg->auth_cache_size, cfg->auth_cache_ttl * 1000u);
+        cache =
+            credcache_new(cfg->auth_cache_size, cfg->auth_cache_ttl * 1000u);
         if (!cache)
             log_warn("auth: no memory for the credential cache; every "
                      "password check runs PBKDF2");
@@ -52,7 +53,8 @@ static void ensure(server *srv)
  * byte keeps the families apart. */
 static size_t addr_key(const conn *c, uint8_t key[AUTHLIMIT_KEY_MAX])
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
     const conn_addr *a = &c->peer;
     if (a->family == 4 ||
         (a->family == 6 && memcmp(a->ip, mapped, sizeof(mapped)) == 0)) {

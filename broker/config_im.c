@@ -125,9 +125,12 @@ static int parse_jwt(struct ctx *x, const cJSON *v, imqtt_config *c)
 
 int parse_auth(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {{"jwt", NULL},          {"password_file", NULL},
-                      {"cache_size", NULL},   {"cache_ttl", NULL},
-                      {"failure_burst", NULL}, {"failure_rate", NULL},
+    struct key k[] = {{"jwt", NULL},
+                      {"password_file", NULL},
+                      {"cache_size", NULL},
+                      {"cache_ttl", NULL},
+                      {"failure_burst", NULL},
+                      {"failure_rate", NULL},
                       {"failure_limit_jwt", NULL}};
     int rc = take_keys(x, v, "auth", k, 7);
     if (rc != 0)
@@ -139,11 +142,11 @@ int parse_auth(struct ctx *x, const cJSON *v, imqtt_config *c)
         (k[4].val != NULL &&
          (rc = get_uint(x, k[4].val, "auth.failure_burst", 0, 1000000,
                         &c->auth_fail_burst))) ||
-        (k[5].val != NULL &&
-         (rc = get_uint(x, k[5].val, "auth.failure_rate", 1, 1000000,
-                        &c->auth_fail_rate))) ||
-        (k[6].val != NULL && (rc = get_bool(x, k[6].val, "auth.failure_limit_jwt",
-                                            &c->auth_fail_jwt))))
+        (k[5].val != NULL && (rc = get_uint(x, k[5].val, "auth.failure_rate", 1,
+                                            1000000, &c->auth_fail_rate))) ||
+        (k[6].val != NULL &&
+         (rc = get_bool(x, k[6].val, "auth.failure_limit_jwt",
+                        &c->auth_fail_jwt))))
         return rc;
     if (k[0].val != NULL && (rc = parse_jwt(x, k[0].val, c)) != 0)
         return rc;

@@ -59,8 +59,7 @@ static void test_bounded_drops_least_failed(void **state)
     assert_true(authlimit_take(al, A, 4, 10));
     /* 1000 other addresses each try once and succeed or fail once. */
     for (uint32_t i = 0; i < 1000; i++) {
-        uint8_t k[4] = {192, (uint8_t)(i >> 16), (uint8_t)(i >> 8),
-                        (uint8_t)i};
+        uint8_t k[4] = {192, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
         assert_true(authlimit_take(al, k, 4, 10));
     }
     /* A kept its empty bucket: the others had more tokens left. */

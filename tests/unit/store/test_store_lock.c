@@ -33,8 +33,8 @@ static void test_second_writer_refused(void **state)
     assert_int_equal(store_open(&o, &b), IMQTT_ELOCKED);
     store_close(b);
 
-    store_options ro = {.durability = STORE_PROCESS, .dir = dir,
-                        .read_only = true};
+    store_options ro = {
+        .durability = STORE_PROCESS, .dir = dir, .read_only = true};
     assert_int_equal(store_open(&ro, &r), 0);
     store_close(r);
     assert_int_equal(store_lock_holder(dir), (long)getpid());
