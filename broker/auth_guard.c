@@ -8,7 +8,8 @@
 #include "log.h"
 #include "metrics.h"
 
-/* Addresses remembered by the limiter: 64 bytes each, 4 MiB. */
+/* Addresses remembered by the limiter: 40 bytes each, 2.5 MiB of zeroed
+ * pages that the kernel maps only as sets are first used. */
 #define AUTH_LIMIT_ADDRS 65536
 
 static credcache *cache; /* NULL: off, or not made yet */
@@ -116,7 +117,10 @@ void auth_guard_password_done(conn *c, const pwdb *db, mqtt_str user,
 
 void auth_guard_reload(server *srv)
 {
-    make(srv);
+    /* Not made yet: nothing cached, and the first check makes both from
+     * the new configuration. */
+    if (made)
+        make(srv);
 }
 
 void auth_guard_free(void)
