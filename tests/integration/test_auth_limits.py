@@ -146,3 +146,35 @@ def test_cache_off_runs_pbkdf2_each_time(broker, tmp_path):
     fams = metrics(hp)
     assert val(fams, "imqtt_password_cache_lookups_total", "hit") == 0
     assert val(fams, "imqtt_password_cache_lookups_total", "miss") == 0
+
+
+def test_jwt_failures_limited_when_asked(broker):
+    """auth.failure_limit_jwt: bad tokens count against the address like
+    wrong passwords; a good token gives its attempt back; over the limit
+    even a good token waits (there is no cache for tokens). Off by
+    default: the same storm without the option gets 0x86 every time."""
+    from imhelp import im_config, im_raw, mint
+
+    def reason(b, tok):
+        c, ack = im_raw(b, "alice@phone", tok)
+        with c:
+            if ack.reason == 0:
+                c.send(m.disconnect(5))
+        return ack.reason
+
+    bad = mint("alice", sign_with="wrong-secret-wrong-secret-wrong-secret")
+    cfg = im_config()
+    cfg["auth"].update({"failure_limit_jwt": True, "failure_burst": 3,
+                        "failure_rate": 1})
+    hp = free_port()
+    cfg["http"] = {"port": hp}
+    b = broker(cfg)
+    for _ in range(5):
+        assert reason(b, mint("alice")) == 0  # successes cost nothing
+    assert [reason(b, bad) for _ in range(5)] == [0x86] * 3 + [0x9F] * 2
+    assert reason(b, mint("alice")) == 0x9F
+    assert val(metrics(hp), "imqtt_connections_refused_total", "auth_failures") == 3
+
+    off = broker(im_config())
+    assert [reason(off, bad) for _ in range(15)] == [0x86] * 15
+    assert reason(off, mint("alice")) == 0
