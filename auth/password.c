@@ -16,6 +16,7 @@
 #include "identity.h"
 
 #define HASH_PREFIX "$pbkdf2-sha512$"
+#define MOSQ_PREFIX "$7$"
 #define SALT_MIN    8
 #define SALT_MAX    64
 #define ITER_DIGITS 8 /* PW_MAX_ITERATIONS has 8 */
@@ -88,12 +89,34 @@ static long b64_field(const char *s, size_t len, uint8_t *out, size_t cap)
     return (long)n;
 }
 
-/* Parse "$pbkdf2-sha512$ITER$SALT$HASH" (len bytes) into e. */
+static bool has_prefix(const char *s, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(s, prefix, n) == 0;
+}
+
+/* Parse "$pbkdf2-sha512$ITER$SALT$HASH", or Mosquitto's "$7$ITER$SALT$HASH"
+ * (the same PBKDF2-HMAC-SHA512 with a 64-byte output, as mosquitto_passwd
+ * 2.x writes it) (len bytes) into e. */
 static const char *parse_hash(const char *s, size_t len, struct pw_entry *e)
 {
-    size_t plen = strlen(HASH_PREFIX);
-    if (len < plen || memcmp(s, HASH_PREFIX, plen) != 0)
-        return "hash does not start with $pbkdf2-sha512$";
+    size_t plen;
+    uint32_t min_iter;
+    if (has_prefix(s, len, HASH_PREFIX)) {
+        plen = strlen(HASH_PREFIX);
+        min_iter = PW_MIN_ITERATIONS;
+    } else if (has_prefix(s, len, MOSQ_PREFIX)) {
+        /* Read as Mosquitto wrote it: mosquitto_passwd's default is 101
+         * iterations, which imqtt would not choose (docs/auth.md). */
+        plen = strlen(MOSQ_PREFIX);
+        min_iter = 1;
+    } else if (has_prefix(s, len, "$6$")) {
+        return "Mosquitto $6$ hash (salted SHA-512, no iterations) is not "
+               "accepted: set the password again with imqtt passwd or "
+               "mosquitto_passwd 2.x ($7$)";
+    } else {
+        return "hash does not start with $pbkdf2-sha512$ or $7$";
+    }
     const char *p = s + plen, *end = s + len;
     const char *d1 = memchr(p, '$', (size_t)(end - p));
     if (d1 == NULL)
@@ -109,8 +132,9 @@ static const char *parse_hash(const char *s, size_t len, struct pw_entry *e)
             return "iteration count is not a number";
         iter = iter * 10 + (uint32_t)(*q - '0');
     }
-    if (iter < PW_MIN_ITERATIONS || iter > PW_MAX_ITERATIONS)
-        return "iteration count out of range (1000..10000000)";
+    if (iter < min_iter || iter > PW_MAX_ITERATIONS)
+        return min_iter == 1 ? "iteration count out of range (1..10000000)"
+                             : "iteration count out of range (1000..10000000)";
     long salt_len = b64_field(d1 + 1, (size_t)(d2 - d1 - 1), e->salt, SALT_MAX);
     if (salt_len < SALT_MIN)
         return "salt is not base64 of 8..64 bytes";
@@ -234,6 +258,15 @@ int pwdb_check(const pwdb *db, mqtt_str user, mqtt_bytes password)
         return rc;
     bool same = ct_equal(got, e->hash, PW_HASH_LEN);
     return known && same ? 0 : IMQTT_EAUTH;
+}
+
+int pwdb_entry(const pwdb *db, mqtt_str user, pw_entry_view *out)
+{
+    const struct pw_entry *e = find(db, user);
+    if (e == NULL)
+        return IMQTT_EAUTH;
+    *out = (pw_entry_view){e->salt, e->salt_len, e->iterations, e->hash};
+    return 0;
 }
 
 static int random_salt(uint8_t *salt, size_t len)

@@ -3,9 +3,11 @@
  * File format, one entry per line:
  *
  *     username:$pbkdf2-sha512$ITERATIONS$SALT$HASH
+ *     username:$7$ITERATIONS$SALT$HASH    (Mosquitto 2.x, mosquitto_passwd)
  *
  * username   1..64 bytes of [A-Za-z0-9._-] (im_id_part_valid), unique
- * ITERATIONS decimal, PW_MIN_ITERATIONS..PW_MAX_ITERATIONS
+ * ITERATIONS decimal, PW_MIN_ITERATIONS..PW_MAX_ITERATIONS ($7$: from 1,
+ *            as Mosquitto allows; its default is 101)
  * SALT       standard base64 (with padding) of 8..64 bytes
  * HASH       standard base64 of the 64-byte PBKDF2-HMAC-SHA512 output
  *
@@ -60,6 +62,18 @@ size_t pwdb_count(const pwdb *db);
  * user or wrong password: both run one PBKDF2 and a constant-time compare,
  * the unknown user against a dummy entry), or IMQTT_ENOMEM. */
 int pwdb_check(const pwdb *db, mqtt_str user, mqtt_bytes password);
+
+/* What a verified credential is bound to (credcache.h): views into db's
+ * entry for user, valid while db lives. */
+typedef struct pw_entry_view {
+    const uint8_t *salt;
+    uint32_t salt_len;
+    uint32_t iterations;
+    const uint8_t *hash; /* PW_HASH_LEN bytes */
+} pw_entry_view;
+
+/* Fill *out for user's entry: 0, or IMQTT_EAUTH when user has none. */
+int pwdb_entry(const pwdb *db, mqtt_str user, pw_entry_view *out);
 
 /* Hash `password` with a fresh random salt into `out` as
  * "$pbkdf2-sha512$ITER$SALT$HASH" (NUL-terminated; out_size of

@@ -39,6 +39,13 @@ static int check_store(const char *dir)
 {
     store_options o = {
         .durability = STORE_PROCESS, .dir = dir, .read_only = true};
+    /* Allowed on a live store: a read-only LMDB transaction sees one
+     * consistent snapshot and takes no write lock (docs/store.md). */
+    long holder = store_lock_holder(dir);
+    if (holder != 0)
+        printf("store %s: in use by a running broker (PID %ld); checking a "
+               "read-only snapshot\n",
+               dir, holder);
     store *s = NULL;
     int rc = store_open(&o, &s);
     if (rc == 0)

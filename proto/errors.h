@@ -55,7 +55,10 @@
     /* store */                                                                \
     X(CORRUPT, "store record corrupt")                                         \
     X(SCHEMA, "store written by a newer imqtt (unknown schema version)")       \
-    X(STOREFULL, "store full")
+    X(STOREFULL, "store full")                                                 \
+    X(LOCKED, "store in use by another process")                               \
+    /* authentication limits (auth/authlimit.h) */                             \
+    X(AUTHRATE, "too many failed authentications from this address")
 
 enum imqtt_err {
     IMQTT_OK = 0,

@@ -92,6 +92,9 @@ uint8_t mqtt_reason_to_v3_suback(uint8_t rc)
  *   EQUOTA, ESTOREFULL                 0x97  Quota exceeded
  *   ECLIENTID                          0x85  Client Identifier not valid
  *   EAUTH                              0x86  Bad User Name or Password
+ *   EAUTHRATE                          0x9F  Connection rate exceeded
+ *                                            (too many failed
+ *                                            authentications; 3.1.1: 3)
  *   anything else (NOMEM, IO ...)      0x80  Unspecified error
  */
 uint8_t mqtt_reason_for_error(int err)
@@ -130,6 +133,8 @@ uint8_t mqtt_reason_for_error(int err)
         return MQTT_RC_CLIENT_ID_NOT_VALID;
     case IMQTT_EAUTH:
         return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+    case IMQTT_EAUTHRATE:
+        return MQTT_RC_CONNECTION_RATE_EXCEEDED;
     case IMQTT_EVARINT:
     case IMQTT_EFLAGS:
     case IMQTT_EMALFORMED:

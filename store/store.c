@@ -226,6 +226,7 @@ int store_open(const store_options *o, store **out)
         return IMQTT_ENOMEM;
     s->durability = o->durability;
     s->read_only = o->read_only;
+    s->lock_fd = -1;
     s->next_gen = 1;
     s->max_size = o->max_size;
     s->sync_ms = o->sync_interval_ms ? o->sync_interval_ms : 1000;
@@ -242,6 +243,8 @@ int store_open(const store_options *o, store **out)
     if (!s->dir || !s->cur)
         return IMQTT_ENOMEM;
     int rc = s->read_only ? 0 : prepare_dir(s->dir);
+    if (rc == 0 && !s->read_only)
+        rc = store_lock_take(s->dir, &s->lock_fd);
     if (rc == 0)
         rc = open_env(s, o);
     if (rc == 0 && !s->read_only) {
@@ -287,6 +290,9 @@ void store_close(store *s)
     free(s->new_msgs);
     free(s->carry);
     free(s->dir);
+    /* Last: the store is closed and synced before another may open it. */
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     pthread_rwlock_destroy(&s->resize);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

@@ -72,10 +72,20 @@ typedef void (*store_done_cb)(void *arg, int status);
 int store_durability_parse(const char *s, enum store_durability *out);
 const char *store_durability_name(enum store_durability d);
 
-/* Open (creating dir 0700 and the files 0600 unless read_only). Returns 0,
- * IMQTT_ESCHEMA (written by a newer version), IMQTT_ECORRUPT, IMQTT_EIO
- * (with the cause logged to stderr) or IMQTT_ENOMEM. */
+/* Open (creating dir 0700 and the files 0600 unless read_only). Unless
+ * read_only, takes an exclusive lock on dir (file STORE_LOCK_FILE holding
+ * the PID) for as long as the store is open, so a second process refuses
+ * to open the same store. Returns 0, IMQTT_ELOCKED (held by another
+ * process, whose PID is logged), IMQTT_ESCHEMA (written by a newer
+ * version), IMQTT_ECORRUPT, IMQTT_EIO (with the cause logged to stderr) or
+ * IMQTT_ENOMEM. */
 int store_open(const store_options *opts, store **out);
+
+#define STORE_LOCK_FILE "imqtt.lock"
+
+/* Who holds dir's lock: its PID, -1 when held by a process that wrote no
+ * PID, 0 when nobody does. Takes no lock that outlives the call. */
+long store_lock_holder(const char *dir);
 /* Commit what is pending, wait for it, stop the thread, close. */
 void store_close(store *s);
 

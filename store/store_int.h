@@ -26,6 +26,12 @@ enum store_db {
 
 extern const char *const store_db_names[DB_COUNT_];
 
+/* store_lock.c: the exclusive lock of a writable store's directory.
+ * Returns 0 with *fd_out the locked descriptor (closing it unlocks),
+ * IMQTT_ELOCKED (another process holds it; logged with its PID) or
+ * IMQTT_EIO. */
+int store_lock_take(const char *dir, int *fd_out);
+
 /* Operations of a batch. Each is [op u8][db u8][klen u32][vlen u32][key]
  * [val] in the batch buffer (big-endian lengths). */
 enum store_op {
@@ -62,6 +68,7 @@ typedef struct ehash_slot {
 struct store {
     enum store_durability durability;
     bool read_only;
+    int lock_fd; /* DIR/imqtt.lock, flocked while open for writing; or -1 */
     MDB_env *env;
     MDB_dbi db[DB_COUNT_];
     char *dir; /* owned */

@@ -501,6 +501,10 @@ int config_defaults(imqtt_config *c)
         .store_max_size = 16ull << 30,
         .store_sync_interval_ms = 1000,
         .sys_interval = 10,
+        .auth_cache_size = 10000,
+        .auth_cache_ttl = 900,
+        .auth_fail_burst = 10,
+        .auth_fail_rate = 10,
     };
     c->store_dir = strdup("./data");
     c->listeners = calloc(1, sizeof(*c->listeners));

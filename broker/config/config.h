@@ -89,6 +89,14 @@ typedef struct imqtt_config {
     /* "auth" object (docs/auth.md). Owned; NULL when not configured. */
     struct jwtv_verifier *jwt;
     struct pwdb *passwords;
+    /* auth.cache_size / cache_ttl: verified password-file credentials
+     * kept (0 = no cache; default 10000) and for how long (seconds;
+     * default 900). auth.failure_burst / failure_rate: attempts that may
+     * fail per address (0 = no limit; default 10) and how many come back
+     * per minute (default 10). docs/auth.md. */
+    uint32_t auth_cache_size, auth_cache_ttl;
+    uint32_t auth_fail_burst, auth_fail_rate;
+    bool auth_fail_jwt; /* auth.failure_limit_jwt: tokens too; default off */
 
     /* "im" object (docs/im.md) */
     uint8_t im_inbox_qos;  /* QoS of the p2p/talk/{user} inbox; default 1 */

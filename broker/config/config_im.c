@@ -125,9 +125,28 @@ static int parse_jwt(struct ctx *x, const cJSON *v, imqtt_config *c)
 
 int parse_auth(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {{"jwt", NULL}, {"password_file", NULL}};
-    int rc = take_keys(x, v, "auth", k, 2);
+    struct key k[] = {{"jwt", NULL},
+                      {"password_file", NULL},
+                      {"cache_size", NULL},
+                      {"cache_ttl", NULL},
+                      {"failure_burst", NULL},
+                      {"failure_rate", NULL},
+                      {"failure_limit_jwt", NULL}};
+    int rc = take_keys(x, v, "auth", k, 7);
     if (rc != 0)
+        return rc;
+    if ((k[2].val != NULL && (rc = get_uint(x, k[2].val, "auth.cache_size", 0,
+                                            1u << 24, &c->auth_cache_size))) ||
+        (k[3].val != NULL && (rc = get_uint(x, k[3].val, "auth.cache_ttl", 1,
+                                            86400, &c->auth_cache_ttl))) ||
+        (k[4].val != NULL &&
+         (rc = get_uint(x, k[4].val, "auth.failure_burst", 0, 1000000,
+                        &c->auth_fail_burst))) ||
+        (k[5].val != NULL && (rc = get_uint(x, k[5].val, "auth.failure_rate", 1,
+                                            1000000, &c->auth_fail_rate))) ||
+        (k[6].val != NULL &&
+         (rc = get_bool(x, k[6].val, "auth.failure_limit_jwt",
+                        &c->auth_fail_jwt))))
         return rc;
     if (k[0].val != NULL && (rc = parse_jwt(x, k[0].val, c)) != 0)
         return rc;

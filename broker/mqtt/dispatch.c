@@ -3,10 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_guard.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
 #include "password.h"
+#include "reason.h"
 #include "session.h"
 
 /* A password check on libuv's thread pool: PBKDF2 takes ~0.1 s, which the
@@ -33,6 +35,9 @@ static void pw_done(uv_work_t *req, int status)
 {
     pw_check *w = req->data;
     conn *c = w->c;
+    if (status == 0)
+        auth_guard_password_done(c, w->db, w->user, w->password,
+                                 w->result == 0);
     if (c->state == CONN_AUTH) {
         c->password_checked = true;
         c->password_ok = status == 0 && w->result == 0;
@@ -58,6 +63,17 @@ static int check_password(conn *c, const mqtt_frame *f, const mqtt_connect *p)
         c->password_ok = false;
         return handle_connect(c, p);
     }
+    /* A device reconnecting with the password verified minutes ago costs
+     * an HMAC, not a PBKDF2 run; a wrong password never hits. */
+    if (auth_guard_cached(c, db, p->username, p->password)) {
+        c->password_checked = true;
+        c->password_ok = true;
+        return handle_connect(c, p);
+    }
+    if (!auth_guard_admit(c))
+        return handle_connect_refuse(
+            c, p, mqtt_reason_for_error(IMQTT_EAUTHRATE),
+            "too many failed authentications from this address");
     uint32_t len = f->header_len + f->remaining;
     const uint8_t *start = f->body - f->header_len;
     pw_check *w = malloc(sizeof(*w) + len);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "auth_guard.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
@@ -33,6 +34,13 @@ static int refuse(conn *c, uint8_t reason, const char *why)
     send_connack(c, reason, false, NULL);
     conn_close(c);
     return 0;
+}
+
+int handle_connect_refuse(conn *c, const mqtt_connect *p, uint8_t reason,
+                          const char *why)
+{
+    c->version = p->version;
+    return refuse(c, reason, why);
 }
 
 int handle_connect_error(conn *c, const mqtt_frame *f, int err)
@@ -176,7 +184,16 @@ int handle_connect(conn *c, const mqtt_connect *p)
     policy_auth ar = {MQTT_RC_SUCCESS, NULL, 0};
     if (lc->auth != LISTENER_AUTH_ANONYMOUS ||
         lc->clientid != IM_CLIENTID_OFF) {
+        /* A token check may cost a signature verification (RSA, EC): with
+         * auth.failure_limit_jwt its failures count against the address
+         * like wrong passwords (auth_guard.h). */
+        bool jwt = lc->auth == LISTENER_AUTH_JWT && cfg->auth_fail_jwt;
+        if (jwt && !auth_guard_admit(c))
+            return refuse(c, mqtt_reason_for_error(IMQTT_EAUTHRATE),
+                          "too many failed authentications from this address");
         ar = srv->policy->authenticate(srv, lc, p, client_id, c->password_ok);
+        if (jwt && ar.reason == MQTT_RC_SUCCESS)
+            auth_guard_succeeded(c);
         if (ar.reason != MQTT_RC_SUCCESS) {
             send_connack(c, ar.reason, false, NULL);
             conn_close(c);

@@ -10,6 +10,10 @@
 #include "conn.h"
 
 int handle_connect(conn *c, const mqtt_connect *p);
+/* Refuse CONNECT p before handle_connect ran (CONNACK reason in p's
+ * version, a log line with the peer, close). Returns 0. */
+int handle_connect_refuse(conn *c, const mqtt_connect *p, uint8_t reason,
+                          const char *why);
 /* A CONNECT that did not decode: answer with the CONNACK the spec asks for
  * when it can be told (unsupported protocol level), then close. */
 int handle_connect_error(conn *c, const mqtt_frame *f, int err);

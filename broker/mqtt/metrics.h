@@ -22,6 +22,12 @@
       "Connections refused, by cause")                                        \
     X(REFUSED_RATE, "imqtt_connections_refused_total", "rate_limit",          \
       "Connections refused, by cause")                                        \
+    X(REFUSED_AUTH_FAILURES, "imqtt_connections_refused_total",               \
+      "auth_failures", "Connections refused, by cause")                       \
+    X(AUTH_CACHE_HIT, "imqtt_password_cache_lookups_total", "hit",            \
+      "Password checks answered by the credential cache (hit) or not (miss)") \
+    X(AUTH_CACHE_MISS, "imqtt_password_cache_lookups_total", "miss",          \
+      "Password checks answered by the credential cache (hit) or not (miss)") \
     X(REFUSED_MSG_RATE, "imqtt_clients_limited_total", "message_rate",        \
       "Clients disconnected for a rate limit (0x96), by cause")               \
     X(REFUSED_BYTES_RATE, "imqtt_clients_limited_total", "bytes_rate",        \

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_guard.h"
 #include "conn.h"
 #include "errors.h"
 #include "store_guard.h"
@@ -280,6 +281,22 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
         .notify_arg = &srv->store_async,
     };
     int rc = 0;
+    /* Refuse a store another broker holds before walking it in the
+     * guard: store_open's lock decides, this only answers at once. */
+    long holder = srv->cfg.store_durability != STORE_NONE
+                      ? store_lock_holder(srv->cfg.store_dir)
+                      : 0;
+    if (holder > 0)
+        log_error("store %s is in use by another imqtt process (PID %ld, "
+                  "lock %s/" STORE_LOCK_FILE "); refusing to open it twice",
+                  srv->cfg.store_dir, holder, srv->cfg.store_dir);
+    else if (holder < 0)
+        log_error(
+            "store %s is in use by another process (lock %s/" STORE_LOCK_FILE
+            "); refusing to open it twice",
+            srv->cfg.store_dir, srv->cfg.store_dir);
+    if (holder != 0)
+        return IMQTT_ELOCKED;
     if (srv->cfg.store_durability != STORE_NONE)
         rc = store_guard_verify(srv->cfg.store_dir, STORE_GUARD_TIMEOUT_MS);
     if (rc < 0)
@@ -342,6 +359,7 @@ void server_free(server *srv)
 {
     route_scratch_free(srv);
     limits_free(srv);
+    auth_guard_free();
     free(srv->failed_gens);
     if (srv->policy)
         srv->policy->on_free(srv);

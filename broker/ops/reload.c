@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_guard.h"
 #include "errors.h"
 #include "jwt_verify.h"
 #include "log.h"
@@ -108,6 +109,12 @@ int reload_apply(server *srv, const char *path)
     oc->msg_burst = nc.msg_burst;
     oc->bytes_rate = nc.bytes_rate;
     oc->bytes_burst = nc.bytes_burst;
+    oc->auth_cache_size = nc.auth_cache_size;
+    oc->auth_cache_ttl = nc.auth_cache_ttl;
+    oc->auth_fail_burst = nc.auth_fail_burst;
+    oc->auth_fail_rate = nc.auth_fail_rate;
+    oc->auth_fail_jwt = nc.auth_fail_jwt;
+    auth_guard_reload(srv); /* new password file: verified anew */
     log_set_level(oc->log_level);
     log_set_json(oc->log_json);
     config_free(&nc);

@@ -46,6 +46,8 @@ void *hmap_remove(hmap *m, mqtt_bytes key);
  * remove). */
 void *hmap_next(const hmap *m, uint32_t *pos);
 
+/* SipHash-1-3 of key under the process's random key (siphash.h): the
+ * same key hashes alike within one process, differently across runs. */
 uint32_t hmap_hash(mqtt_bytes key);
 
 #endif

@@ -106,6 +106,32 @@ static void test_known_vector(void **state)
     pwdb_free(db);
 }
 
+/* Lines written by Debian 12's mosquitto_passwd (mosquitto
+ * 2.0.11-1.2+deb12u2): `mosquitto_passwd -b -c FILE user pass` (its
+ * default, 101 iterations) and `-I 2000` for sensor-7 with a password
+ * holding ':' and '$'. Read as they are. */
+static void test_mosquitto_7(void **state)
+{
+    (void)state;
+    const char *text =
+        "user:$7$101$9V/Xl1DUcZ14O5g2$+USAsGcydyV3/5NCOmFar1qAQMRt5l4koFBP6so"
+        "cs0lVM4SHDl+JE5N+fX/q8PvQzK7e85KKJIE6+51+GXTAsg==\n"
+        "sensor-7:$7$2000$sqdFrUMuwKPe0Yud$5i7J5OeCDkzey0909k54bxkihQsiQk5QV3"
+        "s3Qfja9dyAwnnWB1gY/hJNhdk8bH7xsKDSwg+Pb/l1jbMP6C0UuA==\n";
+    pwdb *db = parse_ok(text);
+    assert_int_equal(pwdb_count(db), 2);
+    assert_int_equal(pwdb_check(db, S("user"), S("pass")), 0);
+    assert_int_equal(pwdb_check(db, S("user"), S("pasS")), IMQTT_EAUTH);
+    assert_int_equal(pwdb_check(db, S("user"), S("")), IMQTT_EAUTH);
+    assert_int_equal(pwdb_check(db, S("sensor-7"), S("s3cret:with$chars")), 0);
+    assert_int_equal(pwdb_check(db, S("sensor-7"), S("pass")), IMQTT_EAUTH);
+    pw_entry_view e;
+    assert_int_equal(pwdb_entry(db, S("user"), &e), 0);
+    assert_int_equal(e.iterations, 101);
+    assert_int_equal(e.salt_len, 12);
+    pwdb_free(db);
+}
+
 static void expect_error(const char *text, unsigned line)
 {
     pwdb *db = (pwdb *)1;
@@ -138,6 +164,13 @@ static void test_parse_errors(void **state)
         "alice:$pbkdf2-sha512$1000$c2FsdHNhbHQ=$AAAA",     /* hash too short */
         "alice:$pbkdf2-sha512$1000$c2FsdHNhbHQ=",          /* hash missing */
         " alice:$pbkdf2-sha512$1000$c2FsdHNhbHQ=$AAAA",    /* space */
+        "alice:$7$0$c2FsdHNhbHQ=$AAAA",                    /* $7$, 0 iter. */
+        "alice:$7$101$c2FsdHNhbHQ=$AAAA",                  /* $7$, short */
+        "alice:$7$101$c2FsdA==$AAAA",                      /* $7$, salt */
+        "alice:$7$$c2FsdHNhbHQ=$AAAA",                     /* $7$, no iter. */
+        /* mosquitto_passwd -H sha512: no iterations, refused */
+        "old:$6$9Z2IdpkwReQ4k3aI$hkM5asGbeWk7S5E73eIrsyHX3j9vxkBCfY4epgQ0mha5"
+        "Uv1K5NZaKtZR/+gV37w9t4DuBIkJg44UT5ZS77ixNQ==",
     };
     for (size_t i = 0; i < sizeof(bad_lines) / sizeof(bad_lines[0]); i++) {
         /* the bad line third, after a comment and a good entry */
@@ -255,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_default_iterations),
         cmocka_unit_test(test_salts_differ),
         cmocka_unit_test(test_known_vector),
+        cmocka_unit_test(test_mosquitto_7),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_set_roundtrip),
