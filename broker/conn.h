@@ -105,7 +105,7 @@ struct conn {
     bool will_on_close;     /* DISCONNECT 0x04 */
 };
 
-/* c's peer as text ("127.0.0.1:5678", "fd:7"): a buffer of the loop
+/* c's peer as text ("127.0.0.1:5678", "[::1]:5678", "fd:7"): a buffer of the loop
  * thread, valid until the next call. */
 const char *conn_peer(const conn *c);
 
