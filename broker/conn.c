@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conn_log.h"
+#include "conn_trace.h"
 #include "errors.h"
 #include "handlers.h"
 #include "im.h"
@@ -238,6 +239,8 @@ int conn_send(conn *c, const mqtt_packet *p)
         return n;
     outbuf_commit(&c->out, (size_t)n);
     server_want_flush(c->srv, c);
+    if (log_packets)
+        conn_trace(c, true, p);
     return 0;
 }
 

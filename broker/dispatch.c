@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_trace.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
@@ -93,6 +94,10 @@ int dispatch_packet(conn *c, const mqtt_frame *f)
     }
     if (c->state == CONN_NEW && f->type != MQTT_CONNECT)
         return IMQTT_EPROTOCOL;
+    /* A CONNECT dispatched again after its password check was traced the
+     * first time. */
+    if (log_packets && !(f->type == MQTT_CONNECT && c->password_checked))
+        conn_trace(c, false, &p);
     /* Every handler past CONNECT works on the session; a connection that
      * lost it (taken over) is closing and must not reach them. */
     if (f->type != MQTT_CONNECT && c->sess == NULL) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 enum log_level log_current_level = LOG_INFO;
+bool log_packets;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -21,7 +22,14 @@ static bool log_json;
 
 void log_set_level(enum log_level level)
 {
-    log_current_level = level;
+    log_current_level = log_packets ? LOG_DEBUG : level;
+}
+
+void log_set_packets(bool on)
+{
+    log_packets = on;
+    if (on)
+        log_current_level = LOG_DEBUG;
 }
 
 void log_set_json(bool on)
