@@ -13,22 +13,23 @@
 
 void cli_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: imqtt [-c FILE] [-p PORT] [--bind ADDR] [-v]\n"
-            "       imqtt --check-store DIR | --version | --help\n"
-            "       imqtt token --sub USER [--ttl S] [--groups a,b] ...\n"
-            "       imqtt passwd [--password P] FILE USER\n"
-            "  -c, --config FILE  JSON configuration (docs/config.md); without\n"
-            "                 it the broker listens on 127.0.0.1 and ::1 only,\n"
-            "                 anonymous, everything allowed\n"
-            "  -p, --port N   port of the first listener (of both loopback\n"
-            "                 listeners without a config)\n"
-            "  --bind ADDR    address of the first listener (0.0.0.0: all)\n"
-            "  -v, --verbose  log every packet received and sent (debug level)\n"
-            "  --check-store DIR  check the LMDB store in DIR (read-only;\n"
-            "                 run it on a stopped broker's store), print\n"
-            "                 counts; exit 0 when consistent, 1 otherwise\n"
-            "  --version      print the version\n");
+    fprintf(
+        out,
+        "usage: imqtt [-c FILE] [-p PORT] [--bind ADDR] [-v]\n"
+        "       imqtt --check-store DIR | --version | --help\n"
+        "       imqtt token --sub USER [--ttl S] [--groups a,b] ...\n"
+        "       imqtt passwd [--password P] FILE USER\n"
+        "  -c, --config FILE  JSON configuration (docs/config.md); without\n"
+        "                 it the broker listens on 127.0.0.1 and ::1 only,\n"
+        "                 anonymous, everything allowed\n"
+        "  -p, --port N   port of the first listener (of both loopback\n"
+        "                 listeners without a config)\n"
+        "  --bind ADDR    address of the first listener (0.0.0.0: all)\n"
+        "  -v, --verbose  log every packet received and sent (debug level)\n"
+        "  --check-store DIR  check the LMDB store in DIR (read-only;\n"
+        "                 run it on a stopped broker's store), print\n"
+        "                 counts; exit 0 when consistent, 1 otherwise\n"
+        "  --version      print the version\n");
 }
 
 static enum cli_action bad(const char *fmt, const char *what)

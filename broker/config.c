@@ -558,8 +558,8 @@ static int parse_text(struct ctx *x, const char *json, size_t len,
     const char *nul = memchr(json, '\0', len);
     if (nul != NULL) {
         struct pos p = pos_of(json, (size_t)(nul - json));
-        return fail(x, "invalid JSON: NUL byte at line %u, column %u",
-                    p.line, p.col);
+        return fail(x, "invalid JSON: NUL byte at line %u, column %u", p.line,
+                    p.col);
     }
     size_t esc = find_escaped_nul(json, len);
     if (esc != len) {

@@ -19,7 +19,7 @@ const char *conn_who(const conn *c)
 const char *log_hostport(const char *host, unsigned port)
 {
     static char text[80];
-    snprintf(text, sizeof(text), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
-             host, port);
+    snprintf(text, sizeof(text), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+             port);
     return text;
 }

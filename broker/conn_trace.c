@@ -113,8 +113,7 @@ void conn_trace(const conn *c, bool sending, const mqtt_packet *p)
     case MQTT_PUBREC:
     case MQTT_PUBREL:
     case MQTT_PUBCOMP:
-        add(&l, " (m%u, rc%u)", (unsigned)p->u.ack.packet_id,
-            p->u.ack.reason);
+        add(&l, " (m%u, rc%u)", (unsigned)p->u.ack.packet_id, p->u.ack.reason);
         break;
     case MQTT_SUBSCRIBE:
     case MQTT_UNSUBSCRIBE:

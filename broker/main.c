@@ -15,7 +15,7 @@
 /* From CMake's project(VERSION) (broker/CMakeLists.txt), the one place
  * the version is written. */
 #ifndef IMQTT_VERSION
-#error "IMQTT_VERSION is defined by the build (project VERSION in CMakeLists.txt)"
+#error "IMQTT_VERSION comes from project(VERSION) in CMakeLists.txt"
 #endif
 
 /* --check-store: reference counts, queue entries pointing at messages,

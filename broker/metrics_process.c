@@ -16,7 +16,8 @@
 #include <uv.h>
 
 #ifndef IMQTT_VERSION
-#error "IMQTT_VERSION is defined by the build (project VERSION in CMakeLists.txt)"
+#error \
+    "IMQTT_VERSION is defined by the build (project VERSION in CMakeLists.txt)"
 #endif
 #ifndef IMQTT_BUILD_TYPE
 #define IMQTT_BUILD_TYPE "unknown"
@@ -43,8 +44,7 @@ __attribute__((format(printf, 2, 3))) static void put(out *o, const char *fmt,
         o->len += (size_t)n;
 }
 
-static void family(out *o, const char *name, const char *type,
-                   const char *help)
+static void family(out *o, const char *name, const char *type, const char *help)
 {
     put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }

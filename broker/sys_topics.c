@@ -10,7 +10,7 @@
 #include "route.h"
 
 #ifndef IMQTT_VERSION
-#error "IMQTT_VERSION is defined by the build (project VERSION in CMakeLists.txt)"
+#error "IMQTT_VERSION comes from project(VERSION) in CMakeLists.txt"
 #endif
 
 /* Load averages as Mosquitto computes them: per-minute rates, smoothed
