@@ -77,7 +77,10 @@ static void emit_json(const char *ts, size_t tslen, enum log_level level,
                       const char *msg, size_t mlen)
 {
     static const char *const lower[] = {"error", "warn", "info", "debug"};
-    static char out[LOG_LINE_MAX * 6 + 256];
+    /* The message and the client id are each copied out of the line, and
+     * escaping can make every byte six (a client id of control
+     * characters): room for the worst case of both. */
+    static char out[LOG_LINE_MAX * 2 * 6 + 256];
     size_t o = 0;
     o += (size_t)snprintf(out, sizeof(out), "{\"ts\":\"%.*s\",\"level\":\"%s\"",
                           (int)tslen, ts, lower[level]);

@@ -170,3 +170,32 @@ def test_ipv6_peer_in_brackets(broker):
     line = wait_line(b, "client v6-client connected from " + who)
     assert re.search(r"from \[::1\]:\d+ ", line), line
     assert_every_connection_line_has_a_peer(b)
+
+
+def json_lines(b):
+    import json
+    # Lines before the config's format applies (start-up) are text.
+    return [json.loads(l) for l in b.stderr_text().splitlines() if l.startswith("{")]
+
+
+def test_json_log_of_a_client_id_of_control_characters(broker):
+    """A 2,000-byte client id of control characters is escaped twice in a
+    JSON line (as client_id and inside msg), six bytes each: the line stays
+    whole and valid (the line buffer once had room for one copy only)."""
+    b = broker({"log": {"format": "json"}})
+    cid = "\x01" * 2000
+    with m.RawClient(b.host, b.port) as c:
+        assert c.connect(cid).reason == 0
+        c.send(m.disconnect())
+        c.expect_closed()
+    deadline = time.monotonic() + 5 * SLOW
+    while True:
+        lines = [j for j in json_lines(b) if j.get("client_id", "").startswith("\x01")]
+        if lines:
+            break
+        assert time.monotonic() < deadline, b.stderr_text()[-2000:]
+        time.sleep(0.02)
+    assert lines[0]["client_id"] == cid
+    assert lines[0]["msg"].startswith("client \x01")
+    with m.open_connected(b.host, b.port, "after", version=5) as c:
+        c.send(m.disconnect(5))
