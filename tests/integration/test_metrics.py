@@ -256,7 +256,11 @@ def test_process_metrics_and_build_info(broker):
     conns = [raw(b) for _ in range(5)]
     try:
         _, _, more = _family(metrics(hp), "process_open_fds", "gauge")
-        assert more >= fds + 5, (fds, more)
+        kernel_more = len(os.listdir("/proc/%d/fd" % b.pid))
+        assert abs(more - kernel_more) <= 2, (more, kernel_more)
+        # Five more sockets; the fixture's readiness probe may have been
+        # still open at the first scrape.
+        assert more >= fds + 4, (fds, more)
     finally:
         for c in conns:
             c.close()
