@@ -178,6 +178,34 @@ def json_lines(b):
     return [json.loads(l) for l in b.stderr_text().splitlines() if l.startswith("{")]
 
 
+def test_json_log_lines_carry_the_peer_as_a_field(broker):
+    """log.format json: the peer is a field ("peer") of every line about a
+    connection, next to "client_id" once there is one."""
+    b = broker({"log": {"format": "json"}})
+    with m.RawClient(b.host, b.port) as c:
+        c.send(m.connect("j-bad", level=7))
+        c.recv_or_closed()
+        bad = peer_of(c)
+    with m.RawClient(b.host, b.port, version=5) as c:
+        assert c.connect("j-good").reason == 0
+        good = peer_of(c)
+        c.send(m.disconnect(5))
+        c.expect_closed()
+    deadline = time.monotonic() + 5 * SLOW
+    while not any("disconnected" in j["msg"] for j in json_lines(b)):
+        assert time.monotonic() < deadline, b.stderr_text()
+        time.sleep(0.02)
+    seen = {}
+    for j in json_lines(b):
+        if ABOUT_A_CONNECTION.search(j["msg"]):
+            assert "peer" in j and j["peer"] in j["msg"], j
+            seen.setdefault(j["peer"], []).append(j)
+    assert any("CONNECT refused" in j["msg"] for j in seen.get(bad, [])), seen
+    got = seen.get(good, [])
+    assert [j["client_id"] for j in got] == ["j-good", "j-good"], got
+    assert "connected from" in got[0]["msg"] and "disconnected" in got[1]["msg"], got
+
+
 def test_json_log_of_a_client_id_of_control_characters(broker):
     """A 2,000-byte client id of control characters is escaped twice in a
     JSON line (as client_id and inside msg), six bytes each: the line stays
