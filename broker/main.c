@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "cmd_passwd.h"
 #include "cmd_token.h"
 #include "config.h"
@@ -13,25 +14,11 @@
 #include "ops.h"
 #include "server.h"
 
+/* From CMake's project(VERSION) (broker/CMakeLists.txt), the one place
+ * the version is written. */
 #ifndef IMQTT_VERSION
-#define IMQTT_VERSION "0.1.0"
+#error "IMQTT_VERSION comes from project(VERSION) in CMakeLists.txt"
 #endif
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: imqtt [--config FILE] [--port N] [--bind ADDR]\n"
-            "       imqtt token --sub USER [--ttl S] [--groups a,b] ...\n"
-            "       imqtt passwd [--password P] FILE USER\n"
-            "  --config FILE  JSON configuration (docs/config.md); without it\n"
-            "                 the broker listens on 0.0.0.0:1883, anonymous\n"
-            "  --port N       port of the first listener\n"
-            "  --bind ADDR    address of the first listener\n"
-            "  --check-store DIR  check the LMDB store in DIR (read-only;\n"
-            "                 run it on a stopped broker's store), print\n"
-            "                 counts; exit 0 when consistent, 1 otherwise\n"
-            "  --version      print the version\n");
-}
 
 /* --check-store: reference counts, queue entries pointing at messages,
  * every record parsing. */
@@ -74,38 +61,24 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "passwd") == 0)
         return cmd_passwd_main(argc - 1, argv + 1);
 
-    const char *config_path = NULL, *bind = NULL;
-    long port = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--config") == 0 && v) {
-            config_path = v;
-            i++;
-        } else if (strcmp(a, "--port") == 0 && v) {
-            char *end;
-            port = strtol(v, &end, 10);
-            if (*end || port < 0 || port > 65535) {
-                fprintf(stderr, "imqtt: --port: expected 0..65535\n");
-                return 2;
-            }
-            i++;
-        } else if (strcmp(a, "--bind") == 0 && v) {
-            bind = v;
-            i++;
-        } else if (strcmp(a, "--check-store") == 0 && v) {
-            return check_store(v);
-        } else if (strcmp(a, "--version") == 0) {
-            printf("imqtt %s\n", IMQTT_VERSION);
-            return 0;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
+    cli_args args;
+    switch (cli_parse(argc, argv, &args)) {
+    case CLI_BAD:
+        return 2;
+    case CLI_HELP:
+        cli_usage(stdout);
+        return 0;
+    case CLI_VERSION:
+        printf("imqtt %s\n", IMQTT_VERSION);
+        return 0;
+    case CLI_CHECK_STORE:
+        return check_store(args.store_dir);
+    case CLI_RUN:
+        break;
     }
+    const char *config_path = args.config_path;
+    if (args.verbose)
+        log_set_packets(true);
 
     imqtt_config cfg;
     char err[512];
@@ -115,14 +88,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "imqtt: %s\n", config_path ? err : imqtt_strerror(rc));
         return 2;
     }
-    if (port >= 0)
-        cfg.listeners[0].port = (uint16_t)port;
-    if (bind) {
-        char *copy = strdup(bind);
-        if (!copy)
-            return 1;
-        free(cfg.listeners[0].bind);
-        cfg.listeners[0].bind = copy;
+    if (cli_apply(&args, &cfg) < 0) {
+        fprintf(stderr, "imqtt: %s\n", imqtt_strerror(IMQTT_ENOMEM));
+        config_free(&cfg);
+        return 1;
     }
 
     /* A peer that goes away mid-write must not kill the broker. */

@@ -538,19 +538,41 @@ static size_t find_escaped_nul(const char *s, size_t len)
     return len;
 }
 
+/* "line 3, column 7" of byte offset off: what an editor shows. Columns
+ * count characters (UTF-8 continuation bytes are not one), from 1. */
+struct pos {
+    unsigned line, col;
+};
+
+static struct pos pos_of(const char *s, size_t off)
+{
+    struct pos p = {1, 1};
+    for (size_t i = 0; i < off; i++) {
+        if (s[i] == '\n')
+            p = (struct pos){p.line + 1, 1};
+        else if (((unsigned char)s[i] & 0xC0) != 0x80)
+            p.col++;
+    }
+    return p;
+}
+
 static int parse_text(struct ctx *x, const char *json, size_t len,
                       imqtt_config *c)
 {
     const char *nul = memchr(json, '\0', len);
-    if (nul != NULL)
-        return fail(x, "invalid JSON: NUL byte at byte offset %zu",
-                    (size_t)(nul - json));
+    if (nul != NULL) {
+        struct pos p = pos_of(json, (size_t)(nul - json));
+        return fail(x, "invalid JSON: NUL byte at line %u, column %u", p.line,
+                    p.col);
+    }
     size_t esc = find_escaped_nul(json, len);
-    if (esc != len)
+    if (esc != len) {
+        struct pos p = pos_of(json, esc);
         return fail(x,
-                    "invalid JSON: \\u0000 at byte offset %zu is not "
+                    "invalid JSON: \\u0000 at line %u, column %u is not "
                     "allowed",
-                    esc);
+                    p.line, p.col);
+    }
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
@@ -558,14 +580,19 @@ static int parse_text(struct ctx *x, const char *json, size_t len,
         /* The same position cJSON_GetErrorPtr reports, without the
          * global. */
         size_t off = end != NULL && end >= json ? (size_t)(end - json) : 0;
-        return fail(x, "invalid JSON at byte offset %zu", off);
+        if (off > len)
+            off = len;
+        struct pos p = pos_of(json, off);
+        return fail(x, "invalid JSON at line %u, column %u", p.line, p.col);
     }
     size_t off = (size_t)(end - json);
     while (off < len && strchr(" \t\r\n", json[off]) != NULL)
         off++;
     int rc;
+    struct pos p = pos_of(json, off);
     if (off < len)
-        rc = fail(x, "invalid JSON: unexpected data at byte offset %zu", off);
+        rc = fail(x, "invalid JSON: unexpected data at line %u, column %u",
+                  p.line, p.col);
     else
         rc = parse_root(x, root, c);
     cJSON_Delete(root);

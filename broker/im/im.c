@@ -70,10 +70,9 @@ void im_info_free(im_info *im)
 static im_auth_result refuse(server *srv, enum metric_id cause, uint8_t reason,
                              mqtt_str client_id, const char *why)
 {
+    (void)client_id; /* named by the caller's log line, with the peer */
     metrics_count(srv, cause);
-    log_info("CONNECT of %.*s refused (%s): %s", (int)client_id.len,
-             (const char *)client_id.ptr, mqtt_reason_name(reason), why);
-    return (im_auth_result){reason, NULL, 0};
+    return (im_auth_result){reason, NULL, 0, why};
 }
 
 /* A token refusal's metric: the causes operators act on apart, the

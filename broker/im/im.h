@@ -42,7 +42,8 @@ typedef policy_auth im_auth_result;
 /* Check the client id rules and the listener's auth mode for CONNECT `p`
  * (a JWT in the password field; the password file is checked separately,
  * off the loop, by im_check_password_async). The precise cause of a
- * refusal goes to the log, never into the reply. */
+ * refusal (`why`) is for the caller's log line, which names the peer;
+ * it never goes into the reply. */
 im_auth_result im_authenticate(server *srv, const listener_config *l,
                                const mqtt_connect *p, mqtt_str client_id,
                                bool password_ok);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conn_log.h"
+#include "conn_trace.h"
 #include "errors.h"
 #include "handlers.h"
 #include "rate_limits.h"
@@ -65,7 +67,10 @@ const char *conn_peer(const conn *c)
     }
     char ip[48] = "?";
     uv_inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->ip, ip, sizeof(ip));
-    snprintf(text, sizeof(text), "%s:%u", ip, a->port);
+    /* [::1]:5678, as in a URL: the port cannot be mistaken for a part of
+     * the address. */
+    snprintf(text, sizeof(text), a->family == 6 ? "[%s]:%u" : "%s:%u", ip,
+             a->port);
     return text;
 }
 
@@ -189,7 +194,7 @@ void conn_close(conn *c)
     c->sess = NULL;
     if (s && s->conn == c) {
         bool will = !c->disconnect_normal || c->will_on_close;
-        log_info("client %s disconnected%s", s->client_id,
+        log_info("client %s (%s) disconnected%s", s->client_id, conn_peer(c),
                  c->disconnect_normal ? "" : " (connection lost)");
         s->srv->policy->on_disconnect(s);
         session_connection_lost(s, will);
@@ -233,6 +238,8 @@ int conn_send(conn *c, const mqtt_packet *p)
         return n;
     outbuf_commit(&c->out, (size_t)n);
     server_want_flush(c->srv, c);
+    if (log_packets)
+        conn_trace(c, true, p);
     return 0;
 }
 
@@ -460,8 +467,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 void conn_fail(conn *c, int err)
 {
-    log_info("%s: closing: %s", c->sess ? c->sess->client_id : conn_peer(c),
-             imqtt_strerror(err));
+    log_info("%s: closing: %s", conn_who(c), imqtt_strerror(err));
     if (err == IMQTT_ENOMEM)
         conn_abort(c);
     else
@@ -497,8 +503,7 @@ static size_t process(conn *c, const uint8_t *buf, size_t len, size_t *need)
         if (f.type == MQTT_PUBLISH && c->state == CONN_ACTIVE &&
             (c->srv->cfg.msg_rate || c->srv->cfg.bytes_rate) &&
             !limits_publish(c, (uint32_t)r)) {
-            log_info("client %s: over its message rate",
-                     c->sess ? c->sess->client_id : conn_peer(c));
+            log_info("%s: over its message rate", conn_who(c));
             conn_disconnect(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH);
             return len;
         }
@@ -631,7 +636,7 @@ static void arm_keepalive(conn *c)
 static void on_keepalive(conn *c)
 {
     uint64_t now = server_now(c->srv);
-    const char *who = c->sess ? c->sess->client_id : conn_peer(c);
+    const char *who = conn_who(c);
     if (c->state == CONN_NEW || c->state == CONN_AUTH) {
         log_info("%s: no CONNECT within %d ms", who,
                  CONN_CONNECT_TIMEOUT_MS);
@@ -639,13 +644,13 @@ static void on_keepalive(conn *c)
         return;
     }
     if (c->auth_deadline && now >= c->auth_deadline) {
-        log_info("client %s: token expired", who);
+        log_info("%s: token expired", who);
         conn_disconnect(c, MQTT_RC_MAXIMUM_CONNECT_TIME);
         return;
     }
     /* One and a half keepalive periods without a packet [MQTT-3.1.2-24]. */
     if (c->keepalive && now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
-        log_info("client %s: keepalive timeout", who);
+        log_info("%s: keepalive timeout", who);
         conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
         return;
     }

@@ -105,8 +105,8 @@ struct conn {
     bool will_on_close;     /* DISCONNECT 0x04 */
 };
 
-/* c's peer as text ("127.0.0.1:5678", "fd:7"): a buffer of the loop
- * thread, valid until the next call. */
+/* c's peer as text ("127.0.0.1:5678", "[::1]:5678", "fd:7"): a buffer of the
+ * loop thread, valid until the next call. */
 const char *conn_peer(const conn *c);
 
 /* c's topic aliases, allocated on first use; NULL on ENOMEM. Both

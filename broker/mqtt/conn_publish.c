@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "conn.h"
+#include "conn_trace.h"
 #include "errors.h"
+#include "log.h"
 #include "metrics.h"
 
 conn_aliases *conn_aliases_get(conn *c)
@@ -113,6 +115,8 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
         srv->stats.msgs_sent++;
         srv->metrics.sent_qos[qos]++;
         server_want_flush(srv, c);
+        if (log_packets)
+            conn_trace_publish(c, m, qos, pid, dup, retain);
         return 0;
     }
     mqtt_publish p = {.qos = qos,
@@ -190,6 +194,8 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
     srv->stats.msgs_sent++;
     srv->metrics.sent_qos[qos]++;
     server_want_flush(srv, c);
+    if (log_packets)
+        conn_trace_publish(c, m, qos, pid, dup, retain);
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "auth_guard.h"
+#include "conn_trace.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
@@ -109,6 +110,10 @@ int dispatch_packet(conn *c, const mqtt_frame *f)
     }
     if (c->state == CONN_NEW && f->type != MQTT_CONNECT)
         return IMQTT_EPROTOCOL;
+    /* A CONNECT dispatched again after its password check was traced the
+     * first time. */
+    if (log_packets && !(f->type == MQTT_CONNECT && c->password_checked))
+        conn_trace(c, false, &p);
     /* Every handler past CONNECT works on the session; a connection that
      * lost it (taken over) is closing and must not reach them. */
     if (f->type != MQTT_CONNECT && c->sess == NULL) {

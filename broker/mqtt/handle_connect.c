@@ -6,6 +6,7 @@
 
 #include "acl.h"
 #include "auth_guard.h"
+#include "conn_log.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
@@ -89,15 +90,20 @@ static msg *make_will(server *srv, const mqtt_connect *p)
 /* The older connection of this client id is closed [MQTT-3.1.4-3]. Its will
  * is sent unless the new connection resumes the session before a will
  * delay could run out [MQTT-3.1.3-9]. */
-static void take_over(session *s, bool clean_start)
+static void take_over(conn *c, session *s, bool clean_start)
 {
     conn *old = s->conn;
+    /* Both ends are named: two devices fighting over one client id show
+     * as two addresses taking turns. */
+    char by[64];
+    snprintf(by, sizeof(by), "%s", conn_peer(c));
     old->sess = NULL;
     s->conn = NULL;
     if (s->will && (clean_start || s->will_delay == 0))
         session_publish_will(s);
     session_set_will(s, NULL, 0);
-    log_info("client %s: session taken over", s->client_id);
+    log_info("client %s (%s): session taken over by %s", s->client_id,
+             conn_peer(old), by);
     conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER);
 }
 
@@ -195,6 +201,9 @@ int handle_connect(conn *c, const mqtt_connect *p)
         if (jwt && ar.reason == MQTT_RC_SUCCESS)
             auth_guard_succeeded(c);
         if (ar.reason != MQTT_RC_SUCCESS) {
+            log_info("%s: CONNECT of %.*s refused (%s): %s", conn_peer(c),
+                     (int)client_id.len, (const char *)client_id.ptr,
+                     mqtt_reason_name(ar.reason), ar.why);
             send_connack(c, ar.reason, false, NULL);
             conn_close(c);
             return 0;
@@ -214,7 +223,7 @@ int handle_connect(conn *c, const mqtt_connect *p)
 
     session *s = session_find(srv, client_id);
     if (s && s->conn)
-        take_over(s, p->clean_start);
+        take_over(c, s, p->clean_start);
     if (s && p->clean_start) {
         srv->policy->on_disconnect(s);
         session_end(s);

@@ -1,4 +1,5 @@
 /* PINGREQ, DISCONNECT, AUTH. */
+#include "conn_log.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
@@ -36,8 +37,7 @@ int handle_auth(conn *c, const mqtt_auth *p)
     (void)p;
     /* No enhanced authentication method is configured, so no AUTH
      * exchange can be under way [MQTT-4.12.0-1]. */
-    log_info("client %s: AUTH without an authentication method",
-             c->sess->client_id);
+    log_info("%s: AUTH without an authentication method", conn_who(c));
     conn_disconnect(c, MQTT_RC_BAD_AUTH_METHOD);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "conn_log.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
@@ -120,8 +121,8 @@ int handle_publish(conn *c, const mqtt_publish *p)
     }
 
     if (!srv->policy->authorize(s, ACL_PUBLISH, topic)) {
-        log_info("client %s: publish to %.*s denied", s->client_id,
-                 (int)topic.len, (const char *)topic.ptr);
+        log_info("%s: publish to %.*s denied", conn_who(c), (int)topic.len,
+                 (const char *)topic.ptr);
         return refuse(c, p, MQTT_RC_NOT_AUTHORIZED);
     }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "conn_log.h"
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
@@ -58,16 +59,16 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
     mqtt_str group, inner = e->filter;
     bool shared = mqtt_share_parse(e->filter, &group, &inner) == 1;
     if (!c->srv->policy->authorize(s, ACL_SUBSCRIBE, inner)) {
-        log_info("client %s: subscription to %.*s denied", s->client_id,
+        log_info("%s: subscription to %.*s denied", conn_who(c),
                  (int)e->filter.len, (const char *)e->filter.ptr);
         metrics_count(srv, METRIC_SUB_REFUSED_ACL);
         return srv->cfg.deny_suback_reason;
     }
     uint32_t max = srv->cfg.max_subscriptions;
     if (max && s->nsubs >= max && !has_sub(s, e->filter)) {
-        log_info("client %s: subscription to %.*s refused: %u subscriptions "
+        log_info("%s: subscription to %.*s refused: %u subscriptions "
                  "(max_subscriptions)",
-                 s->client_id, (int)e->filter.len, (const char *)e->filter.ptr,
+                 conn_who(c), (int)e->filter.len, (const char *)e->filter.ptr,
                  s->nsubs);
         metrics_count(srv, METRIC_SUB_REFUSED_LIMIT);
         return MQTT_RC_QUOTA_EXCEEDED; /* 3.1.1: 0x80 (below) */

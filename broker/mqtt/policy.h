@@ -31,6 +31,7 @@ typedef struct policy_auth {
     uint8_t reason;     /* MQTT_RC_SUCCESS or the CONNACK refusal */
     struct im_info *im; /* the new identity (the caller owns it), or NULL */
     int64_t expires;    /* credential expiry, seconds since the epoch; 0 */
+    const char *why;    /* a refusal's cause for the log line (static text) */
 } policy_auth;
 
 /* Scratch for the properties a stamped message is stored with: the user

@@ -5,6 +5,7 @@
 
 #include "auth_guard.h"
 #include "conn.h"
+#include "conn_log.h"
 #include "errors.h"
 #include "store_guard.h"
 #include "log.h"
@@ -190,10 +191,11 @@ static int start_listener(server *srv, listener *lst)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&lst->tcp, LISTEN_BACKLOG, on_connection);
     if (rc < 0) {
-        log_error("listen on %s:%u: %s", lc->bind, lc->port, uv_strerror(rc));
+        log_error("listen on %s: %s", log_hostport(lc->bind, lc->port),
+                  uv_strerror(rc));
         return rc;
     }
-    log_info("listening on %s:%u", lc->bind, lc->port);
+    log_info("listening on %s", log_hostport(lc->bind, lc->port));
     return 0;
 }
 

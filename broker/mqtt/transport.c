@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "conn_log.h"
 #include "errors.h"
 #include "log.h"
 #include "metrics.h"
@@ -50,7 +51,7 @@ static int make_tls(const listener_config *lc, tls_server **out)
     char err[256];
     int rc = tls_server_new(&o, out, err, sizeof(err));
     if (rc < 0)
-        log_error("listener %s:%u: %s", lc->bind, lc->port, err);
+        log_error("listener %s: %s", log_hostport(lc->bind, lc->port), err);
     return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_log.h"
 #include "errors.h"
 #include "log.h"
 #include "metrics_render.h"
@@ -218,8 +219,8 @@ int http_start(server *srv, http_listener **out)
             rc = uv_listen((uv_stream_t *)&hl->tcp, 64, on_connection);
     }
     if (rc < 0) {
-        log_error("http listener %s:%u: %s", bind, srv->cfg.http_port,
-                  uv_strerror(rc));
+        log_error("http listener %s: %s",
+                  log_hostport(bind, srv->cfg.http_port), uv_strerror(rc));
         if (hl->handles) {
             http_stop(hl);
         } else {
@@ -227,7 +228,8 @@ int http_start(server *srv, http_listener **out)
         }
         return rc;
     }
-    log_info("metrics on http://%s:%u/metrics", bind, srv->cfg.http_port);
+    log_info("metrics on http://%s/metrics",
+             log_hostport(bind, srv->cfg.http_port));
     *out = hl;
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "metrics_process.h"
 #include "server.h"
 #include "session.h"
 
@@ -171,6 +172,9 @@ char *metrics_render(server *srv, size_t *len)
             sb_printf(&b, "%s %llu\n", defs[i].name,
                       (unsigned long long)srv->metrics.v[i]);
     }
+    char proc[4096];
+    size_t plen = metrics_process_text(proc, sizeof(proc));
+    sb_printf(&b, "%.*s", (int)plen, proc);
     if (b.failed) {
         free(b.p);
         return NULL;

@@ -10,7 +10,7 @@
 #include "route.h"
 
 #ifndef IMQTT_VERSION
-#define IMQTT_VERSION "0.1.0"
+#error "IMQTT_VERSION comes from project(VERSION) in CMakeLists.txt"
 #endif
 
 /* Load averages as Mosquitto computes them: per-minute rates, smoothed

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 enum log_level log_current_level = LOG_INFO;
+bool log_packets;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -21,7 +22,14 @@ static bool log_json;
 
 void log_set_level(enum log_level level)
 {
-    log_current_level = level;
+    log_current_level = log_packets ? LOG_DEBUG : level;
+}
+
+void log_set_packets(bool on)
+{
+    log_packets = on;
+    if (on)
+        log_current_level = LOG_DEBUG;
 }
 
 void log_set_json(bool on)
@@ -65,15 +73,66 @@ static void write_all(const char *p, size_t n)
     }
 }
 
+/* Whether s[0..n) looks like a peer as conn_peer writes it: an IPv4 or
+ * bracketed IPv6 address with a port. */
+static bool is_peer(const char *s, size_t n)
+{
+    if (n < 3 || n > 64 || !memchr(s, ':', n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdefABCDEF.:[]", s[i]))
+            return false;
+    return true;
+}
+
+/* The peer of a line about a connection (conn_log.h's forms: "<peer>:
+ * ...", "client <id> (<peer>)...", "client <id> connected from <peer>
+ * ..."), as *at, *n; false when the line names none. */
+static bool find_peer(const char *msg, size_t mlen, size_t id_end, size_t *at,
+                      size_t *n)
+{
+    size_t sep = 0;
+    while (sep + 1 < mlen && !(msg[sep] == ':' && msg[sep + 1] == ' '))
+        sep++;
+    if (sep + 1 < mlen && is_peer(msg, sep)) {
+        *at = 0;
+        *n = sep;
+        return true;
+    }
+    if (!id_end)
+        return false;
+    static const char from[] = " connected from ";
+    size_t s = id_end;
+    if (s + 1 < mlen && msg[s] == ' ' && msg[s + 1] == '(')
+        s += 2;
+    else if (mlen - s > sizeof(from) - 1 &&
+             memcmp(msg + s, from, sizeof(from) - 1) == 0)
+        s += sizeof(from) - 1;
+    else
+        return false;
+    size_t e = s;
+    while (e < mlen && msg[e] != ')' && msg[e] != ' ')
+        e++;
+    if (!is_peer(msg + s, e - s))
+        return false;
+    *at = s;
+    *n = e - s;
+    return true;
+}
+
 static void emit_json(const char *ts, size_t tslen, enum log_level level,
                       const char *msg, size_t mlen)
 {
     static const char *const lower[] = {"error", "warn", "info", "debug"};
-    static char out[LOG_LINE_MAX * 6 + 256];
+    /* The message, the client id and the peer are each copied out of the
+     * line, and escaping can make every byte six (a client id of control
+     * characters): room for the worst case of all three. */
+    static char out[(LOG_LINE_MAX * 2 + 64) * 6 + 256];
     size_t o = 0;
     o += (size_t)snprintf(out, sizeof(out), "{\"ts\":\"%.*s\",\"level\":\"%s\"",
                           (int)tslen, ts, lower[level]);
     /* "client <id> ..." / "client <id>: ...": the id as its own field. */
+    size_t id_end = 0;
     if (mlen > 7 && memcmp(msg, "client ", 7) == 0) {
         size_t e = 7;
         while (e < mlen && msg[e] != ' ' && msg[e] != ':')
@@ -83,7 +142,16 @@ static void emit_json(const char *ts, size_t tslen, enum log_level level,
             o += 14;
             o += json_escape(out + o, msg + 7, e - 7);
             out[o++] = '"';
+            id_end = e;
         }
+    }
+    /* The peer too, for shippers that ban or group by address. */
+    size_t pat, pn;
+    if (find_peer(msg, mlen, id_end, &pat, &pn)) {
+        memcpy(out + o, ",\"peer\":\"", 9);
+        o += 9;
+        o += json_escape(out + o, msg + pat, pn);
+        out[o++] = '"';
     }
     memcpy(out + o, ",\"msg\":\"", 8);
     o += 8;

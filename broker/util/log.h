@@ -14,9 +14,16 @@ enum log_level {
 };
 
 void log_set_level(enum log_level level);
+/* `imqtt -v`: a DEBUG line per packet received and sent (conn_log.h), and
+ * the level held at debug whatever a config (or its reload) says. The
+ * packet paths test log_packets, one load and branch, before building
+ * anything. */
+void log_set_packets(bool on);
+extern bool log_packets;
 /* JSON lines instead of text (config log.format): one object per line,
  * {"ts","level","msg"} plus "client_id" for connection events (messages
- * that start with "client <id>"). */
+ * that start with "client <id>") and "peer" when the line names one in a
+ * form of conn_log.h. */
 void log_set_json(bool on);
 /* Parse "error", "warn", "info", "debug". Returns 0 or -1. */
 int log_level_parse(const char *s, enum log_level *out);

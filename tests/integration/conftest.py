@@ -155,7 +155,7 @@ def _listener_owned_by(pid, port):
 class Broker:
     START_ATTEMPTS = 5
 
-    def __init__(self, config, tmpdir, extra_args=()):
+    def __init__(self, config, tmpdir, extra_args=(), argv=None):
         self.host = "127.0.0.1"
         self.config = dict(config or {})
         self.tmpdir = tmpdir
@@ -166,14 +166,17 @@ class Broker:
         for attempt in range(self.START_ATTEMPTS):
             self.port = free_port()
             self._stderr = open(self.stderr_path, "wb")
-            self.argv = self._argv(extra_args)
+            self.argv = self._argv(extra_args, argv)
+            # A custom command line may start without a config: its store
+            # (./data) then goes to the temporary directory.
             self.proc = subprocess.Popen(self.argv, stdout=self._stderr,
-                                         stderr=self._stderr, stdin=subprocess.DEVNULL)
+                                         stderr=self._stderr, stdin=subprocess.DEVNULL,
+                                         cwd=tmpdir if argv else None)
             if self._wait_ready(retry=attempt + 1 < self.START_ATTEMPTS):
                 return
             self._stderr.close()
 
-    def _argv(self, extra_args):
+    def _argv(self, extra_args, argv=None):
         if MOSQUITTO:
             conf = _mosquitto_conf(self.config, self.port, self.tmpdir)
             return ["/usr/sbin/mosquitto", "-c", conf]
@@ -187,6 +190,9 @@ class Broker:
         cfg.setdefault("store", {"dir": os.path.join(self.tmpdir, "data")})
         with open(conf, "w") as f:
             json.dump(cfg, f)
+        if argv is not None:
+            # The test's own options: argv(port, config path) -> arguments.
+            return [IMQTT_BIN] + list(argv(self.port, conf))
         return [IMQTT_BIN, "--config", conf, "--port", str(self.port),
                 "--bind", "127.0.0.1"] + list(extra_args)
 
@@ -265,14 +271,16 @@ class Broker:
 
 @pytest.fixture
 def broker():
-    """Factory: broker(config_dict=None) -> running Broker. Stopped at teardown."""
+    """Factory: broker(config_dict=None) -> running Broker. Stopped at teardown.
+    argv=lambda port, conf: [...] replaces the options after the binary
+    (the broker then runs in its temporary directory)."""
     started = []
     tmpdirs = []
 
-    def start(config=None, extra_args=()):
+    def start(config=None, extra_args=(), argv=None):
         d = tempfile.mkdtemp(prefix="imqtt-it-")
         tmpdirs.append(d)
-        b = Broker(config, d, extra_args)
+        b = Broker(config, d, extra_args, argv)
         started.append(b)
         return b
 

@@ -204,3 +204,70 @@ def test_metrics_exact_after_workload(broker):
     assert 0 < v("imqtt_store_commit_seconds_sum") < count * 2.5
     for c in (sub, small, pub):
         c.close()
+
+
+def _family(fams, name, type_):
+    assert name in fams, "%s missing from /metrics" % name
+    assert fams[name]["type"] == type_ and fams[name]["help"], (name, fams[name])
+    samples = fams[name]["samples"]
+    assert len(samples) == 1, samples
+    return samples[0]
+
+
+def _max_open_files(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft = line.split()[3]
+                return 2 ** 64 - 1 if soft == "unlimited" else int(soft)
+    raise AssertionError("no Max open files in /proc/%d/limits" % pid)
+
+
+def test_process_metrics_and_build_info(broker):
+    """process_* (Prometheus client conventions, from /proc/self) and
+    imqtt_build_info{version=...} 1, checked against what the kernel says
+    about the broker process."""
+    import os
+    import re
+    import time
+
+    from conftest import SOURCE_DIR, raw
+    t0 = time.time()
+    hp = free_port()
+    b = broker({"http": {"port": hp}})
+    t1 = time.time()
+    fams = metrics(hp)
+
+    _, _, cpu = _family(fams, "process_cpu_seconds_total", "counter")
+    assert 0 <= cpu < 60, cpu
+    _, _, rss = _family(fams, "process_resident_memory_bytes", "gauge")
+    kernel_rss = b.rss_kb() * 1024
+    assert abs(rss - kernel_rss) <= max(kernel_rss // 4, 4 << 20), (rss, kernel_rss)
+    _, _, vsz = _family(fams, "process_virtual_memory_bytes", "gauge")
+    assert vsz >= rss > 0, (vsz, rss)
+    _, _, start = _family(fams, "process_start_time_seconds", "gauge")
+    assert t0 - 1.0 <= start <= t1 + 1.0, (t0, start, t1)
+    _, _, maxfds = _family(fams, "process_max_fds", "gauge")
+    assert maxfds == _max_open_files(b.pid), maxfds
+
+    _, _, fds = _family(fams, "process_open_fds", "gauge")
+    kernel_fds = len(os.listdir("/proc/%d/fd" % b.pid))
+    assert abs(fds - kernel_fds) <= 2, (fds, kernel_fds)
+    conns = [raw(b) for _ in range(5)]
+    try:
+        _, _, more = _family(metrics(hp), "process_open_fds", "gauge")
+        kernel_more = len(os.listdir("/proc/%d/fd" % b.pid))
+        assert abs(more - kernel_more) <= 2, (more, kernel_more)
+        # Five more sockets; the fixture's readiness probe may have been
+        # still open at the first scrape.
+        assert more >= fds + 4, (fds, more)
+    finally:
+        for c in conns:
+            c.close()
+
+    with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:
+        version = re.search(r"project\(imqtt VERSION (\S+)", f.read()).group(1)
+    _, labels, one = _family(fams, "imqtt_build_info", "gauge")
+    assert one == 1 and labels["version"] == version, labels
+    assert labels["libuv"] and labels["mbedtls"] and labels["cjson"], labels
+    assert labels["build_type"], labels

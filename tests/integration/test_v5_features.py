@@ -42,16 +42,24 @@ def test_message_expiry_remaining_interval_forwarded(broker):
 
 def test_message_expiry_on_retained(broker):
     """[MQTT-3.3.2-5] a retained message whose expiry passed is not sent to
-    new subscribers."""
+    new subscribers; its sibling retained with a longer expiry, subscribed
+    in the same SUBSCRIBE, is (the positive control)."""
     b = broker()
     with raw(b, version=5) as pub:
         pub.send(m.publish("exp/ret", b"x", qos=1, pid=1, retain=True, version=5,
                            properties=[("message_expiry_interval", 1)]))
         pub.expect(m.PUBACK)
+        pub.send(m.publish("exp/ret-keep", b"k", qos=1, pid=2, retain=True, version=5,
+                           properties=[("message_expiry_interval", 600)]))
+        pub.expect(m.PUBACK)
     time.sleep(2.0)
     with raw(b, version=5) as sub:
-        sub.send(m.subscribe(1, [("exp/ret", 1)], version=5))
+        sub.send(m.subscribe(1, [("exp/ret", 1), ("exp/ret-keep", 1)], version=5))
         sub.expect(m.SUBACK)
+        got = sub.expect(m.PUBLISH)
+        assert got.topic == "exp/ret-keep" and got.payload == b"k" and got.retain, got
+        if got.qos:
+            sub.send(m.ack(m.PUBACK, got.pid, version=5))
         sub.assert_quiet(0.5)
 
 

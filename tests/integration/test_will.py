@@ -29,7 +29,9 @@ def test_will_published_on_abnormal_close(broker, clients, version):
 @pytest.mark.parametrize("version", [4, 5])
 def test_will_not_published_on_normal_disconnect(broker, clients, version):
     """[MQTT-3.1.2-10] (3.1.1 [MQTT-3.14.4-3]) DISCONNECT (v5 reason 0x00)
-    deletes the will without publishing it."""
+    deletes the will without publishing it.  Positive control: a client
+    with a will on the same topic that closes abnormally afterwards gets
+    its will published, and it is the first message the watcher sees."""
     b = broker()
     w = watcher(b, clients)
     c = raw(b, version=version, client_id="will-norm",
@@ -37,7 +39,11 @@ def test_will_not_published_on_normal_disconnect(broker, clients, version):
     c.send(m.disconnect(version))
     c.expect_closed()
     c.close()
-    w.expect_none(1.0)
+    ctl = raw(b, version=version, client_id="will-ctl",
+              will={"topic": "will/t", "payload": b"control", "qos": 1})
+    ctl.close()
+    assert w.get(5).payload == b"control"
+    w.expect_none(0.5)
     assert_alive(b)
 
 

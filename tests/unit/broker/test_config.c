@@ -282,21 +282,27 @@ static void test_invalid_rule_filter(void **state)
 static void test_unparseable_json(void **state)
 {
     (void)state;
-    expect_error("", "invalid JSON at byte offset 0");
-    expect_error("{\"max_connections\": 1,}", "invalid JSON at byte offset");
+    /* Positions as an editor shows them: line and column from 1, columns
+     * in characters. */
+    expect_error("", "invalid JSON at line 1, column 1");
+    expect_error("{\"max_connections\": 1,}", "invalid JSON at line 1, column");
     expect_error("{\"max_connections\": 1} x",
-                 "invalid JSON: unexpected data at byte offset 23");
-    expect_error("{\"a\" 1}", "invalid JSON at byte offset 5");
+                 "invalid JSON: unexpected data at line 1, column 24");
+    expect_error("{\"a\" 1}", "invalid JSON at line 1, column 6");
+    expect_error("{\n  \"a\": 1,\n  \"b\" 2\n}",
+                 "invalid JSON at line 3, column 7");
+    expect_error("{\"\xc3\xa9\" 1}", "invalid JSON at line 1, column 6");
+    expect_error("{\"log\": {}}\n\n  ]", "unexpected data at line 3, column 3");
     /* A NUL would cut a rule topic short; refuse it whatever its form. */
     expect_error("{\"acl\": {\"rules\": [{\"permission\": \"deny\", "
                  "\"action\": \"all\", \"topic\": \"a\\u0000b\"}]}}",
-                 "\\u0000 at byte offset");
+                 "\\u0000 at line 1, column 71");
     imqtt_config c;
     char err[128];
     const char nul[] = "{}\0{}";
     assert_int_equal(config_parse(nul, sizeof(nul) - 1, &c, err, sizeof(err)),
                      IMQTT_ECONFIG);
-    assert_non_null(strstr(err, "NUL byte at byte offset 2"));
+    assert_non_null(strstr(err, "NUL byte at line 1, column 3"));
     /* An escaped backslash before "u0000" is plain text. */
     assert_int_equal(
         parse("{\"log\": {\"level\": \"info\"}, \"acl\": {\"rules\": "
