@@ -168,7 +168,10 @@ static void im_send(bench_thread *th, uint32_t u, uint64_t now)
 
 static void im_tick(bench_thread *th, uint64_t now)
 {
-    if (atomic_load_explicit(&G.phase, memory_order_relaxed) != PH_RUN)
+    /* --im-rate 0: connections that only hold their sessions (the idle
+     * IM memory row of bench/compare); the rate divides below. */
+    if (atomic_load_explicit(&G.phase, memory_order_relaxed) != PH_RUN ||
+        G.o.im_rate <= 0)
         return;
     uint32_t U = (uint32_t)G.o.users, T = (uint32_t)G.nthreads;
     for (uint32_t u = (uint32_t)th->index; u < U; u += T) {

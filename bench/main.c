@@ -87,8 +87,8 @@ static void usage(FILE *out)
         "  --drain SECONDS (3)\n"
         "im:\n"
         "  --users U (100) --devices D (3) --groups G (0) --group-size N (10)\n"
-        "  --im-rate R (msgs/s per user, 1) --jwt-secret S --jwt-ttl SECONDS "
-        "(3600)\n"
+        "  --im-rate R (msgs/s per user, 1; 0 only holds the connections)\n"
+        "  --jwt-secret S --jwt-ttl SECONDS (3600)\n"
         "  --inbox-sub (subscribe to p2p/talk/{user} ourselves)\n"
         "report:\n"
         "  --broker-pid PID (broker CPU per 1000 messages, RSS)  --json\n");

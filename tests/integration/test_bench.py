@@ -4,10 +4,11 @@ is complete. Functional checks of the tool, never timing assertions."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
-from conftest import BUILD_DIR, SLOW
+from conftest import BUILD_DIR, IMQTT_BIN, SLOW, SOURCE_DIR
 
 BENCH = os.environ.get("IMQTT_BENCH_BIN", os.path.join(BUILD_DIR, "imqtt-bench"))
 
@@ -275,3 +276,50 @@ def test_im_on_im_listener(broker):
     assert r["rc"] == 0, r["stderr"][-3000:]
     assert r["im"]["ok"], r["im"]
     assert r["lost"] == 0 and r["duplicates"] == 0 and r["delivered"] > 0, r
+
+
+COMPARE = os.path.join(SOURCE_DIR, "bench", "compare")
+
+
+def compare(*args, timeout=60):
+    argv = [sys.executable, COMPARE, "--imqtt", IMQTT_BIN, "--bench", BENCH]
+    p = subprocess.run(argv + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout * SLOW)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def test_compare_flashmq_not_a_binary(tmp_path):
+    """bench/compare --flashmq with a path that is no executable stops
+    before starting any broker, with one line that names the option."""
+    rc, out, err = compare("--flashmq", str(tmp_path / "nosuch"),
+                           "--only", "p2p-q0", timeout=20)
+    assert rc != 0 and out == "", (rc, out)
+    assert "--flashmq %s: not an executable file" % (tmp_path / "nosuch") \
+        in err, err
+    assert "Traceback" not in err, err
+
+
+@pytest.mark.skipif(not os.access("/usr/sbin/mosquitto", os.X_OK),
+                    reason="mosquitto not installed")
+def test_compare_idle_im_row(tmp_path):
+    """The idle IM memory row: imqtt on an IM listener with JWTs minted by
+    the tool (inbox subscribed by the broker), Mosquitto with the same
+    client ids subscribing their inbox themselves; both report bytes per
+    connection."""
+    raw = tmp_path / "raw.json"
+    rc, out, err = compare("--only", "idle-im", "--reps", "1", "--idle", "40",
+                           "--json-out", str(raw), timeout=90)
+    assert rc == 0, err[-3000:]
+    res = json.loads(raw.read_text())
+    im, mq = res["idle-im/imqtt"][0], res["idle-im/mosquitto"][0]
+    for r in (im, mq):
+        assert r["connected"] == 40 and r["conn_failed"] == 0, r
+        assert r["_rc"] == 0 and r["im"]["ok"], r
+        assert r["sent"] == 0 and r["broker"]["rss_ready_kb"] > 0, r
+    # The IM listener subscribes the inbox itself; Mosquitto needs the
+    # client's SUBSCRIBE.
+    assert im["subscribed"] == 0 and mq["subscribed"] == 40, (im, mq)
+    assert "--jwt-secret" in im["_argv"] and "--inbox-sub" not in im["_argv"]
+    assert "--inbox-sub" in mq["_argv"]
+    assert any(l.startswith("idle-im ") and "broker bytes / connection" in l
+               for l in out.splitlines()), out
