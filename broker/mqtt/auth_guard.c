@@ -1,6 +1,8 @@
 /* See auth_guard.h. */
 #include "auth_guard.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 #include "authlimit.h"
@@ -12,40 +14,51 @@
  * pages that the kernel maps only as sets are first used. */
 #define AUTH_LIMIT_ADDRS 65536
 
-static credcache *cache; /* NULL: off, or not made yet */
-static authlimit *limiter;
-static bool made; /* cache and limiter made from the config */
+/* The server's (srv->guard), made from the config on first use. */
+struct auth_guard {
+    credcache *cache; /* NULL: off, or not made yet */
+    authlimit *limiter;
+    bool made; /* cache and limiter made from the config */
+};
 
-static void make(server *srv)
+static void make(server *srv, struct auth_guard *g)
 {
     const imqtt_config *cfg = &srv->cfg;
-    credcache_free(cache);
-    cache = NULL;
+    credcache_free(g->cache);
+    g->cache = NULL;
     if (cfg->auth_cache_size > 0) {
-        cache =
+        g->cache =
             credcache_new(cfg->auth_cache_size, cfg->auth_cache_ttl * 1000u);
-        if (!cache)
-            log_warn("auth: no memory for the credential cache; every "
+        if (!g->cache)
+            log_warn("auth: no memory for the credential g->cache; every "
                      "password check runs PBKDF2");
     }
     if (cfg->auth_fail_burst == 0) {
-        authlimit_free(limiter);
-        limiter = NULL;
-    } else if (limiter) {
-        authlimit_set(limiter, cfg->auth_fail_burst, cfg->auth_fail_rate);
+        authlimit_free(g->limiter);
+        g->limiter = NULL;
+    } else if (g->limiter) {
+        authlimit_set(g->limiter, cfg->auth_fail_burst, cfg->auth_fail_rate);
     } else {
-        limiter = authlimit_new(AUTH_LIMIT_ADDRS, cfg->auth_fail_burst,
+        g->limiter = authlimit_new(AUTH_LIMIT_ADDRS, cfg->auth_fail_burst,
                                 cfg->auth_fail_rate);
-        if (!limiter)
+        if (!g->limiter)
             log_warn("auth: no memory for the failed-authentication limit");
     }
-    made = true;
+    g->made = true;
 }
 
-static void ensure(server *srv)
+/* The server's guard, made on first use; NULL without memory (then
+ * neither the cache nor the limit applies). */
+static struct auth_guard *guard(server *srv)
 {
-    if (!made)
-        make(srv);
+    if (!srv->guard) {
+        srv->guard = calloc(1, sizeof(*srv->guard));
+        if (!srv->guard)
+            return NULL;
+    }
+    if (!srv->guard->made)
+        make(srv, srv->guard);
+    return srv->guard;
 }
 
 /* What c's attempts count against: the IPv4 address, or the /64 of an
@@ -75,22 +88,22 @@ static size_t addr_key(const conn *c, uint8_t key[AUTHLIMIT_KEY_MAX])
 bool auth_guard_cached(conn *c, const pwdb *db, mqtt_str user,
                        mqtt_bytes password)
 {
-    ensure(c->srv);
-    if (!cache)
+    struct auth_guard *g = guard(c->srv);
+    if (!g || !g->cache)
         return false;
-    bool hit = credcache_check(cache, db, user, password, server_now(c->srv));
+    bool hit = credcache_check(g->cache, db, user, password, server_now(c->srv));
     metrics_count(c->srv, hit ? METRIC_AUTH_CACHE_HIT : METRIC_AUTH_CACHE_MISS);
     return hit;
 }
 
 bool auth_guard_admit(conn *c)
 {
-    ensure(c->srv);
-    if (!limiter)
+    struct auth_guard *g = guard(c->srv);
+    if (!g || !g->limiter)
         return true;
     uint8_t key[AUTHLIMIT_KEY_MAX];
     size_t n = addr_key(c, key);
-    if (authlimit_take(limiter, key, n, server_now(c->srv)))
+    if (authlimit_take(g->limiter, key, n, server_now(c->srv)))
         return true;
     metrics_count(c->srv, METRIC_REFUSED_AUTH_FAILURES);
     return false;
@@ -98,11 +111,12 @@ bool auth_guard_admit(conn *c)
 
 void auth_guard_succeeded(conn *c)
 {
-    if (!limiter)
+    struct auth_guard *g = c->srv->guard;
+    if (!g || !g->limiter)
         return;
     uint8_t key[AUTHLIMIT_KEY_MAX];
     size_t n = addr_key(c, key);
-    authlimit_refund(limiter, key, n, server_now(c->srv));
+    authlimit_refund(g->limiter, key, n, server_now(c->srv));
 }
 
 void auth_guard_password_done(conn *c, const pwdb *db, mqtt_str user,
@@ -111,23 +125,26 @@ void auth_guard_password_done(conn *c, const pwdb *db, mqtt_str user,
     if (!ok)
         return; /* the attempt stays taken: that is the limit */
     auth_guard_succeeded(c);
-    if (cache)
-        credcache_remember(cache, db, user, password, server_now(c->srv));
+    struct auth_guard *g = c->srv->guard;
+    if (g && g->cache)
+        credcache_remember(g->cache, db, user, password, server_now(c->srv));
 }
 
 void auth_guard_reload(server *srv)
 {
     /* Not made yet: nothing cached, and the first check makes both from
      * the new configuration. */
-    if (made)
-        make(srv);
+    if (srv->guard && srv->guard->made)
+        make(srv, srv->guard);
 }
 
-void auth_guard_free(void)
+void auth_guard_free(server *srv)
 {
-    credcache_free(cache);
-    authlimit_free(limiter);
-    cache = NULL;
-    limiter = NULL;
-    made = false;
+    struct auth_guard *g = srv->guard;
+    if (!g)
+        return;
+    credcache_free(g->cache);
+    authlimit_free(g->limiter);
+    free(g);
+    srv->guard = NULL;
 }

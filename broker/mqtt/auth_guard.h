@@ -1,7 +1,8 @@
 /* The broker's side of the credential cache and the failed-authentication
  * limit (auth/credcache.h, auth/authlimit.h; config "auth", docs/auth.md):
  * which address a connection counts against, the clock, the metrics, and
- * re-making both when the configuration is reloaded. One loop thread. */
+ * re-making both when the configuration is reloaded. The state is the
+ * server's (srv->guard, owned), made on first use. One loop thread. */
 #ifndef IMQTT_AUTH_GUARD_H
 #define IMQTT_AUTH_GUARD_H
 
@@ -35,6 +36,6 @@ void auth_guard_password_done(conn *c, const pwdb *db, mqtt_str user,
  * new sizes and limits. */
 void auth_guard_reload(server *srv);
 
-void auth_guard_free(void);
+void auth_guard_free(server *srv);
 
 #endif

@@ -43,7 +43,7 @@ void conn_ref(conn *c)
 
 static void conn_free(conn *c)
 {
-    c->srv->conns_alive--;
+    c->w->conns_alive--;
     transport_free(c);
     outbuf_free(&c->out);
     free(c->in);
@@ -57,7 +57,7 @@ static void conn_free(conn *c)
 
 const char *conn_peer(const conn *c)
 {
-    static char text[64];
+    static _Thread_local char text[64];
     const conn_addr *a = &c->peer;
     if (a->family == 0)
         return "?";
@@ -89,15 +89,15 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void unlink_conn(conn *c)
 {
-    server *srv = c->srv;
+    worker *w = c->w;
     if (c->prev)
         c->prev->next = c->next;
     else
-        srv->conns = c->next;
+        w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
-    srv->nconns--;
+    w->nconns--;
     c->lst->nconns--;
 }
 
@@ -106,7 +106,7 @@ static void close_handles(conn *c)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    wheel_disarm(&c->srv->wheel, &c->deadline);
+    wheel_disarm(&c->w->wheel, &c->deadline);
 }
 
 /* Never after close_handles: the node must stay disarmed until the
@@ -114,7 +114,7 @@ static void close_handles(conn *c)
 static void arm_deadline(conn *c, uint64_t due)
 {
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        wheel_arm(&c->srv->wheel, &c->deadline, due);
+        wheel_arm(&c->w->wheel, &c->deadline, due);
 }
 
 static void on_linger_timeout(conn *c)
@@ -128,7 +128,7 @@ static void on_drain_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     conn *c = h->data;
-    buf->base = (char *)c->srv->readbuf;
+    buf->base = (char *)c->w->readbuf;
     buf->len = READBUF_SIZE;
 }
 
@@ -162,7 +162,7 @@ static void maybe_finish_close(conn *c)
         return;
     /* TLS close_notify, WebSocket close frame: written before the FIN. */
     if (c->tp && transport_close_begin(c)) {
-        server_want_flush(c->srv, c);
+        worker_want_flush(c->w, c);
         return;
     }
     c->shutdown_started = true;
@@ -200,7 +200,7 @@ void conn_close(conn *c)
         session_connection_lost(s, will);
     }
     arm_deadline(c, server_now(c->srv) + CONN_LINGER_MS);
-    server_want_flush(c->srv, c);
+    worker_want_flush(c->w, c);
 }
 
 void conn_abort(conn *c)
@@ -237,7 +237,7 @@ int conn_send(conn *c, const mqtt_packet *p)
     if (n < 0)
         return n;
     outbuf_commit(&c->out, (size_t)n);
-    server_want_flush(c->srv, c);
+    worker_want_flush(c->w, c);
     if (log_packets)
         conn_trace(c, true, p);
     return 0;
@@ -259,8 +259,8 @@ int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
     if (!c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
-        c->ack_next = c->srv->ack_head;
-        c->srv->ack_head = c;
+        c->ack_next = c->w->ack_head;
+        c->w->ack_head = c;
     }
     return 0;
 }
@@ -298,7 +298,7 @@ void conn_release_acks(conn *c, int status)
         /* This callback may belong to a later batch than the ack's (the
          * connection was listed again for its newer acks): the ack's own
          * batch decides, or a refused message would be acknowledged. */
-        status = server_batch_status(c->srv, a->gen);
+        status = worker_batch_status(c->w, a->gen);
         if (c->state == CONN_CLOSING) {
             free(a->codes);
             continue;
@@ -348,8 +348,8 @@ void conn_release_acks(conn *c, int status)
     if (c->nacks && !c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
-        c->ack_next = c->srv->ack_head;
-        c->srv->ack_head = c;
+        c->ack_next = c->w->ack_head;
+        c->w->ack_head = c;
     }
 }
 
@@ -375,18 +375,18 @@ static void on_write(uv_write_t *req, int status)
     conn_unref(c);
 }
 
-static bool ensure_iov(server *srv, unsigned n)
+static bool ensure_iov(worker *w, unsigned n)
 {
-    if (n <= srv->iov_cap)
+    if (n <= w->iov_cap)
         return true;
-    unsigned cap = srv->iov_cap ? srv->iov_cap : 64;
+    unsigned cap = w->iov_cap ? w->iov_cap : 64;
     while (cap < n)
         cap *= 2;
-    uv_buf_t *iov = realloc(srv->iov, cap * sizeof(*iov));
+    uv_buf_t *iov = realloc(w->iov, cap * sizeof(*iov));
     if (!iov)
         return false;
-    srv->iov = iov;
-    srv->iov_cap = cap;
+    w->iov = iov;
+    w->iov_cap = cap;
     return true;
 }
 
@@ -404,13 +404,13 @@ void conn_flush(conn *c)
         return;
     }
     unsigned nseg = c->out.nseg - c->out.head;
-    if (!ensure_iov(srv, nseg)) {
+    if (!ensure_iov(c->w, nseg)) {
         conn_abort(c);
         return;
     }
     if (c->writes_in_flight == 0) {
-        unsigned n = outbuf_to_bufs(&c->out, srv->iov, nseg);
-        int r = uv_try_write((uv_stream_t *)&c->tcp, srv->iov, n);
+        unsigned n = outbuf_to_bufs(&c->out, c->w->iov, nseg);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, c->w->iov, n);
         if (r > 0) {
             srv->stats.bytes_sent += (uint64_t)r;
             outbuf_consume(&c->out, (size_t)r);
@@ -434,8 +434,8 @@ void conn_flush(conn *c)
     w->ob = c->out;
     memset(&c->out, 0, sizeof(c->out));
     w->c = c;
-    unsigned n = outbuf_to_bufs(&w->ob, srv->iov, nseg);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, srv->iov, n, on_write) < 0) {
+    unsigned n = outbuf_to_bufs(&w->ob, c->w->iov, nseg);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, c->w->iov, n, on_write) < 0) {
         outbuf_free(&w->ob);
         free(w);
         conn_abort(c);
@@ -452,7 +452,6 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     conn *c = h->data;
-    server *srv = c->srv;
     if (c->in_len > 0 && !c->tp) {
         /* A packet is half read: read the rest straight into its buffer.
          * (With a transport, c->in holds decoded bytes, not socket bytes.) */
@@ -460,8 +459,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         buf->len = c->in_cap - c->in_len;
         return;
     }
-    srv->readbuf_lent = true;
-    buf->base = (char *)srv->readbuf;
+    c->w->readbuf_lent = true;
+    buf->base = (char *)c->w->readbuf;
     buf->len = READBUF_SIZE;
 }
 
@@ -564,9 +563,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = stream->data;
     server *srv = c->srv;
-    bool lent = buf->base == (char *)srv->readbuf;
+    bool lent = buf->base == (char *)c->w->readbuf;
     if (lent)
-        srv->readbuf_lent = false;
+        c->w->readbuf_lent = false;
     if (nread < 0) {
         if (nread != UV_EOF)
             log_debug("%s: read error: %s", conn_peer(c), uv_strerror((int)nread));
@@ -582,7 +581,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     conn_ref(c);
     if (lent)
-        consume(c, srv->readbuf, (size_t)nread);
+        consume(c, c->w->readbuf, (size_t)nread);
     else
         consume(c, c->in, c->in_len + (size_t)nread);
     conn_unref(c);
@@ -627,7 +626,7 @@ static void arm_keepalive(conn *c)
     if (c->auth_deadline && (!next || c->auth_deadline < next))
         next = c->auth_deadline;
     if (!next) {
-        wheel_disarm(&c->srv->wheel, &c->deadline);
+        wheel_disarm(&c->w->wheel, &c->deadline);
         return;
     }
     arm_deadline(c, next);
@@ -694,16 +693,17 @@ static conn *conn_new(listener *lst)
     if (!c)
         return NULL;
     c->srv = srv;
+    c->w = lst->w;
     c->lst = lst;
-    uv_tcp_init(srv->loop, &c->tcp);
+    uv_tcp_init(c->w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles_open = 1;
-    srv->conns_alive++;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
+    c->w->conns_alive++;
+    c->next = c->w->conns;
+    if (c->w->conns)
+        c->w->conns->prev = c;
+    c->w->conns = c;
+    c->w->nconns++;
     lst->nconns++;
     return c;
 }
@@ -739,7 +739,7 @@ static int conn_begin(conn *c)
             return -1;
         }
     }
-    if ((srv->cfg.max_connections && srv->nconns > srv->cfg.max_connections) ||
+    if ((srv->cfg.max_connections && server_nconns(srv) > srv->cfg.max_connections) ||
         (lst->cfg->max_connections && lst->nconns > lst->cfg->max_connections)) {
         log_warn("%s: refused: too many connections", conn_peer(c));
         metrics_count(srv, METRIC_REFUSED_MAX_CONN);

@@ -53,6 +53,7 @@ struct conn {
     uv_tcp_t tcp;
     struct transport *tp; /* owned; NULL on plain TCP (transport.h) */
     server *srv;
+    worker *w; /* the worker (loop) that owns this connection, for good */
     listener *lst;
     session *sess; /* set once CONNECT is accepted; the session points back */
     wheel_node deadline; /* keepalive, token expiry, CONNECT, linger:
@@ -114,9 +115,6 @@ const char *conn_peer(const conn *c);
  * (conn_publish.c). */
 conn_aliases *conn_aliases_get(conn *c);
 void conn_aliases_free(conn *c);
-
-/* Size of the read buffer the server lends to one read at a time. */
-#define READBUF_SIZE 65536
 
 /* The wheel's callback for c->deadline (server_init installs it). */
 void conn_on_deadline(wheel_node *n);

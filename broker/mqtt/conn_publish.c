@@ -114,7 +114,7 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
         outbuf_commit(&c->out, v3_pub.len);
         srv->stats.msgs_sent++;
         srv->metrics.sent_qos[qos]++;
-        server_want_flush(srv, c);
+        worker_want_flush(c->w, c);
         if (log_packets)
             conn_trace_publish(c, m, qos, pid, dup, retain);
         return 0;
@@ -193,7 +193,7 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
     }
     srv->stats.msgs_sent++;
     srv->metrics.sent_qos[qos]++;
-    server_want_flush(srv, c);
+    worker_want_flush(c->w, c);
     if (log_packets)
         conn_trace_publish(c, m, qos, pid, dup, retain);
     return 0;

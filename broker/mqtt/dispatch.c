@@ -88,7 +88,7 @@ static int check_password(conn *c, const mqtt_frame *f, const mqtt_connect *p)
     w->user = (mqtt_str){w->frame + (p->username.ptr - start), p->username.len};
     w->password =
         (mqtt_bytes){w->frame + (p->password.ptr - start), p->password.len};
-    if (uv_queue_work(c->srv->loop, &w->req, pw_work, pw_done) < 0) {
+    if (uv_queue_work(c->w->loop, &w->req, pw_work, pw_done) < 0) {
         free(w);
         return IMQTT_ENOMEM;
     }

@@ -73,10 +73,9 @@ int handle_connect_error(conn *c, const mqtt_frame *f, int err)
 static bool assign_client_id(conn *c, char *buf, size_t len)
 {
     /* Unique enough across restarts and within a run: time and a counter. */
-    static uint32_t counter;
     snprintf(buf, len, "imqtt-%llx-%x",
-             (unsigned long long)uv_hrtime() & 0xffffffffffull, ++counter);
-    (void)c;
+             (unsigned long long)uv_hrtime() & 0xffffffffffull,
+             ++c->srv->next_client_id);
     return true;
 }
 

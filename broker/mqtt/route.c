@@ -34,6 +34,7 @@ typedef struct route_scratch {
 
 typedef struct route_ctx {
     server *srv;
+    worker *w;
     route_scratch *rs;
     msg *m;
     session *from;
@@ -75,7 +76,7 @@ static void on_entry(void *arg, const sub_entry *e)
     bool retain = e->opts.retain_as_published && ctx->m->retain;
     route_scratch *rs = ctx->rs;
     route_match *rm;
-    if (s->route_gen == ctx->srv->route_gen) {
+    if (s->route_gen == ctx->w->route_gen) {
         rm = &rs->m[s->route_slot];
         if (qos > rm->qos)
             rm->qos = qos;
@@ -86,7 +87,7 @@ static void on_entry(void *arg, const sub_entry *e)
             ctx->oom = true;
             return;
         }
-        s->route_gen = ctx->srv->route_gen;
+        s->route_gen = ctx->w->route_gen;
         s->route_slot = rs->n;
         rm = &rs->m[rs->n++];
         *rm = (route_match){s, qos, retain, 0, 0};
@@ -135,16 +136,18 @@ uint32_t route_publish(server *srv, msg *m, session *from)
 
 uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
 {
-    if (!srv->route) {
-        srv->route = calloc(1, sizeof(*srv->route));
-        if (!srv->route)
+    /* The scratch of the worker whose thread routes (one today). */
+    worker *w = worker_current();
+    if (!w->route) {
+        w->route = calloc(1, sizeof(*w->route));
+        if (!w->route)
             return 0;
     }
-    route_scratch *rs = srv->route;
+    route_scratch *rs = w->route;
     rs->n = rs->nids = 0;
-    if (++srv->route_gen == 0)
-        srv->route_gen = 1;
-    route_ctx ctx = {srv, rs, m, from, 0, false};
+    if (++w->route_gen == 0)
+        w->route_gen = 1;
+    route_ctx ctx = {srv, w, rs, m, from, 0, false};
     sub_visitor v = {on_entry, on_group, &ctx};
     sub_index_match(srv->subs, topic, &v);
 
@@ -168,17 +171,17 @@ uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
     return ctx.delivered;
 }
 
-void route_scratch_free(server *srv)
+void route_scratch_free(worker *w)
 {
     msg_cache_free();
-    route_scratch *rs = srv->route;
+    route_scratch *rs = w->route;
     if (!rs)
         return;
     free(rs->m);
     free(rs->ids);
     free(rs->gather);
     free(rs);
-    srv->route = NULL;
+    w->route = NULL;
 }
 
 uint32_t route_message(server *srv, msg *m, session *from)

@@ -21,6 +21,7 @@ uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from);
  * store when m->retain, then route it. */
 uint32_t route_message(server *srv, msg *m, session *from);
 
-void route_scratch_free(server *srv);
+/* Free w's scratch (and this thread's message cache). */
+void route_scratch_free(worker *w);
 
 #endif

@@ -23,14 +23,42 @@
 #define SHUTDOWN_POLL_MS 20
 #define SHUTDOWN_MAX_MS 3000
 
-void server_want_flush(server *srv, conn *c)
+static _Thread_local worker *current_worker;
+
+worker *worker_current(void)
+{
+    return current_worker;
+}
+
+void worker_enter(worker *w)
+{
+    current_worker = w;
+}
+
+void worker_want_flush(worker *w, conn *c)
 {
     if (c->in_flush_list)
         return;
     c->in_flush_list = true;
     conn_ref(c);
-    c->flush_next = srv->flush_head;
-    srv->flush_head = c;
+    c->flush_next = w->flush_head;
+    w->flush_head = c;
+}
+
+uint32_t server_nconns(const server *srv)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < srv->nworkers; i++)
+        n += srv->workers[i].nconns;
+    return n;
+}
+
+static uint32_t conns_alive(const server *srv)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < srv->nworkers; i++)
+        n += srv->workers[i].conns_alive;
+    return n;
 }
 
 static void release_batch(conn *c, int status)
@@ -51,66 +79,66 @@ static void release_batch(conn *c, int status)
  * released long before). */
 #define FAILED_GENS_MAX 4096
 
-static void remember_failure(server *srv, uint64_t gen)
+static void remember_failure(worker *w, uint64_t gen)
 {
-    if (srv->nfailed == FAILED_GENS_MAX) {
-        memmove(srv->failed_gens, srv->failed_gens + FAILED_GENS_MAX / 2,
+    if (w->nfailed == FAILED_GENS_MAX) {
+        memmove(w->failed_gens, w->failed_gens + FAILED_GENS_MAX / 2,
                 (FAILED_GENS_MAX / 2) * sizeof(uint64_t));
-        srv->nfailed = FAILED_GENS_MAX / 2;
+        w->nfailed = FAILED_GENS_MAX / 2;
     }
-    if (srv->nfailed == srv->failed_cap) {
-        uint32_t cap = srv->failed_cap ? srv->failed_cap * 2 : 16;
-        uint64_t *v = realloc(srv->failed_gens, cap * sizeof(*v));
+    if (w->nfailed == w->failed_cap) {
+        uint32_t cap = w->failed_cap ? w->failed_cap * 2 : 16;
+        uint64_t *v = realloc(w->failed_gens, cap * sizeof(*v));
         if (!v)
             return;
-        srv->failed_gens = v;
-        srv->failed_cap = cap;
+        w->failed_gens = v;
+        w->failed_cap = cap;
     }
-    srv->failed_gens[srv->nfailed++] = gen;
+    w->failed_gens[w->nfailed++] = gen;
 }
 
-int server_batch_status(const server *srv, uint64_t gen)
+int worker_batch_status(const worker *w, uint64_t gen)
 {
-    uint32_t lo = 0, hi = srv->nfailed;
+    uint32_t lo = 0, hi = w->nfailed;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (srv->failed_gens[mid] < gen)
+        if (w->failed_gens[mid] < gen)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < srv->nfailed && srv->failed_gens[lo] == gen
+    return lo < w->nfailed && w->failed_gens[lo] == gen
                ? IMQTT_ESTOREFULL
                : 0;
 }
 
 static void on_committed(void *arg, int status)
 {
-    server *srv = arg;
+    worker *w = arg;
     if (status < 0)
-        remember_failure(srv, store_done_gen(srv->store));
-    struct commit_slot *sl = &srv->commits[srv->commits_head];
-    srv->commits_head = (srv->commits_head + 1) % srv->commits_cap;
-    srv->commits_n--;
-    metrics_commit_observe(&srv->metrics.commit, uv_hrtime() - sl->start_ns);
+        remember_failure(w, store_done_gen(w->srv->store));
+    struct commit_slot *sl = &w->commits[w->commits_head];
+    w->commits_head = (w->commits_head + 1) % w->commits_cap;
+    w->commits_n--;
+    metrics_commit_observe(&w->srv->metrics.commit, uv_hrtime() - sl->start_ns);
     release_batch(sl->batch, status);
 }
 
 /* Room for one more commit in flight; false on ENOMEM. */
-static bool commits_reserve(server *srv)
+static bool commits_reserve(worker *w)
 {
-    if (srv->commits_n < srv->commits_cap)
+    if (w->commits_n < w->commits_cap)
         return true;
-    uint32_t cap = srv->commits_cap ? srv->commits_cap * 2 : 8;
+    uint32_t cap = w->commits_cap ? w->commits_cap * 2 : 8;
     struct commit_slot *v = malloc(cap * sizeof(*v));
     if (!v)
         return false;
-    for (uint32_t i = 0; i < srv->commits_n; i++)
-        v[i] = srv->commits[(srv->commits_head + i) % srv->commits_cap];
-    free(srv->commits);
-    srv->commits = v;
-    srv->commits_cap = cap;
-    srv->commits_head = 0;
+    for (uint32_t i = 0; i < w->commits_n; i++)
+        v[i] = w->commits[(w->commits_head + i) % w->commits_cap];
+    free(w->commits);
+    w->commits = v;
+    w->commits_cap = cap;
+    w->commits_head = 0;
     return true;
 }
 
@@ -119,24 +147,25 @@ static bool commits_reserve(server *srv)
  * connection's output in one go (STYLE.md: Redis' pending write queue). */
 static void on_prepare(uv_prepare_t *h)
 {
-    server *srv = h->data;
-    if ((srv->ack_head || store_pending(srv->store)) && commits_reserve(srv)) {
+    worker *w = h->data;
+    store *st = w->srv->store;
+    if ((w->ack_head || store_pending(st)) && commits_reserve(w)) {
         /* (Without room, the batch waits for the next iteration.) */
-        conn *batch = srv->ack_head;
-        srv->ack_head = NULL;
-        uint32_t tail = (srv->commits_head + srv->commits_n) % srv->commits_cap;
-        srv->commits[tail] = (struct commit_slot){batch, uv_hrtime()};
-        srv->commits_n++;
+        conn *batch = w->ack_head;
+        w->ack_head = NULL;
+        uint32_t tail = (w->commits_head + w->commits_n) % w->commits_cap;
+        w->commits[tail] = (struct commit_slot){batch, uv_hrtime()};
+        w->commits_n++;
         /* With store.durability none the callback runs inside. */
-        int rc = store_commit(srv->store, on_committed, srv);
+        int rc = store_commit(st, on_committed, w);
         if (rc < 0) {
-            srv->commits_n--; /* not started: no callback will pop it */
+            w->commits_n--; /* not started: no callback will pop it */
             release_batch(batch, rc);
         }
     }
-    while (srv->flush_head) {
-        conn *c = srv->flush_head;
-        srv->flush_head = c->flush_next;
+    while (w->flush_head) {
+        conn *c = w->flush_head;
+        w->flush_head = c->flush_next;
         c->flush_next = NULL;
         c->in_flush_list = false;
         conn_flush(c);
@@ -148,9 +177,9 @@ static void on_prepare(uv_prepare_t *h)
  * loop thread, then let sessions read what became readable. */
 static void on_store_async(uv_async_t *h)
 {
-    server *srv = h->data;
-    if (store_poll(srv->store) > 0)
-        persist_wake(srv);
+    worker *w = h->data;
+    if (store_poll(w->srv->store) > 0)
+        persist_wake(w->srv);
 }
 
 static void store_notify(void *arg)
@@ -178,13 +207,14 @@ static void on_connection(uv_stream_t *server_stream, int status)
 
 static int start_listener(server *srv, listener *lst)
 {
+    (void)srv;
     const listener_config *lc = lst->cfg;
     struct sockaddr_storage addr;
     int rc = strchr(lc->bind, ':')
                  ? uv_ip6_addr(lc->bind, lc->port, (struct sockaddr_in6 *)&addr)
                  : uv_ip4_addr(lc->bind, lc->port, (struct sockaddr_in *)&addr);
     if (rc == 0)
-        rc = uv_tcp_init(srv->loop, &lst->tcp);
+        rc = uv_tcp_init(lst->w->loop, &lst->tcp);
     lst->tcp.data = lst;
     if (rc == 0)
         rc = uv_tcp_bind(&lst->tcp, (struct sockaddr *)&addr, 0);
@@ -210,19 +240,22 @@ void server_end_sessions(server *srv)
 static void on_shutdown_poll(uv_timer_t *t)
 {
     server *srv = t->data;
-    static uint64_t waited;
-    waited += SHUTDOWN_POLL_MS;
+    srv->shutdown_waited += SHUTDOWN_POLL_MS;
     /* Wait for the connections, then for the store to commit what their
      * ends recorded (disconnect times, wills). */
-    if ((srv->conns_alive > 0 || !store_idle(srv)) && waited < SHUTDOWN_MAX_MS)
+    if ((conns_alive(srv) > 0 || !store_idle(srv)) &&
+        srv->shutdown_waited < SHUTDOWN_MAX_MS)
         return;
     uv_timer_stop(t);
     /* Every connection is gone: free the sessions (their timers close),
      * then the server's own handles; uv_run then returns. */
     server_end_sessions(srv);
-    uv_close((uv_handle_t *)&srv->flush_handle, NULL);
-    wheel_close(&srv->wheel);
-    uv_close((uv_handle_t *)&srv->store_async, NULL);
+    for (uint32_t i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        uv_close((uv_handle_t *)&w->flush_handle, NULL);
+        wheel_close(&w->wheel);
+        uv_close((uv_handle_t *)&w->store_async, NULL);
+    }
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)t, NULL);
@@ -238,17 +271,20 @@ static void server_stop(server *srv)
     if (srv->stopping)
         return;
     srv->stopping = true;
-    log_info("shutting down: %u connections", srv->nconns);
+    log_info("shutting down: %u connections", server_nconns(srv));
     if (srv->on_stopping)
         srv->on_stopping(srv);
     for (uint32_t i = 0; i < srv->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
             uv_close((uv_handle_t *)&srv->listeners[i].tcp, on_listener_closed);
-    while (srv->conns) {
-        conn *c = srv->conns;
-        /* Our decision, not a lost connection: no will [MQTT-3.1.2-8]. */
-        c->disconnect_normal = true;
-        conn_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN);
+    for (uint32_t i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        while (w->conns) {
+            conn *c = w->conns;
+            /* Our decision, not a lost connection: no will [MQTT-3.1.2-8]. */
+            c->disconnect_normal = true;
+            conn_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN);
+        }
     }
     uv_timer_start(&srv->shutdown_timer, on_shutdown_poll, SHUTDOWN_POLL_MS,
                    SHUTDOWN_POLL_MS);
@@ -271,8 +307,16 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
     memset(cfg, 0, sizeof(*cfg));
     log_set_level(srv->cfg.log_level);
 
-    uv_async_init(loop, &srv->store_async, on_store_async);
-    srv->store_async.data = srv;
+    srv->workers = calloc(1, sizeof(worker));
+    if (!srv->workers)
+        return IMQTT_ENOMEM;
+    srv->nworkers = 1;
+    worker *w = &srv->workers[0];
+    w->loop = loop;
+    w->srv = srv;
+    worker_enter(w);
+    uv_async_init(loop, &w->store_async, on_store_async);
+    w->store_async.data = w;
     store_options so = {
         .durability = srv->cfg.store_durability,
         .dir = srv->cfg.store_dir,
@@ -280,7 +324,7 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
         .max_size = srv->cfg.store_max_size,
         .sync_interval_ms = srv->cfg.store_sync_interval_ms,
         .notify = store_notify,
-        .notify_arg = &srv->store_async,
+        .notify_arg = &w->store_async,
     };
     int rc = 0;
     /* Refuse a store another broker holds before walking it in the
@@ -310,9 +354,9 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
     }
     srv->subs = sub_index_new();
     srv->retain = retain_index_new();
-    srv->readbuf = malloc(READBUF_SIZE);
+    w->readbuf = malloc(READBUF_SIZE);
     srv->listeners = calloc(srv->cfg.listener_count, sizeof(listener));
-    if (!srv->subs || !srv->retain || !srv->readbuf || !srv->listeners)
+    if (!srv->subs || !srv->retain || !w->readbuf || !srv->listeners)
         return IMQTT_ENOMEM;
     rc = persist_load(srv);
     if (rc < 0)
@@ -320,12 +364,12 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
     /* Nobody is online yet, whatever presence the store kept. */
     srv->policy->on_start(srv);
 
-    uv_prepare_init(loop, &srv->flush_handle);
-    srv->flush_handle.data = srv;
-    uv_prepare_start(&srv->flush_handle, on_prepare);
+    uv_prepare_init(loop, &w->flush_handle);
+    w->flush_handle.data = w;
+    uv_prepare_start(&w->flush_handle, on_prepare);
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;
-    wheel_init(&srv->wheel, loop, conn_on_deadline);
+    wheel_init(&w->wheel, loop, conn_on_deadline);
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     srv->sig_term.data = srv->sig_int.data = srv;
@@ -335,6 +379,7 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
     for (uint32_t i = 0; i < srv->cfg.listener_count; i++) {
         listener *lst = &srv->listeners[i];
         lst->srv = srv;
+        lst->w = w;
         lst->cfg = &srv->cfg.listeners[i];
         srv->nlisteners++;
         rc = transport_listener_start(lst);
@@ -359,10 +404,8 @@ static void free_retained(void *value)
 
 void server_free(server *srv)
 {
-    route_scratch_free(srv);
     limits_free(srv);
-    auth_guard_free();
-    free(srv->failed_gens);
+    auth_guard_free(srv);
     if (srv->policy)
         srv->policy->on_free(srv);
     if (srv->retain)
@@ -372,10 +415,19 @@ void server_free(server *srv)
     hmap_free(&srv->sessions);
     if (srv->store)
         store_close(srv->store);
-    free(srv->commits); /* after store_close, which may run callbacks */
+    for (uint32_t i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        route_scratch_free(w);
+        free(w->failed_gens);
+        free(w->commits); /* after store_close, which may run callbacks */
+        free(w->readbuf);
+        free(w->iov);
+    }
+    for (uint32_t i = 0; i < srv->nworkers; i++)
+        if (worker_current() == &srv->workers[i])
+            worker_enter(NULL);
+    free(srv->workers);
     free(srv->wake);
-    free(srv->readbuf);
-    free(srv->iov);
     for (uint32_t i = 0; srv->listeners && i < srv->nlisteners; i++)
         transport_listener_free(&srv->listeners[i]);
     free(srv->listeners);

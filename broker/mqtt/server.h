@@ -13,6 +13,7 @@
 #include "store.h"
 #include "sub_index.h"
 #include "wheel.h"
+#include "worker.h"
 
 typedef struct conn conn;
 typedef struct session session;
@@ -29,6 +30,7 @@ typedef struct server_stats {
 typedef struct listener {
     uv_tcp_t tcp;
     struct server *srv;
+    worker *w; /* the worker its connections go to */
     struct tls_server *tls; /* owned reference; TLS and WSS listeners */
     const listener_config *cfg; /* borrowed from srv->cfg */
     uint32_t nconns;       /* open (not closing) connections */
@@ -36,7 +38,7 @@ typedef struct listener {
 } listener;
 
 typedef struct server {
-    uv_loop_t *loop;
+    uv_loop_t *loop;  /* the main loop: signals, shutdown, ops, timers */
     imqtt_config cfg; /* owned */
     store *store;     /* owned */
     const policy *policy; /* borrowed (static): im_policy() */
@@ -48,26 +50,10 @@ typedef struct server {
     sub_index *subs;      /* owned */
     retain_index *retain; /* owned; values are msg* holding a reference */
 
-    conn *conns;          /* every open connection (intrusive list) */
-    conn *flush_head;     /* connections with output to write */
-    conn *ack_head;       /* connections with acks waiting for a commit */
-    uint32_t nconns;       /* open (not closing) connections */
-    uint32_t conns_alive;  /* allocated, including closing ones */
+    worker *workers; /* owned [nworkers]: one per loop; workers[0] runs on
+                        `loop` */
+    uint32_t nworkers;
 
-    uv_prepare_t flush_handle;
-    uv_async_t store_async; /* the store thread's "batches committed" */
-    /* Commits in flight, oldest first (the store runs done callbacks in
-     * commit order): the acks each releases and when it started, for the
-     * commit latency histogram. Owned ring, grown when full. */
-    struct commit_slot {
-        conn *batch;
-        uint64_t start_ns;
-    } *commits;
-    uint32_t commits_cap, commits_head, commits_n;
-    /* Store batches whose commit failed (ascending): an ack is judged by
-     * its own batch, not by the callback that happens to release it. */
-    uint64_t *failed_gens;
-    uint32_t nfailed, failed_cap;
     session *wait_head;     /* sessions waiting for a commit (persist.c) */
     session **wake;         /* scratch for persist_wake */
     uint32_t wake_cap;
@@ -75,18 +61,15 @@ typedef struct server {
     bool loading;           /* persist_load: do not record what is read */
     uv_signal_t sig_term, sig_int;
     uv_timer_t shutdown_timer;
-    wheel wheel; /* the connections' deadlines (wheel.h) */
-
-    uint8_t *readbuf;     /* shared by all reads; lent during read_cb */
-    bool readbuf_lent;
-    uv_buf_t *iov;        /* scratch for vectored writes */
-    unsigned iov_cap;
+    uint64_t shutdown_waited; /* ms since the shutdown began */
 
     uint64_t next_msg_id;
-    uint32_t route_gen;   /* generation stamp for de-duplicating matches */
-    struct route_scratch *route; /* owned, reused by every publish */
+    uint32_t next_client_id;  /* counter in assigned client ids */
+    struct reload_retired *retired; /* owned: config objects replaced by
+                                       SIGHUP, freed at exit (reload.c) */
     struct im_state *im;  /* owned by the policy: presence records (im.c) */
     hmap conn_rate_addrs; /* address -> rate bucket (rate_limits.c) */
+    struct auth_guard *guard; /* owned: credential cache, failure limit */
 
     server_stats stats;
     metrics_counters metrics; /* refusals and failures (metrics.h) */
@@ -114,12 +97,8 @@ void server_free(server *srv);
 /* Free every session (srv->stopping set: the store keeps them). */
 void server_end_sessions(server *srv);
 
-/* The outcome of store batch `gen` (already completed): 0 or the error
- * its commit reported. */
-int server_batch_status(const server *srv, uint64_t gen);
-
-/* Mark c for the end-of-iteration flush. */
-void server_want_flush(server *srv, conn *c);
+/* Open connections on every worker. */
+uint32_t server_nconns(const server *srv);
 
 /* Monotonic ms of the loop iteration. */
 static inline uint64_t server_now(const server *srv)

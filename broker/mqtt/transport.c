@@ -31,10 +31,11 @@ struct transport {
 };
 
 /* Output of a TLS connection is gathered here before encryption, so one
- * MQTT write of many small packets becomes few TLS records. One loop
- * thread: shared by all connections, never held across calls. */
-static uint8_t seal_scratch[16384];
-static size_t seal_len;
+ * MQTT write of many small packets becomes few TLS records. One per
+ * thread (so one per loop): shared by its connections, never held across
+ * calls. */
+static _Thread_local uint8_t seal_scratch[16384];
+static _Thread_local size_t seal_len;
 
 /* ---- listener ------------------------------------------------------------ */
 
@@ -136,7 +137,7 @@ static int emit(conn *c, const uint8_t *p, size_t n)
         memcpy(dst, p, n);
         rc = outbuf_commit(&tp->wire, n);
     }
-    server_want_flush(c->srv, c);
+    worker_want_flush(c->w, c);
     return rc;
 }
 
@@ -323,7 +324,7 @@ void transport_on_read(conn *c, uint8_t *data, size_t len)
         log_debug("%s: TLS established: %s %s", conn_peer(c),
                   tls_conn_version(tp->tls), tls_conn_suite(tp->tls));
     if (!outbuf_empty(&tp->wire))
-        server_want_flush(c->srv, c);
+        worker_want_flush(c->w, c);
     if (rc < 0 && c->state != CONN_CLOSING) {
         /* One connection's failure: the alert mbedTLS queued is written,
          * then this connection closes; the listener serves on. */

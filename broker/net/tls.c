@@ -45,9 +45,9 @@ struct tls_conn {
     char err[96];
 };
 
-/* Decrypted records are handed out from here: one loop thread, and a
- * chunk never outlives the callback it is passed to. */
-static uint8_t plain_scratch[16384];
+/* Decrypted records are handed out from here: one per thread (so one per
+ * loop), and a chunk never outlives the callback it is passed to. */
+static _Thread_local uint8_t plain_scratch[16384];
 
 static int describe(char *err, size_t errlen, const char *what,
                     const char *file, int mrc)

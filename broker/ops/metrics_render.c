@@ -125,10 +125,12 @@ char *metrics_render(server *srv, size_t *len)
         return NULL;
     const server_stats *st = &srv->stats;
     uint64_t pending = 0;
-    for (const conn *c = srv->conns; c; c = c->next)
-        pending += c->out.pending + c->bytes_in_flight;
+    for (uint32_t i = 0; i < srv->nworkers; i++)
+        for (const conn *c = srv->workers[i].conns; c; c = c->next)
+            pending += c->out.pending + c->bytes_in_flight;
 
-    one(&b, "imqtt_connections", "gauge", "Open MQTT connections", srv->nconns);
+    one(&b, "imqtt_connections", "gauge", "Open MQTT connections",
+        server_nconns(srv));
     one(&b, "imqtt_connections_total", "counter",
         "Connections accepted since start", st->conns_total);
     one(&b, "imqtt_sessions", "gauge", "Sessions (online and offline)",

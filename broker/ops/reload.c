@@ -15,14 +15,12 @@
  * until shutdown: a password check running on the thread pool, or a
  * decision cached from the old ACL, may still point into them. A reload
  * costs the size of the old objects, once. */
-typedef struct retired {
+typedef struct reload_retired {
     acl *acl;
     struct jwtv_verifier *jwt;
     struct pwdb *passwords;
-    struct retired *next;
+    struct reload_retired *next;
 } retired;
-
-static retired *retired_head;
 
 static bool same_listener(const listener_config *a, const listener_config *b)
 {
@@ -79,8 +77,8 @@ int reload_apply(server *srv, const char *path)
     r->acl = oc->acl;
     r->jwt = oc->jwt;
     r->passwords = oc->passwords;
-    r->next = retired_head;
-    retired_head = r;
+    r->next = srv->retired;
+    srv->retired = r;
     oc->acl = nc.acl;
     oc->jwt = nc.jwt;
     oc->passwords = nc.passwords;
@@ -125,10 +123,9 @@ int reload_apply(server *srv, const char *path)
 
 void reload_free_retired(server *srv)
 {
-    (void)srv;
-    while (retired_head) {
-        retired *r = retired_head;
-        retired_head = r->next;
+    while (srv->retired) {
+        retired *r = srv->retired;
+        srv->retired = r->next;
         acl_free(r->acl);
         jwtv_verifier_free(r->jwt);
         pwdb_free(r->passwords);

@@ -113,11 +113,12 @@ static void update(sys_topics *st)
              (unsigned long long)((now - st->start_ms) / 1000));
     publish(srv, "$SYS/broker/uptime", val);
     uint32_t sessions = srv->sessions.count;
-    publish_u64(srv, "$SYS/broker/clients/connected", srv->nconns);
+    uint32_t nconns = server_nconns(srv);
+    publish_u64(srv, "$SYS/broker/clients/connected", nconns);
     publish_u64(srv, "$SYS/broker/clients/total",
-                sessions > srv->nconns ? sessions : srv->nconns);
+                sessions > nconns ? sessions : nconns);
     publish_u64(srv, "$SYS/broker/clients/disconnected",
-                sessions > srv->nconns ? sessions - srv->nconns : 0);
+                sessions > nconns ? sessions - nconns : 0);
     publish_u64(srv, "$SYS/broker/messages/received", s->msgs_received);
     publish_u64(srv, "$SYS/broker/messages/sent", s->msgs_sent);
     publish_u64(srv, "$SYS/broker/publish/messages/dropped", s->msgs_dropped);

@@ -127,7 +127,7 @@ static void emit_json(const char *ts, size_t tslen, enum log_level level,
     /* The message, the client id and the peer are each copied out of the
      * line, and escaping can make every byte six (a client id of control
      * characters): room for the worst case of all three. */
-    static char out[(LOG_LINE_MAX * 2 + 64) * 6 + 256];
+    static _Thread_local char out[(LOG_LINE_MAX * 2 + 64) * 6 + 256];
     size_t o = 0;
     o += (size_t)snprintf(out, sizeof(out), "{\"ts\":\"%.*s\",\"level\":\"%s\"",
                           (int)tslen, ts, lower[level]);
@@ -174,12 +174,12 @@ int log_level_parse(const char *s, enum log_level *out)
 }
 
 /* "2026-11-21T16:40:00" changes once a second; formatting it is the
- * expensive part, so keep the last one (the loop thread is the only
- * caller). */
+ * expensive part, so keep the last one (per thread: loops, the store
+ * thread and the thread pool all log). */
 static size_t format_time(char *out)
 {
-    static time_t cached_sec = (time_t)-1;
-    static char cached[32];
+    static _Thread_local time_t cached_sec = (time_t)-1;
+    static _Thread_local char cached[32];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     if (ts.tv_sec != cached_sec) {

@@ -70,6 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     FUZZ_CHECK(nl >= 1 && g_srv.cfg.listeners != NULL);
     g_lst.srv = &g_srv;
+    g_lst.w = &g_srv.workers[0];
     g_lst.cfg = &g_srv.cfg.listeners[0];
     log_set_level(LOG_ERROR);
     return 0;
@@ -148,8 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             close(st[k].fd);
         }
     }
-    for (int round = 0; round < MAX_ROUNDS && g_srv.conns_alive > 0; round++)
+    for (int round = 0; round < MAX_ROUNDS && g_srv.workers[0].conns_alive > 0; round++)
         uv_run(&g_loop, UV_RUN_NOWAIT);
-    FUZZ_CHECK(g_srv.conns_alive == 0);
+    FUZZ_CHECK(g_srv.workers[0].conns_alive == 0);
     return 0;
 }

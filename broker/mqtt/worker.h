@@ -1,0 +1,87 @@
+/* A worker: what one libuv loop owns. Its connections and everything they
+ * write through — the read buffer lent to one read at a time, the
+ * vectored-write scratch, the flush and ack lists run once per iteration,
+ * the timing wheel of the connections' deadlines, the router's scratch,
+ * the store commits its acks wait for — live here and are touched by that
+ * loop's thread only. (Scratch that code without a worker at hand needs,
+ * the TLS record buffers and the message cache, is _Thread_local: one per
+ * loop thread as well.) What the process shares (sessions, the subscription
+ * and retained indexes, the store, the config) is in struct server.
+ *
+ * A loop is to the process what a node is to the cluster (CLUSTER.md):
+ * work for another loop goes through its mailbox (mailbox.h), never
+ * through its handles. Today the server runs one worker, on the main loop.
+ */
+#ifndef IMQTT_WORKER_H
+#define IMQTT_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "wheel.h"
+
+typedef struct conn conn;
+struct server;
+struct route_scratch;
+
+/* Size of the read buffer the worker lends to one read at a time. */
+#define READBUF_SIZE 65536
+
+typedef struct worker {
+    uv_loop_t *loop;    /* borrowed: the loop this worker runs on */
+    struct server *srv; /* the process-wide part */
+
+    conn *conns;          /* every open connection (intrusive list) */
+    conn *flush_head;     /* connections with output to write */
+    conn *ack_head;       /* connections with acks waiting for a commit */
+    uint32_t nconns;      /* open (not closing) connections */
+    uint32_t conns_alive; /* allocated, including closing ones */
+
+    uv_prepare_t flush_handle;
+    uv_async_t store_async; /* the store thread's "batches committed" */
+    /* Commits in flight, oldest first (the store runs done callbacks in
+     * commit order): the acks each releases and when it started, for the
+     * commit latency histogram. Owned ring, grown when full. */
+    struct commit_slot {
+        conn *batch;
+        uint64_t start_ns;
+    } *commits;
+    uint32_t commits_cap, commits_head, commits_n;
+    /* Store batches whose commit failed (ascending): an ack is judged by
+     * its own batch, not by the callback that happens to release it. */
+    uint64_t *failed_gens;
+    uint32_t nfailed, failed_cap;
+
+    wheel wheel; /* the connections' deadlines (wheel.h) */
+
+    uint8_t *readbuf; /* owned, READBUF_SIZE; lent during read_cb */
+    bool readbuf_lent;
+    uv_buf_t *iov; /* owned scratch for vectored writes */
+    unsigned iov_cap;
+
+    uint32_t route_gen;          /* generation stamp for de-duplicating matches */
+    struct route_scratch *route; /* owned, reused by every publish */
+} worker;
+
+/* Mark c for the end-of-iteration flush of its worker. */
+void worker_want_flush(worker *w, conn *c);
+
+/* The outcome of store batch `gen` (already completed) as this worker saw
+ * it: 0 or the error its commit reported. */
+int worker_batch_status(const worker *w, uint64_t gen);
+
+/* The worker whose loop runs on the calling thread (set by worker_enter),
+ * for code reached without a connection: the router, wills, $SYS. */
+worker *worker_current(void);
+
+/* The calling thread runs w's loop from now on. */
+void worker_enter(worker *w);
+
+/* Monotonic ms of the loop iteration. */
+static inline uint64_t worker_now(const worker *w)
+{
+    return uv_now(w->loop);
+}
+
+#endif
