@@ -13,9 +13,8 @@
  * Header only, static functions: each test_*.c is its own executable.
  * Include it first (it includes cmocka with its prerequisites).
  *
- * Ownership: sm_broker is the caller's (usually on the stack or in a
- * cmocka state) and owns its server, loop, clients and temporary store
- * directory until sm_stop. A client is owned by its broker: sm_close /
+ * Ownership: sm_start allocates the sm_broker, which owns its server, loop,
+ * clients and temporary store directory until sm_stop frees it all. A client is owned by its broker: sm_close /
  * sm_stop free it. A packet returned by sm_expect / sm_take is owned by its
  * client and valid until the next sm_expect / sm_take on that client.
  */
@@ -292,10 +291,14 @@ static inline void sm_boot(sm_broker *b)
 }
 
 /* Start a broker with the JSON object members `members` (after SM_BASE;
- * "$DIR" in them becomes a fresh temporary directory's store path). */
-static inline void sm_start(sm_broker *b, const char *members)
+ * "$DIR" in them becomes a fresh temporary directory's store path). The
+ * broker is on the heap, freed by sm_stop: a test that fails half-way
+ * leaves it allocated, so the handles libuv still knows of (its signal
+ * watchers are process-wide) never point into a reused stack. */
+static inline sm_broker *sm_start(const char *members)
 {
-    memset(b, 0, sizeof(*b));
+    sm_broker *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
     signal(SIGPIPE, SIG_IGN); /* as main.c: a closed peer is an error code */
     const char *at = strstr(members, "$DIR");
     size_t len = strlen(SM_BASE) + strlen(members) + 128;
@@ -311,6 +314,7 @@ static inline void sm_start(sm_broker *b, const char *members)
         snprintf(b->config, len, "{" SM_BASE ", %s}", members);
     }
     sm_boot(b);
+    return b;
 }
 
 static inline void sm_close(sm_client *cl);
@@ -342,7 +346,7 @@ static inline void sm_halt(sm_broker *b)
     b->running = false;
 }
 
-/* Stop and remove the temporary directory. */
+/* Stop, remove the temporary directory and free b. */
 static inline void sm_stop(sm_broker *b)
 {
     if (b->running)
@@ -350,7 +354,7 @@ static inline void sm_stop(sm_broker *b)
     if (b->tmp[0])
         sm_rm_rf(b->tmp);
     free(b->config);
-    b->config = NULL;
+    free(b);
 }
 
 /* Stop and start again on the same config and store (a clean restart). */

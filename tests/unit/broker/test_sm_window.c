@@ -42,14 +42,13 @@ static void expect_payload(const sm_msg *m, int k)
 static void window_holds_exactly_n(void **state)
 {
     (void)state;
-    sm_broker b;
-    sm_start(&b, SM_NONE ", \"max_inflight_messages\": 3");
-    sm_client *sub = subscriber(&b, "sub", (sm_conn_opts){0}, "w/t");
+    sm_broker *b = sm_start(SM_NONE ", \"max_inflight_messages\": 3");
+    sm_client *sub = subscriber(b, "sub", (sm_conn_opts){0}, "w/t");
     /* Announced to v5 clients as our Receive Maximum. */
     assert_int_equal(sub->connack_receive_max, 3);
-    sm_client *pub = sm_connect(&b, "pub", (sm_conn_opts){0});
+    sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     publish_n(pub, "w/t", 0, 10);
-    sm_settle(&b);
+    sm_settle(b);
 
     uint16_t held[3];
     for (int i = 0; i < 3; i++) {
@@ -63,7 +62,7 @@ static void window_holds_exactly_n(void **state)
         held[i] = m.pid;
     }
     sm_expect_nothing(sub);
-    session *s = sm_session(&b, "sub");
+    session *s = sm_session(b, "sub");
     assert_int_equal(s->inflight.count, 3);
     assert_int_equal(s->queue.count, 7);
 
@@ -73,7 +72,7 @@ static void window_holds_exactly_n(void **state)
     for (int next = 3; next < 10; next++) {
         int slot = order[next % 3];
         sm_ack(sub, MQTT_PUBACK, held[slot], 0);
-        sm_settle(&b);
+        sm_settle(b);
         sm_msg m = sm_expect_publish(sub);
         expect_payload(&m, next);
         sm_expect_nothing(sub);
@@ -87,12 +86,12 @@ static void window_holds_exactly_n(void **state)
     }
     for (int k = 0; k < 3; k++)
         sm_ack(sub, MQTT_PUBACK, held[k], 0);
-    sm_settle(&b);
+    sm_settle(b);
     sm_expect_nothing(sub);
     assert_int_equal(s->inflight.count, 0);
     assert_int_equal(s->queue.count, 0);
-    assert_int_equal(b.srv.stats.msgs_dropped, 0);
-    sm_stop(&b);
+    assert_int_equal(b->srv.stats.msgs_dropped, 0);
+    sm_stop(b);
 }
 
 /* An acknowledgement for an id that is not in flight (never sent, or
@@ -100,22 +99,21 @@ static void window_holds_exactly_n(void **state)
 static void unknown_or_repeated_ack_releases_nothing(void **state)
 {
     (void)state;
-    sm_broker b;
-    sm_start(&b, SM_NONE ", \"max_inflight_messages\": 2");
-    sm_client *sub = subscriber(&b, "sub", (sm_conn_opts){0}, "w/t");
-    sm_client *pub = sm_connect(&b, "pub", (sm_conn_opts){0});
+    sm_broker *b = sm_start(SM_NONE ", \"max_inflight_messages\": 2");
+    sm_client *sub = subscriber(b, "sub", (sm_conn_opts){0}, "w/t");
+    sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     publish_n(pub, "w/t", 0, 5);
-    sm_settle(&b);
+    sm_settle(b);
     sm_msg a = sm_expect_publish(sub), c = sm_expect_publish(sub);
     sm_expect_nothing(sub);
     uint16_t unused = 1;
     while (unused == a.pid || unused == c.pid)
         unused++;
     sm_ack(sub, MQTT_PUBACK, unused, 0);
-    sm_settle(&b);
+    sm_settle(b);
     sm_expect_nothing(sub);
     sm_ack(sub, MQTT_PUBACK, a.pid, 0);
-    sm_settle(&b);
+    sm_settle(b);
     sm_msg d = sm_expect_publish(sub);
     expect_payload(&d, 2);
     sm_expect_nothing(sub);
@@ -123,12 +121,12 @@ static void unknown_or_repeated_ack_releases_nothing(void **state)
      * now: the same PUBACK again acknowledges nothing. */
     assert_int_not_equal(d.pid, a.pid);
     sm_ack(sub, MQTT_PUBACK, a.pid, 0);
-    sm_settle(&b);
+    sm_settle(b);
     sm_expect_nothing(sub);
-    session *s = sm_session(&b, "sub");
+    session *s = sm_session(b, "sub");
     assert_int_equal(s->inflight.count, 2);
     assert_int_equal(s->queue.count, 2);
-    sm_stop(&b);
+    sm_stop(b);
 }
 
 /* A v5 client's Receive Maximum below max_inflight_messages caps its
@@ -137,17 +135,16 @@ static void unknown_or_repeated_ack_releases_nothing(void **state)
 static void receive_maximum_caps_window(void **state)
 {
     (void)state;
-    sm_broker b;
-    sm_start(&b, SM_NONE ", \"max_inflight_messages\": 5");
+    sm_broker *b = sm_start(SM_NONE ", \"max_inflight_messages\": 5");
     sm_client *small =
-        subscriber(&b, "small", (sm_conn_opts){.receive_max = 2}, "w/t");
+        subscriber(b, "small", (sm_conn_opts){.receive_max = 2}, "w/t");
     sm_client *large =
-        subscriber(&b, "large", (sm_conn_opts){.receive_max = 100}, "w/t");
+        subscriber(b, "large", (sm_conn_opts){.receive_max = 100}, "w/t");
     sm_client *v3 =
-        subscriber(&b, "v3", (sm_conn_opts){.version = MQTT_V311}, "w/t");
-    sm_client *pub = sm_connect(&b, "pub", (sm_conn_opts){0});
+        subscriber(b, "v3", (sm_conn_opts){.version = MQTT_V311}, "w/t");
+    sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     publish_n(pub, "w/t", 0, 8);
-    sm_settle(&b);
+    sm_settle(b);
     assert_int_equal(sm_pending(small), 2);
     assert_int_equal(sm_pending(large), 5);
     assert_int_equal(sm_pending(v3), 5);
@@ -155,13 +152,13 @@ static void receive_maximum_caps_window(void **state)
     sm_msg m1 = sm_expect_publish(small);
     expect_payload(&m0, 0);
     expect_payload(&m1, 1);
-    assert_int_equal(sm_session(&b, "small")->queue.count, 6);
+    assert_int_equal(sm_session(b, "small")->queue.count, 6);
     sm_ack(small, MQTT_PUBACK, m1.pid, 0);
-    sm_settle(&b);
+    sm_settle(b);
     sm_msg m2 = sm_expect_publish(small);
     expect_payload(&m2, 2);
     sm_expect_nothing(small);
-    sm_stop(&b);
+    sm_stop(b);
 }
 
 /* A v5 publisher with more unreleased QoS 2 messages than our Receive
@@ -169,9 +166,8 @@ static void receive_maximum_caps_window(void **state)
 static void incoming_receive_maximum_exceeded(void **state)
 {
     (void)state;
-    sm_broker b;
-    sm_start(&b, SM_NONE ", \"max_inflight_messages\": 3");
-    sm_client *pub = sm_connect(&b, "pub", (sm_conn_opts){0});
+    sm_broker *b = sm_start(SM_NONE ", \"max_inflight_messages\": 3");
+    sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     for (uint16_t pid = 1; pid <= 3; pid++)
         sm_publish(pub, "w/t", "x", 2, pid);
     for (uint16_t pid = 1; pid <= 3; pid++) {
@@ -188,7 +184,7 @@ static void incoming_receive_maximum_exceeded(void **state)
     const mqtt_packet *d = sm_expect(pub, MQTT_DISCONNECT);
     assert_int_equal(d->u.disconnect.reason, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED);
     sm_expect_closed(pub);
-    sm_stop(&b);
+    sm_stop(b);
 }
 
 /* More than 65535 messages through a window of 16 while the first one is
@@ -200,11 +196,10 @@ static void incoming_receive_maximum_exceeded(void **state)
 static void ids_wrap_past_65535(void **state)
 {
     (void)state;
-    sm_broker b;
-    sm_start(&b, SM_NONE ", \"max_inflight_messages\": 16,"
+    sm_broker *b = sm_start(SM_NONE ", \"max_inflight_messages\": 16,"
                  " \"max_queued_messages\": 1000");
-    sm_client *sub = subscriber(&b, "sub", (sm_conn_opts){0}, "w/t");
-    sm_client *pub = sm_connect(&b, "pub", (sm_conn_opts){0});
+    sm_client *sub = subscriber(b, "sub", (sm_conn_opts){0}, "w/t");
+    sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     uint8_t *out = calloc(65536, 1); /* ids in flight at the subscriber */
     assert_non_null(out);
     uint64_t deadline = sm_ms() + 110000; /* ctest's limit is 120 s */
@@ -221,7 +216,7 @@ static void ids_wrap_past_65535(void **state)
             sm_publish(pub, "w/t", payload, 1, (uint16_t)(sent % 65535 + 1));
             sent++;
         }
-        sm_round(&b);
+        sm_round(b);
         const mqtt_packet *p;
         while ((p = sm_take(pub)) != NULL) {
             assert_int_equal(p->type, MQTT_PUBACK);
@@ -257,16 +252,16 @@ static void ids_wrap_past_65535(void **state)
     }
     assert_int_equal(wraps, 1);
     assert_int_equal(held, 1);
-    sm_settle(&b);
+    sm_settle(b);
     assert_int_equal(acked_by_broker, WRAP_TOTAL);
-    session *s = sm_session(&b, "sub");
+    session *s = sm_session(b, "sub");
     assert_int_equal(s->inflight.count, 1);
     sm_ack(sub, MQTT_PUBACK, held, 0);
-    sm_settle(&b);
+    sm_settle(b);
     assert_int_equal(s->inflight.count, 0);
-    assert_int_equal(b.srv.stats.msgs_dropped, 0);
+    assert_int_equal(b->srv.stats.msgs_dropped, 0);
     free(out);
-    sm_stop(&b);
+    sm_stop(b);
 }
 
 int main(void)
