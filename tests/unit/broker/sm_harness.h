@@ -627,6 +627,30 @@ static inline uint8_t sm_subscribe(sm_client *cl, const char *filter,
     return sm_subscribe_o(cl, filter, (mqtt_sub_opts){.qos = qos}, 0);
 }
 
+/* UNSUBSCRIBE one filter; returns the UNSUBACK's code (v5; 3.1.1 has
+ * none: 0). */
+static inline uint8_t sm_unsubscribe(sm_client *cl, const char *filter)
+{
+    static uint16_t last_pid;
+    if (++last_pid == 0)
+        last_pid = 1;
+    uint8_t entries[512];
+    mqtt_str f = mqtt_str_from(filter, strlen(filter));
+    int n = mqtt_unsub_encode_entries(&f, 1, entries, sizeof(entries));
+    assert_true(n > 0);
+    mqtt_packet p = {.type = MQTT_UNSUBSCRIBE};
+    p.u.unsubscribe.packet_id = last_pid;
+    p.u.unsubscribe.entries = (mqtt_bytes){entries, (uint32_t)n};
+    p.u.unsubscribe.count = 1;
+    sm_send(cl, &p);
+    const mqtt_packet *a = sm_expect(cl, MQTT_UNSUBACK);
+    assert_int_equal(a->u.unsuback.packet_id, last_pid);
+    if (cl->version != MQTT_V5)
+        return 0;
+    assert_int_equal(a->u.unsuback.count, 1);
+    return a->u.unsuback.codes[0];
+}
+
 /* A PUBLISH as the client received it, copied out of the packet. */
 typedef struct sm_msg {
     uint8_t qos;
