@@ -13,25 +13,34 @@
  * Header only, static functions: each test_*.c is its own executable.
  * Include it first (it includes cmocka with its prerequisites).
  *
- * Ownership: sm_start allocates the sm_broker, which owns its server, loop,
- * clients and temporary store directory until sm_stop frees it all. A client is owned by its broker: sm_close /
- * sm_stop free it. A packet returned by sm_expect / sm_take is owned by its
- * client and valid until the next sm_expect / sm_take on that client.
+ * Ownership: sm_start allocates the sm_broker, which owns its server,
+ * loop, clients and temporary store directory until sm_stop frees it all.
+ * A client is owned by its broker: sm_close / sm_stop free it. A packet
+ * returned by sm_expect / sm_take is owned by its client and valid until
+ * the next sm_expect / sm_take on that client.
+ *
+ * What "idle" means reads the server's internals (flush and ack lists,
+ * commits in flight, sessions waiting for a store read, writes in flight:
+ * sm_idle), in one place, for when struct server is split.
  */
 #ifndef IMQTT_SM_HARNESS_H
 #define IMQTT_SM_HARNESS_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* nftw's FTW_DEPTH / FTW_PHYS */
+#endif
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the four above, which it needs */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/sockios.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +49,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/sockios.h>
 
 #include "config.h"
 #include "conn.h"
@@ -101,9 +109,9 @@ struct sm_broker {
     server srv;
     listener lst;
     bool running;
-    char tmp[64];   /* temporary directory ("": none made yet) */
-    char dir[96];   /* the store directory inside it */
-    char *config;   /* owned: the JSON text, for sm_restart */
+    char tmp[64]; /* temporary directory ("": none made yet) */
+    char dir[96]; /* the store directory inside it */
+    char *config; /* owned: the JSON text, for sm_restart */
     sm_client *clients[SM_MAX_CLIENTS];
 };
 
@@ -233,8 +241,8 @@ static inline int sm_unread(const sm_client *cl)
 static inline bool sm_idle(sm_broker *b)
 {
     server *srv = &b->srv;
-    if (srv->flush_head || srv->ack_head || srv->commits_n ||
-        srv->wait_head || store_pending(srv->store))
+    if (srv->flush_head || srv->ack_head || srv->commits_n || srv->wait_head ||
+        store_pending(srv->store))
         return false;
     for (conn *c = srv->conns; c; c = c->next)
         if (c->writes_in_flight)
@@ -339,8 +347,8 @@ static inline sm_broker *sm_start(const char *members)
         assert_non_null(mkdtemp(b->tmp));
         sm_track(b, true);
         snprintf(b->dir, sizeof(b->dir), "%s/data", b->tmp);
-        snprintf(b->config, len, "{" SM_BASE ", %.*s%s%s}",
-                 (int)(at - members), members, b->dir, at + 4);
+        snprintf(b->config, len, "{" SM_BASE ", %.*s%s%s}", (int)(at - members),
+                 members, b->dir, at + 4);
     } else {
         snprintf(b->config, len, "{" SM_BASE ", %s}", members);
     }
@@ -611,7 +619,8 @@ static inline void sm_publish_o(sm_client *cl, const char *topic,
     m->retain = o.retain;
     m->dup = o.dup;
     m->topic = mqtt_str_from(topic, strlen(topic));
-    m->payload = (mqtt_bytes){(const uint8_t *)payload, (uint32_t)strlen(payload)};
+    m->payload =
+        (mqtt_bytes){(const uint8_t *)payload, (uint32_t)strlen(payload)};
     if (o.expiry && cl->version == MQTT_V5) {
         mqtt_props_set(&m->props, MQTT_PROP_MESSAGE_EXPIRY);
         m->props.message_expiry = o.expiry;
@@ -635,8 +644,8 @@ static inline uint8_t sm_subscribe_o(sm_client *cl, const char *filter,
         last_pid = 1;
     uint8_t entries[512];
     mqtt_sub_entry e = {mqtt_str_from(filter, strlen(filter)), o};
-    int n = mqtt_sub_encode_entries(&e, 1, cl->version, entries,
-                                    sizeof(entries));
+    int n =
+        mqtt_sub_encode_entries(&e, 1, cl->version, entries, sizeof(entries));
     assert_true(n > 0);
     mqtt_packet p = {.type = MQTT_SUBSCRIBE};
     p.u.subscribe.packet_id = last_pid;
@@ -701,15 +710,13 @@ typedef struct sm_msg {
 static inline sm_msg sm_msg_of(const mqtt_packet *p)
 {
     const mqtt_publish *m = &p->u.publish;
-    sm_msg r = {.qos = m->qos,
-                .dup = m->dup,
-                .retain = m->retain,
-                .pid = m->packet_id};
+    sm_msg r = {
+        .qos = m->qos, .dup = m->dup, .retain = m->retain, .pid = m->packet_id};
     assert_true(m->topic.len < sizeof(r.topic));
     memcpy(r.topic, m->topic.ptr, m->topic.len);
     r.payload_len = m->payload.len;
     uint32_t n = m->payload.len < sizeof(r.payload) - 1 ? m->payload.len
-                                                         : sizeof(r.payload) - 1;
+                                                        : sizeof(r.payload) - 1;
     if (n)
         memcpy(r.payload, m->payload.ptr, n);
     uint32_t pos = 0, id;

@@ -16,10 +16,10 @@
 
 /* 3,000-byte payloads (one LMDB overflow page each) fill the 7/8 of
  * 256 KiB that live data may use within a few dozen messages. */
-#define CFG                                                                 \
-    SM_PROCESS ", \"map_size\": 65536, \"max_size\": 262144},"             \
+#define CFG                                                    \
+    SM_PROCESS ", \"map_size\": 65536, \"max_size\": 262144}," \
                " \"max_queued_messages\": 100000"
-#define PAYLOAD 3000
+#define PAYLOAD  3000
 #define MAX_MSGS 1000 /* far more than fit */
 
 static char *payload_of(unsigned seq)

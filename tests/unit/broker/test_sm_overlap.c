@@ -43,7 +43,8 @@ static void publish(sm_client *pub, const char *topic, const char *payload,
     static uint16_t pid;
     if (++pid == 0)
         pid = 1;
-    sm_publish_o(pub, topic, payload, qos, pid, (sm_pub_opts){.retain = retain});
+    sm_publish_o(pub, topic, payload, qos, pid,
+                 (sm_pub_opts){.retain = retain});
     if (qos == 1) {
         sm_expect(pub, MQTT_PUBACK);
     } else if (qos == 2) {
@@ -215,9 +216,13 @@ static void retain_handling(void **state)
     sm_client *s = sm_connect(b, "s", (sm_conn_opts){0});
     for (int rh = 0; rh <= 2; rh++) {
         char filter[16];
-        snprintf(filter, sizeof(filter), "h/%s", rh == 0 ? "t" : rh == 1 ? "+" : "#");
+        snprintf(filter, sizeof(filter), "h/%s",
+                 rh == 0   ? "t"
+                 : rh == 1 ? "+"
+                           : "#");
         for (int again = 0; again < 2; again++) {
-            assert_int_equal(sub_o(s, filter, 1, 0, false, false, (uint8_t)rh), 1);
+            assert_int_equal(sub_o(s, filter, 1, 0, false, false, (uint8_t)rh),
+                             1);
             sm_settle(b);
             bool want = rh == 0 || (rh == 1 && !again);
             if (!want) {

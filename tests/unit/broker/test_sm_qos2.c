@@ -14,7 +14,7 @@
  * Tests that involve sessions run with durability none and process. */
 #include "sm_harness.h"
 
-#define NONE_STORE SM_NONE
+#define NONE_STORE    SM_NONE
 #define PROCESS_STORE SM_PROCESS "}"
 
 static sm_broker *start(void **state, const char *more)
@@ -265,12 +265,13 @@ static void reconnect_resends_pubrel_not_publish(void **state)
     sm_stop(b);
 }
 
-#define BOTH(fn)                                                           \
-    {.name = #fn "/none", .test_func = fn,                                 \
-     .initial_state = (void *)NONE_STORE},                                 \
-    {                                                                      \
-        .name = #fn "/process", .test_func = fn,                           \
-        .initial_state = (void *)PROCESS_STORE                             \
+#define BOTH(fn)                                 \
+    {.name = #fn "/none",                        \
+     .test_func = fn,                            \
+     .initial_state = (void *)NONE_STORE},       \
+    {                                            \
+        .name = #fn "/process", .test_func = fn, \
+        .initial_state = (void *)PROCESS_STORE   \
     }
 
 int main(void)

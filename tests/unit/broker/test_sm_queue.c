@@ -10,7 +10,7 @@
  * memory) and "process" (a persistent session's queue is in LMDB). */
 #include "sm_harness.h"
 
-#define NONE_STORE SM_NONE
+#define NONE_STORE    SM_NONE
 #define PROCESS_STORE SM_PROCESS "}"
 
 static sm_broker *start(void **state, const char *limits)
@@ -72,7 +72,8 @@ static void receive_in_order(sm_broker *b, sm_client *s,
  * 3, the other 5 dropped (cause queue_full); then m0..m4 in order. */
 static void count_limit_online(void **state)
 {
-    sm_broker *b = start(state, "\"max_inflight_messages\": 2, \"max_queued_messages\": 3");
+    sm_broker *b = start(
+        state, "\"max_inflight_messages\": 2, \"max_queued_messages\": 3");
     sm_client *sub = subscriber(b, "sub", "q/t");
     sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     publish_all(pub, "q/t", TEN, 10);
@@ -89,7 +90,8 @@ static void count_limit_online(void **state)
  * queue. 3 kept, 7 dropped; on resume the 3 in order. */
 static void count_limit_offline(void **state)
 {
-    sm_broker *b = start(state, "\"max_inflight_messages\": 2, \"max_queued_messages\": 3");
+    sm_broker *b = start(
+        state, "\"max_inflight_messages\": 2, \"max_queued_messages\": 3");
     sm_disconnect(subscriber(b, "sub", "q/t"));
     sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     publish_all(pub, "q/t", TEN, 10);
@@ -111,7 +113,8 @@ static const char *const TENB[6] = {"b0-456789", "b1-456789", "b2-456789",
  * window's own messages do not count. */
 static void bytes_limit_online(void **state)
 {
-    sm_broker *b = start(state, "\"max_inflight_messages\": 2, \"max_queued_bytes\": 25");
+    sm_broker *b =
+        start(state, "\"max_inflight_messages\": 2, \"max_queued_bytes\": 25");
     sm_client *sub = subscriber(b, "sub", "q/t");
     sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     publish_all(pub, "q/t", TENB, 6);
@@ -125,7 +128,8 @@ static void bytes_limit_online(void **state)
 
 static void bytes_limit_offline(void **state)
 {
-    sm_broker *b = start(state, "\"max_inflight_messages\": 2, \"max_queued_bytes\": 25");
+    sm_broker *b =
+        start(state, "\"max_inflight_messages\": 2, \"max_queued_bytes\": 25");
     sm_disconnect(subscriber(b, "sub", "q/t"));
     sm_client *pub = sm_connect(b, "pub", (sm_conn_opts){0});
     publish_all(pub, "q/t", TENB, 6);
@@ -242,12 +246,13 @@ static void expiry_drops_behind_full_window(void **state)
 }
 
 /* Each test with durability none, then process, named accordingly. */
-#define BOTH(fn)                                                           \
-    {.name = #fn "/none", .test_func = fn,                                 \
-     .initial_state = (void *)NONE_STORE},                                 \
-    {                                                                      \
-        .name = #fn "/process", .test_func = fn,                           \
-        .initial_state = (void *)PROCESS_STORE                             \
+#define BOTH(fn)                                 \
+    {.name = #fn "/none",                        \
+     .test_func = fn,                            \
+     .initial_state = (void *)NONE_STORE},       \
+    {                                            \
+        .name = #fn "/process", .test_func = fn, \
+        .initial_state = (void *)PROCESS_STORE   \
     }
 
 int main(void)

@@ -13,8 +13,8 @@
 #include "sm_harness.h"
 
 #define LIMITS "\"max_inflight_messages\": 8"
-#define CFG SM_NONE ", " LIMITS
-#define SHARE "$share/g/s/t"
+#define CFG    SM_NONE ", " LIMITS
+#define SHARE  "$share/g/s/t"
 
 typedef struct variant {
     const char *config;
@@ -212,12 +212,13 @@ static void no_local_on_share_refused(void **state)
     sm_stop(b);
 }
 
-#define BOTH(fn)                                                           \
-    {.name = #fn "/memory", .test_func = fn,                               \
-     .initial_state = (void *)&MEMORY},                                    \
-    {                                                                      \
-        .name = #fn "/durable", .test_func = fn,                           \
-        .initial_state = (void *)&DURABLE                                  \
+#define BOTH(fn)                                 \
+    {.name = #fn "/memory",                      \
+     .test_func = fn,                            \
+     .initial_state = (void *)&MEMORY},          \
+    {                                            \
+        .name = #fn "/durable", .test_func = fn, \
+        .initial_state = (void *)&DURABLE        \
     }
 
 int main(void)

@@ -202,7 +202,8 @@ static void ids_wrap_past_65535(void **state)
 {
     bool durable = *state != NULL;
     char cfg[256];
-    snprintf(cfg, sizeof(cfg), "%s, \"max_inflight_messages\": 16,"
+    snprintf(cfg, sizeof(cfg),
+             "%s, \"max_inflight_messages\": 16,"
              " \"max_queued_messages\": 1000",
              durable ? SM_PROCESS "}" : SM_NONE);
     sm_broker *b = sm_start(cfg);
