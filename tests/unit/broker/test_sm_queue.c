@@ -209,7 +209,8 @@ static void expiry_drops_from_offline_queue(void **state)
     sm_msg m = sm_expect_publish(sub);
     assert_string_equal(m.payload, "long");
     assert_true(m.has_expiry);
-    assert_in_range(m.expiry, 57, 59);
+    /* What is left of the 60 s (less than 60; generous for a loaded box). */
+    assert_in_range(m.expiry, 30, 59);
     sm_ack(sub, MQTT_PUBACK, m.pid, 0);
     m = sm_expect_publish(sub);
     assert_string_equal(m.payload, "none");
