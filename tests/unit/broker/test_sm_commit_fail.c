@@ -304,7 +304,8 @@ static void v5_qos2_refused_id_not_held(void **state)
  * the store then refuses, every later QoS 1/2 publication is refused
  * before it reaches a batch, no commit happens, and the refusal lasts
  * until some unrelated write commits (here: 5 more publications over 2 s
- * all refused, the commit count unchanged). Reported to the lead; not
+ * all refused, the commit count unchanged). One small commit in between
+ * and the same publication succeeds. Reported to the lead; not
  * weakened. */
 static void room_usable_right_after_one_commit(void **state)
 {
