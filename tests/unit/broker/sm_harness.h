@@ -241,10 +241,11 @@ static inline int sm_unread(const sm_client *cl)
 static inline bool sm_idle(sm_broker *b)
 {
     server *srv = &b->srv;
-    if (srv->flush_head || srv->ack_head || srv->commits_n || srv->wait_head ||
+    worker *w = &srv->workers[0];
+    if (w->flush_head || w->ack_head || w->commits_n || srv->wait_head ||
         store_pending(srv->store))
         return false;
-    for (conn *c = srv->conns; c; c = c->next)
+    for (conn *c = w->conns; c; c = c->next)
         if (c->writes_in_flight)
             return false;
     for (int i = 0; i < SM_MAX_CLIENTS; i++)
@@ -324,6 +325,7 @@ static inline void sm_boot(sm_broker *b)
     b->srv.cfg.listener_count = nl;
     memset(&b->lst, 0, sizeof(b->lst));
     b->lst.srv = &b->srv;
+    b->lst.w = &b->srv.workers[0];
     b->lst.cfg = &b->srv.cfg.listeners[0];
     b->running = true;
 }
@@ -367,9 +369,9 @@ static inline void sm_halt(sm_broker *b)
         if (b->clients[i])
             sm_close(b->clients[i]);
     uint64_t deadline = sm_ms() + SM_WAIT_MS;
-    while (b->srv.conns_alive > 0 || !sm_idle(b)) {
+    while (b->srv.workers[0].conns_alive > 0 || !sm_idle(b)) {
         if (sm_ms() > deadline)
-            fail_msg("%u connections still alive", b->srv.conns_alive);
+            fail_msg("%u connections still alive", b->srv.workers[0].conns_alive);
         sm_round(b);
         usleep(100);
     }
