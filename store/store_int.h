@@ -102,6 +102,7 @@ struct store {
     size_t nnew, new_cap;
     uint8_t *carry; /* deletes of failed batches, retried */
     size_t carry_len, carry_cap;
+    uint64_t ticks; /* store thread: transactions made by tick() */
 
     void (*notify)(void *arg);
     void *notify_arg;

@@ -304,11 +304,44 @@ static bool space_error(int rc)
            rc == EIO || rc == EDQUOT || rc == EFBIG;
 }
 
+/* LMDB reuses the pages a transaction freed only two transactions later
+ * (a reader may still see the snapshot before it). After consumers'
+ * deletes free room, the next put would find the map full although the
+ * room is there: one small transaction of its own moves the freed pages
+ * within reach. Its write (the meta key "tick") is a few bytes in a page
+ * the reserve above always has room for. */
+static int tick(store *s)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    static const char key[] = "tick";
+    uint8_t val[8];
+    store_be64(val, ++s->ticks);
+    MDB_val k = {sizeof(key) - 1, (void *)key}, v = {sizeof(val), val};
+    rc = mdb_put(txn, s->db[DB_META], &k, &v, 0);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
 static int commit_batches(store *s, batch *list)
 {
     int rc;
-    while ((rc = commit_list(s, list, false)) == MDB_MAP_FULL && grow_map(s))
-        ;
+    bool ticked = false;
+    for (;;) {
+        rc = commit_list(s, list, false);
+        if (rc == MDB_MAP_FULL && grow_map(s))
+            continue;
+        if (rc == MDB_MAP_FULL && !ticked && tick(s) == 0) {
+            ticked = true;
+            continue;
+        }
+        break;
+    }
     if (rc == 0) {
         if (atomic_exchange(&s->refusing, false))
             store_log("info", "space available again: accepting QoS 1/2 "
