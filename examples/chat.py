@@ -3,6 +3,8 @@
 
     chat.py --host 127.0.0.1 --port 1883 --user alice --device phone --token TOKEN
     chat.py --user alice --device phone --secret SECRET --groups friends   # mints its own token
+    chat.py --config examples/im.json --user alice --device phone --groups friends
+                          # port and secret from the broker's config (local demo)
 
 Type:
     @bob hello        send "hello" to bob        (publishes to p2p/talk/bob)
@@ -67,6 +69,34 @@ def token_claims(token):
         return json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
     except (IndexError, ValueError):
         return {}
+
+
+def from_config(path):
+    """(host, port, secret) of a broker config's first IM listener, for a
+    local demo: only who can read the broker's config can do this."""
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit("chat.py: --config %s: %s" % (path, e))
+    lst = [l for l in cfg.get("listeners", []) if l.get("im")]
+    if not lst:
+        raise SystemExit("chat.py: --config %s: no listener with \"im\": true" % path)
+    jwt = cfg.get("auth", {}).get("jwt", {})
+    if not jwt.get("alg", "HS256").startswith("HS"):
+        raise SystemExit("chat.py: --config %s: the broker checks %s tokens, which need a "
+                         "private key: pass --token" % (path, jwt["alg"]))
+    secret = jwt.get("secret")
+    if secret is None and jwt.get("secret_file"):
+        with open(jwt["secret_file"]) as f:
+            secret = f.read()
+        secret = secret[:-1] if secret.endswith("\n") else secret
+    if not secret:
+        raise SystemExit("chat.py: --config %s: no auth.jwt.secret to mint a token with" % path)
+    host = lst[0].get("bind", "127.0.0.1")
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return host, lst[0].get("port", 1883), secret
 
 
 class Client(mqtt.Client):
@@ -256,13 +286,15 @@ class Chat:
 
 def main():
     ap = argparse.ArgumentParser(description="imqtt example chat client (MQTT 5)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--host", default=None, help="default 127.0.0.1, or --config's listener")
+    ap.add_argument("--port", type=int, default=None, help="default 1883, or --config's listener")
     ap.add_argument("--user", required=True)
     ap.add_argument("--device", required=True)
     key = ap.add_mutually_exclusive_group(required=True)
     key.add_argument("--token", help="a JWT for --user (e.g. from `imqtt token`)")
     key.add_argument("--secret", help="the broker's HS256 secret: mint a token here (local use)")
+    key.add_argument("--config", help="a broker config (e.g. examples/im.json): connect to its "
+                     "first IM listener with a token minted from its secret (local use)")
     ap.add_argument("--groups", type=lambda s: [g for g in s.split(",") if g], default=None,
                     help="groups to join, comma-separated (default: the token's groups claim)")
     ap.add_argument("--ttl", type=int, default=3600, help="lifetime of a minted token, seconds")
@@ -277,6 +309,11 @@ def main():
     if args.secret is not None and not args.secret:
         ap.error("--secret is empty: is the variable you passed (e.g. $SECRET) set in this "
                  "terminal?")
+    host, port = "127.0.0.1", 1883
+    if args.config:
+        host, port, args.secret = from_config(args.config)
+    args.host = args.host or host
+    args.port = args.port or port
     Chat(args).run()
 
 
