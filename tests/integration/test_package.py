@@ -179,6 +179,14 @@ def test_install_run_remove(deb, tmp_path):
         sub = run("mosquitto_sub", "-h", "127.0.0.1", "-p", str(mqtt_port), "-t", "pkg/t",
                   "-C", "1", "-W", "10", timeout=15 * SLOW)
         assert sub.stdout.strip() == "installed"
+        # the unit's ExecReload, as systemd runs it (MAINPID in the environment)
+        reload = shlex.split(unit_value(unit, "ExecReload")[0])
+        assert os.access(reload[0], os.X_OK), reload
+        run(*reload, env=dict(os.environ, MAINPID=str(p.pid)))
+        deadline = time.monotonic() + 10 * SLOW
+        while "configuration reloaded" not in (tmp_path / "broker.log").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "broker.log").read_text()
+            time.sleep(0.05)
         p.send_signal(signal.SIGTERM)
         assert p.wait(15 * SLOW) == 0
     finally:
