@@ -343,6 +343,43 @@ def test_image_root_owned_cert_dir(image, containers, tmp_path):
     assert "/etc/imqtt/certs is not writable by uid 1883" in logs, logs
 
 
+def test_image_compose_volumes(image, containers):
+    """docker-compose.yml's mounts (no compose here, so docker run with the
+    same ones): the config read-only and a new named volume for the
+    certificates, which Docker fills from the image, owned by uid 1883, so
+    the self-signed pair can be written and the container becomes
+    healthy."""
+    text = open(os.path.join(SOURCE_DIR, "docker-compose.yml")).read()
+    # (no YAML parser in the test toolchain: the file's mount lines)
+    mounts = re.findall(r"^      - ([^\s#\"]+:/[^\s#\"]+)\s*$", text, re.M)
+    named = re.findall(r"^  ([\w-]+):\s*$", text.split("\nvolumes:\n")[-1], re.M)
+    assert len(mounts) == 3, mounts
+    vol = "imqtt-test-certs-%s" % uuid.uuid4().hex[:8]
+    args = ["run", "-d", "--health-interval", "1s"]
+    for m in mounts:
+        src, dst = m.split(":", 2)[:2]
+        if src.startswith("./"):
+            args += ["-v", "%s:%s:ro" % (os.path.join(SOURCE_DIR, src[2:]), dst)]
+        elif dst == "/etc/imqtt/certs":
+            assert src in named, "certificates in a named volume"
+            args += ["-v", "%s:%s" % (vol, dst)]
+    name = containers()
+    try:
+        docker(*(args[:2] + ["--name", name] + args[2:] + [image]))
+        deadline = time.monotonic() + 60
+        while True:
+            state = json.loads(docker("inspect", "-f", "{{json .State}}", name).stdout)
+            if state.get("Health", {}).get("Status") == "healthy":
+                break
+            assert state["Running"] and time.monotonic() < deadline, \
+                (state, docker("logs", name, check=False).stderr)
+            time.sleep(0.5)
+        assert "making a self-signed one" in docker("logs", name).stderr
+    finally:
+        docker("rm", "-f", "-v", name, check=False)
+        docker("volume", "rm", vol, check=False)
+
+
 SYSTEMD_DOCKERFILE = """FROM %s
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
         systemd systemd-sysv mosquitto-clients && rm -rf /var/lib/apt/lists/*
