@@ -57,10 +57,15 @@ install(CODE "
   set(IMQTT_SYSCONFDIR \"\${etc}\")
   set(IMQTT_BINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
   set(IMQTT_LIBEXECDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBEXECDIR}\")
-  configure_file(\"${CMAKE_CURRENT_SOURCE_DIR}/packaging/imqtt.service.in\"
-                 \"${CMAKE_CURRENT_BINARY_DIR}/packaging/imqtt.service\" @ONLY)
-  file(INSTALL \"${CMAKE_CURRENT_BINARY_DIR}/packaging/imqtt.service\"
+  # A name of its own per destination: two cpack runs on one tree (the
+  # tests do that, each with its own staging DESTDIR) must not write the
+  # same file.
+  string(MD5 tag \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}\")
+  set(unit \"${CMAKE_CURRENT_BINARY_DIR}/packaging/\${tag}/imqtt.service\")
+  configure_file(\"${CMAKE_CURRENT_SOURCE_DIR}/packaging/imqtt.service.in\" \"\${unit}\" @ONLY)
+  file(INSTALL \"\${unit}\"
        DESTINATION \"\${unitdir}\" FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+  file(REMOVE_RECURSE \"${CMAKE_CURRENT_BINARY_DIR}/packaging/\${tag}\")
   file(INSTALL \"${CMAKE_CURRENT_SOURCE_DIR}/packaging/imqtt.json\"
        DESTINATION \"\${etc}/imqtt\" FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 ")
@@ -82,7 +87,6 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/imqtt/imqtt")
 # Library dependencies from dpkg-shlibdeps (libuv1, libmbedtls14, ...);
 # the healthcheck (ExecStartPost) is bash, the maintainer scripts use
 # useradd (passwd).
