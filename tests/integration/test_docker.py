@@ -423,6 +423,14 @@ def test_deb_under_systemd(base, containers, tmp_path):
                         docker("logs", name, check=False).stdout[-1500:])
         time.sleep(0.5)
     journal = "journalctl -u imqtt --no-pager -o cat"
+    cache = open(os.path.join(BUILD_DIR, "CMakeCache.txt")).read()
+    if re.search(r"^CMAKE_BUILD_TYPE:\w+=Sanitize$", cache, re.M):
+        # An ASan build packaged: LeakSanitizer stops the world with ptrace,
+        # which the unit's system-call filter forbids, and would turn every
+        # clean stop into exit 1. Leaks are the rest of the suite's job.
+        sh("mkdir -p /etc/systemd/system/imqtt.service.d && printf '[Service]\\n"
+           "Environment=ASAN_OPTIONS=detect_leaks=0\\n' "
+           "> /etc/systemd/system/imqtt.service.d/asan.conf && systemctl daemon-reload")
     r = sh("systemctl enable --now imqtt", check=False)
     assert r.returncode == 0, r.stderr + sh(journal, check=False).stdout
     # the main process runs as imqtt (no ps in the image: /proc)
