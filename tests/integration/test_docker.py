@@ -10,8 +10,9 @@ dockerd, or one this test starts (root, dockerd installed) and stops.
 Base images cannot be pulled on these machines, so when no
 debian:bookworm-slim image exists one is made with debootstrap and
 `docker import` and kept: later runs reuse it, and Docker's layer cache
-keeps the Dockerfile's apt layers. Measured here: debootstrap 26 s, a
-first image build 81 s, a rebuild after a source change well under that.
+keeps the Dockerfile's apt layers. Measured on the 2-core CI machine
+from nothing: debootstrap + import 31-72 s, image build 78-92 s, the
+whole file 3 min 41 s; about a minute once images are cached.
 Every skip says why (ctest runs pytest with -rs)."""
 import json
 import os
