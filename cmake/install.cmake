@@ -14,16 +14,17 @@
 # with, which is why the paths below are chosen at install time.
 include(GNUInstallDirs)
 
-# Man pages, compressed as Debian wants them (gzip -n: no timestamp, so
-# the package is reproducible).
+# Man pages: the version filled in (@PROJECT_VERSION@ in .TH), then
+# compressed as Debian wants them (gzip -n: no timestamp, so the package
+# is reproducible).
 set(IMQTT_MAN_PAGES imqtt.1 imqtt-bench.1 imqtt.json.5)
 find_program(GZIP_EXECUTABLE gzip REQUIRED)
 set(imqtt_man_outputs "")
 foreach(page ${IMQTT_MAN_PAGES})
-  set(src ${CMAKE_CURRENT_SOURCE_DIR}/docs/man/${page})
-  set(out ${CMAKE_CURRENT_BINARY_DIR}/man/${page}.gz)
+  set(src ${CMAKE_CURRENT_BINARY_DIR}/man/${page})
+  configure_file(${CMAKE_CURRENT_SOURCE_DIR}/docs/man/${page} ${src} @ONLY)
+  set(out ${src}.gz)
   add_custom_command(OUTPUT ${out}
-    COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/man
     COMMAND ${GZIP_EXECUTABLE} -9 -n -c ${src} > ${out}
     DEPENDS ${src} VERBATIM)
   list(APPEND imqtt_man_outputs ${out})
