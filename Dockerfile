@@ -10,6 +10,10 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+# cmake/install.cmake (included by CMakeLists.txt) and what its rules name
+COPY cmake cmake
+COPY packaging packaging
+COPY docs/man docs/man
 COPY proto proto
 COPY auth auth
 COPY store store

@@ -35,18 +35,37 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
     exec "$@"
 fi
 
+# Every failure below says what is wrong and how to fix it, then exits 78
+# (EX_CONFIG): `docker logs` shows why, instead of a silent restart loop.
+fail() {
+    echo "entrypoint: $*" >&2
+    exit 78
+}
+
 if [ ! -f "$CONFIG" ]; then
     echo "entrypoint: $CONFIG missing, using the example config" >&2
-    cp "$DEFAULT_CONFIG" "$CONFIG"
+    cp "$DEFAULT_CONFIG" "$CONFIG" ||
+        fail "cannot create $CONFIG (uid $(id -u)); mount a config file there"
 fi
 
 # A TLS listener needs a certificate before the broker starts; a fresh
 # container gets a self-signed one (mount real ones over $CERT_DIR).
 if [ ! -f "$CERT_DIR/server.crt" ] && grep -q "$CERT_DIR/server.crt" "$CONFIG"; then
+    if [ -f "$CERT_DIR/server.key" ]; then
+        fail "$CERT_DIR/server.key exists but $CERT_DIR/server.crt does not; add the certificate or remove the key"
+    fi
     echo "entrypoint: no certificate in $CERT_DIR, making a self-signed one" >&2
-    mkdir -p "$CERT_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
-        -keyout "$CERT_DIR/server.key" -out "$CERT_DIR/server.crt" 2>/dev/null
+    mkdir -p "$CERT_DIR" 2>/dev/null || true
+    if [ ! -d "$CERT_DIR" ] || [ ! -w "$CERT_DIR" ]; then
+        owner=$(stat -c '%u:%g %A' "$CERT_DIR" 2>/dev/null || echo "missing")
+        fail "cannot write the self-signed pair: $CERT_DIR is not writable by uid $(id -u) (it is $owner). A bind mount that Docker created is owned by root: put server.crt and server.key in it, or chown $(id -u) it on the host, or use a named volume (docker-compose.yml does)"
+    fi
+    if ! out=$(openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
+            -keyout "$CERT_DIR/server.key" -out "$CERT_DIR/server.crt" 2>&1); then
+        echo "$out" >&2
+        rm -f "$CERT_DIR/server.key" "$CERT_DIR/server.crt" 2>/dev/null || true
+        fail "openssl could not make the self-signed pair in $CERT_DIR (its error is above)"
+    fi
     chmod 600 "$CERT_DIR/server.key"
 fi
 

@@ -3,6 +3,8 @@
 
     chat.py --host 127.0.0.1 --port 1883 --user alice --device phone --token TOKEN
     chat.py --user alice --device phone --secret SECRET --groups friends   # mints its own token
+    chat.py --config examples/im.json --user alice --device phone --groups friends
+                          # port and secret from the broker's config (local demo)
 
 Type:
     @bob hello        send "hello" to bob        (publishes to p2p/talk/bob)
@@ -28,6 +30,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -35,6 +39,7 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCodes
 
 SESSION_EXPIRY = 7 * 24 * 3600  # keep this device's queue for a week offline
 
@@ -66,18 +71,64 @@ def token_claims(token):
         return {}
 
 
+def from_config(path):
+    """(host, port, secret) of a broker config's first IM listener, for a
+    local demo: only who can read the broker's config can do this."""
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit("chat.py: --config %s: %s" % (path, e))
+    lst = [l for l in cfg.get("listeners", []) if l.get("im")]
+    if not lst:
+        raise SystemExit("chat.py: --config %s: no listener with \"im\": true" % path)
+    jwt = cfg.get("auth", {}).get("jwt", {})
+    if not jwt.get("alg", "HS256").startswith("HS"):
+        raise SystemExit("chat.py: --config %s: the broker checks %s tokens, which need a "
+                         "private key: pass --token" % (path, jwt["alg"]))
+    secret = jwt.get("secret")
+    if secret is None and jwt.get("secret_file"):
+        with open(jwt["secret_file"]) as f:
+            secret = f.read()
+        secret = secret[:-1] if secret.endswith("\n") else secret
+    if not secret:
+        raise SystemExit("chat.py: --config %s: no auth.jwt.secret to mint a token with" % path)
+    host = lst[0].get("bind", "127.0.0.1")
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return host, lst[0].get("port", 1883), secret
+
+
+class Client(mqtt.Client):
+    """paho-mqtt 1.6 reads the reason code of a server's DISCONNECT only
+    when properties follow it (remaining length > 2), so a plain DISCONNECT
+    0x8E "session taken over" reaches on_disconnect as "connection lost"
+    (7) and the client reconnects at once, taking the session back: two
+    windows with the same user@device then kick each other once a second.
+    Read the code ourselves when paho would drop it."""
+
+    def _handle_disconnect(self):
+        pkt = self._in_packet.get("packet", b"")
+        if self._protocol == mqtt.MQTTv5 and 1 <= len(pkt) <= 2:
+            rc = ReasonCodes(PacketTypes.DISCONNECT, identifier=pkt[0])
+            self._loop_rc_handle(rc, None)
+            return mqtt.MQTT_ERR_SUCCESS
+        return super()._handle_disconnect()
+
+
 class Chat:
     def __init__(self, args):
         self.args = args
         self.user, self.device = args.user, args.device
         self.me = "%s@%s" % (self.user, self.device)
         self.token = args.token or mint_token(self.user, args.secret, args.ttl, args.groups)
+        self.failed = None          # why we stopped for good (exit status 1)
         claims = token_claims(self.token)
         self.groups = args.groups or claims.get("groups", [])
         self.presence = {}          # user -> sorted device list
         self.watching = set()       # users whose presence we subscribed
         self.lock = threading.Lock()
-        self.c = mqtt.Client(client_id=self.me, protocol=mqtt.MQTTv5)
+        self.c = Client(client_id=self.me, protocol=mqtt.MQTTv5)
         self.c.username_pw_set(self.user, self.token)
         self.c.on_connect = self.on_connect
         self.c.on_disconnect = self.on_disconnect
@@ -103,7 +154,7 @@ class Chat:
             self.say("! refused: %s (0x%02x)" % (rc, rc.value if hasattr(rc, "value") else rc))
             if getattr(rc, "value", rc) in (0x85, 0x86, 0x87):
                 self.say("! check --user/--device and the token (sub, exp, secret)")
-                c.disconnect()
+                self.stop(c, "refused by the broker")
             return
         resumed = flags.get("session present")
         self.say("* connected as %s%s; the inbox p2p/talk/%s is subscribed by the broker"
@@ -123,9 +174,24 @@ class Chat:
                 self.say("* token expired: minted a new one, reconnecting")
             else:
                 self.say("! token expired (DISCONNECT 0xA0): restart with a new --token")
-                c.disconnect()
+                self.stop(c, "token expired")
+        elif code == 0x8E:
+            # Reconnecting would take the session back from the newer
+            # client, which would then do the same: never retry this.
+            self.say("! session taken over (DISCONNECT 0x8E): another client connected as %s; "
+                     "this one stops without reconnecting. Each window needs its own "
+                     "--device (e.g. --device laptop)." % self.me)
+            self.stop(c, "session taken over")
         elif code != 0:
             self.say("* disconnected (%s), reconnecting" % rc)
+
+    def stop(self, c, why):
+        """Give up for good: no reconnect (disconnect() ends paho's retry
+        loop) and end the input loop, which may be blocked reading stdin,
+        so the process exits with status 1."""
+        self.failed = why
+        c.disconnect()
+        os.kill(os.getpid(), signal.SIGINT)
 
     def on_message(self, c, userdata, msg):
         text = msg.payload.decode("utf-8", "replace")
@@ -214,22 +280,41 @@ class Chat:
             pass
         self.c.disconnect()
         self.c.loop_stop()
+        if self.failed:
+            sys.exit(1)
 
 
 def main():
     ap = argparse.ArgumentParser(description="imqtt example chat client (MQTT 5)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--host", default=None, help="default 127.0.0.1, or --config's listener")
+    ap.add_argument("--port", type=int, default=None, help="default 1883, or --config's listener")
     ap.add_argument("--user", required=True)
     ap.add_argument("--device", required=True)
     key = ap.add_mutually_exclusive_group(required=True)
     key.add_argument("--token", help="a JWT for --user (e.g. from `imqtt token`)")
     key.add_argument("--secret", help="the broker's HS256 secret: mint a token here (local use)")
+    key.add_argument("--config", help="a broker config (e.g. examples/im.json): connect to its "
+                     "first IM listener with a token minted from its secret (local use)")
     ap.add_argument("--groups", type=lambda s: [g for g in s.split(",") if g], default=None,
                     help="groups to join, comma-separated (default: the token's groups claim)")
     ap.add_argument("--ttl", type=int, default=3600, help="lifetime of a minted token, seconds")
     ap.add_argument("--clean", action="store_true", help="no persistent session for this device")
-    Chat(ap.parse_args()).run()
+    args = ap.parse_args()
+    if args.token is not None and not args.token.strip():
+        # The usual cause: `--token "$ALICE"` in a terminal where ALICE was
+        # never set (each terminal has its own shell variables).
+        ap.error("--token is empty: is the variable you passed (e.g. $ALICE) set in this "
+                 "terminal? Mint one with `build/imqtt token --sub %s --secret SECRET`, or "
+                 "pass --secret SECRET to let chat.py mint it" % args.user)
+    if args.secret is not None and not args.secret:
+        ap.error("--secret is empty: is the variable you passed (e.g. $SECRET) set in this "
+                 "terminal?")
+    host, port = "127.0.0.1", 1883
+    if args.config:
+        host, port, args.secret = from_config(args.config)
+    args.host = args.host or host
+    args.port = args.port or port
+    Chat(args).run()
 
 
 if __name__ == "__main__":
