@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "handlers.h"
 #include "im.h"
+#include "im_msg.h"
 #include "log.h"
 #include "reason.h"
 #include "session.h"
@@ -187,7 +188,9 @@ int handle_connect(conn *c, const mqtt_connect *p)
         return rc > 0 ? 0 : rc;
     }
 
-    msg *will = p->will ? make_will(srv, p) : NULL;
+    msg *will = !p->will                      ? NULL
+                : ar.im && ar.im->im_listener ? im_will_new(srv, ar.im, p)
+                                              : make_will(srv, p);
     if (p->will && !will) {
         im_info_free(ar.im);
         return IMQTT_ENOMEM;

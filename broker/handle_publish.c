@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "handlers.h"
 #include "im.h"
+#include "im_msg.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -134,15 +135,11 @@ int handle_publish(conn *c, const mqtt_publish *p)
      * MQTT 5 receivers can trust who wrote it. */
     /* The stamp's buffers are only touched for IM senders: zeroing them
      * for every PUBLISH cost 5 % of the broker's instructions. */
-    static const mqtt_props empty = {0};
     const mqtt_props *props = c->version == MQTT_V5 ? &p->props : NULL;
     msg *m;
     if (s->im) {
-        im_stamp stamp = {0};
-        mqtt_props stamped = im_stamp_props(s, props ? props : &empty, &stamp);
-        m = msg_new(topic, &stamped, p->payload, p->qos, p->retain, expiry_at,
-                    ++srv->next_msg_id);
-        im_stamp_free(&stamp);
+        m = im_message_new(s, topic, props, p->payload, p->qos, p->retain,
+                           expiry_at);
     } else {
         m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
                     ++srv->next_msg_id);

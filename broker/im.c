@@ -274,6 +274,12 @@ void im_adjust_sub_opts(const session *s, mqtt_str filter, mqtt_sub_opts *o)
 mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
                           im_stamp *st)
 {
+    return im_stamp_props_of(from->im, in, st);
+}
+
+mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
+                             im_stamp *st)
+{
     mqtt_props out = *in;
     st->user = st->stack;
     st->n = 0;
@@ -289,8 +295,8 @@ mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
      * without any "from" of its own: receivers can trust it. */
     st->user[st->n++] =
         (mqtt_user_prop){MQTT_STR_LIT("from"),
-                         mqtt_str_from(from->im->id, from->im->user.len + 1 +
-                                                         from->im->device.len)};
+                         mqtt_str_from(im->id, im->user.len + 1 +
+                                                   im->device.len)};
     uint32_t pos = 0;
     mqtt_user_prop up;
     while (st->n < need && mqtt_props_next_user(in->raw, &pos, &up) == 1)

@@ -83,6 +83,9 @@ typedef struct im_stamp {
 } im_stamp;
 mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
                           im_stamp *scratch);
+/* The same for an identity (the Will, stamped at CONNECT). */
+mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
+                             im_stamp *scratch);
 void im_stamp_free(im_stamp *scratch);
 
 /* Multi-device sync: a message user@devA published to p2p/talk/{peer}

@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "im.h"
+#include "im_msg.h"
 #include "log.h"
 #include "persist.h"
 #include "reason.h"
@@ -550,7 +551,19 @@ void session_publish_will(session *s)
     log_debug("publishing the will of %s", s->client_id);
     if (persist_on(s) && !s->srv->stopping)
         persist_session(s); /* without the will: it is sent only once */
-    route_message(s->srv, w, NULL);
+    session *from = NULL;
+    if (s->im && s->im->im_listener) {
+        /* An IM device's will is one of its publications: checked,
+         * stamped, synced and logged like a PUBLISH (BAD_INPUTS row 22);
+         * `from` also keeps it from the device's own subscriptions. */
+        msg *n = im_will_publish(s, w);
+        msg_unref(w);
+        if (!n)
+            return;
+        w = n;
+        from = s;
+    }
+    route_message(s->srv, w, from);
     msg_unref(w);
 }
 
