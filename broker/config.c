@@ -125,12 +125,18 @@ static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
                       {"max_connections", NULL}, {"im", NULL},
                       {"auth", NULL},     {"clientid", NULL},
                       {"transport", NULL}, {"tls", NULL},
-                      {"ws_path", NULL}};
-    int rc = take_keys(x, v, path, k, 9);
+                      {"ws_path", NULL},  {"im_envelope", NULL}};
+    int rc = take_keys(x, v, path, k, 10);
     if (rc != 0)
         return rc;
     if ((rc = parse_listener_im(x, k + 3, path, l)) != 0)
         return rc;
+    if (k[9].val != NULL) {
+        char ep[PATH_MAX_LEN];
+        join(ep, path, "im_envelope");
+        if ((rc = get_bool(x, k[9].val, ep, &l->im_envelope)) != 0)
+            return rc;
+    }
     if ((rc = parse_listener_transport(x, k + 6, path, l)) != 0)
         return rc;
     char sub[PATH_MAX_LEN];
@@ -495,6 +501,11 @@ int config_defaults(imqtt_config *c)
         .deny_suback_reason = 0x87,
         .im_inbox_qos = 1,
         .im_presence = true,
+        .im_history = true,
+        .im_history_max_age_ms = 30ull * 86400 * 1000,
+        .im_history_max_bytes = 64ull << 20,
+        .im_history_max_messages = 1000000,
+        .im_history_page_max = 500,
         .log_level = LOG_INFO,
         .store_durability = STORE_PROCESS,
         .store_map_size = 64ull << 20,

@@ -58,6 +58,7 @@ typedef struct listener_config {
     enum listener_transport transport; /* default TRANSPORT_TCP */
     listener_tls_config tls;           /* transport tls and wss */
     char *ws_path; /* owned; ws and wss; NULL means "/mqtt" */
+    bool im_envelope; /* 3.1.1 receivers get the envelope (docs/im.md) */
 } listener_config;
 
 typedef struct imqtt_config {
@@ -95,6 +96,12 @@ typedef struct imqtt_config {
     bool im_presence;      /* publish p2p/presence/{user}; default true */
     char **im_admins;      /* owned; users who may use $SYS */
     uint32_t im_admin_count;
+    /* "im.history" (docs/im.md, History): the conversation log */
+    bool im_history;                  /* default true */
+    uint64_t im_history_max_age_ms;   /* 0: no limit; default 30 days */
+    uint64_t im_history_max_bytes;    /* per conversation; default 64 MiB */
+    uint64_t im_history_max_messages; /* per conversation; default 1e6 */
+    uint32_t im_history_page_max;     /* messages per page; default 500 */
 
     /* "store" object (docs/config.md, docs/store.md) */
     enum store_durability store_durability; /* default STORE_PROCESS */

@@ -187,6 +187,11 @@ int handle_connect(conn *c, const mqtt_connect *p)
         im_info_free(ar.im);
         return rc > 0 ? 0 : rc;
     }
+    /* 3.1.1 has no properties: who wrote it, its id and time can only
+     * travel in the payload, for devices that ask (docs/im.md). */
+    c->im_envelope = ar.im && ar.im->im_listener && p->version != MQTT_V5 &&
+                     (lc->im_envelope ||
+                      (ar.im->claims && jwtv_claims_envelope(ar.im->claims)));
 
     msg *will = !p->will                      ? NULL
                 : ar.im && ar.im->im_listener ? im_will_new(srv, ar.im, p)

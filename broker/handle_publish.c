@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "handlers.h"
 #include "im.h"
+#include "im_history.h"
 #include "im_msg.h"
 #include "log.h"
 #include "reason.h"
@@ -121,6 +122,22 @@ int handle_publish(conn *c, const mqtt_publish *p)
         return conn_send(c, &ack);
     }
 
+    if (im_history_is_request(s, topic)) {
+        /* Answered by the broker, never routed (docs/im.md, History). */
+        int rc = im_history_handle(c, p);
+        if (rc < 0 || p->qos == 0)
+            return rc;
+        if (p->qos == 1) {
+            mqtt_packet ack = {.type = MQTT_PUBACK};
+            ack.u.ack.packet_id = p->packet_id;
+            return conn_send(c, &ack);
+        }
+        if ((rc = session_qos2_add(s, p->packet_id)) < 0)
+            return rc;
+        c->inflight_in++;
+        return conn_send_after_commit(c, MQTT_PUBREC, p->packet_id, 0);
+    }
+
     if (!im_access(s, ACL_PUBLISH, topic)) {
         log_info("client %s: publish to %.*s denied", s->client_id,
                  (int)topic.len, (const char *)topic.ptr);
@@ -137,9 +154,10 @@ int handle_publish(conn *c, const mqtt_publish *p)
      * for every PUBLISH cost 5 % of the broker's instructions. */
     const mqtt_props *props = c->version == MQTT_V5 ? &p->props : NULL;
     msg *m;
+    bool logged = false;
     if (s->im) {
         m = im_message_new(s, topic, props, p->payload, p->qos, p->retain,
-                           expiry_at);
+                           expiry_at, &logged);
     } else {
         m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
                     ++srv->next_msg_id);
@@ -151,7 +169,7 @@ int handle_publish(conn *c, const mqtt_publish *p)
      * session or the retained store took it): only then has the PUBACK
      * anything to wait for. */
     bool recorded = store_durable(srv->store) &&
-                    m->store_gen == store_batch_gen(srv->store);
+                    (logged || m->store_gen == store_batch_gen(srv->store));
     msg_unref(m);
 
     if (p->qos == 1) {

@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "hmap.h"
+#include "im_log.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -256,6 +257,10 @@ bool im_may_receive(const session *s, mqtt_str topic)
 {
     if (s->im && has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)))
         return true; /* the inbox and the sync copies of one's own chats */
+    if (s->im && s->im->im_listener && has_prefix(topic, "$im/", 4))
+        return true; /* the broker's answers to this device: nobody else
+                        may publish under $, and nothing matches it but
+                        the broker's direct deliveries (im_history.c) */
     if (!s->im && acl_rule_count(s->srv->cfg.acl) == 0)
         return true; /* the default decides alike for every topic */
     return im_access(s, ACL_SUBSCRIBE, topic);
@@ -280,10 +285,24 @@ mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
 mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
                              im_stamp *st)
 {
+    return im_stamp_props_ex(im, in, NULL, 0, st);
+}
+
+/* The names the broker sets: a client's own are dropped. */
+static bool stamp_key(mqtt_str k)
+{
+    return str_eq(k, MQTT_STR_LIT("from")) || str_eq(k, MQTT_STR_LIT("id")) ||
+           str_eq(k, MQTT_STR_LIT("ts"));
+}
+
+mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
+                             const mqtt_user_prop *extra, uint32_t nextra,
+                             im_stamp *st)
+{
     mqtt_props out = *in;
     st->user = st->stack;
     st->n = 0;
-    uint32_t need = in->user_count + 1;
+    uint32_t need = in->user_count + 1 + nextra;
     if (need > sizeof(st->stack) / sizeof(st->stack[0])) {
         st->user = malloc(need * sizeof(*st->user));
         if (!st->user) {
@@ -297,10 +316,12 @@ mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
         (mqtt_user_prop){MQTT_STR_LIT("from"),
                          mqtt_str_from(im->id, im->user.len + 1 +
                                                    im->device.len)};
+    for (uint32_t i = 0; i < nextra && st->n < need; i++)
+        st->user[st->n++] = extra[i];
     uint32_t pos = 0;
     mqtt_user_prop up;
     while (st->n < need && mqtt_props_next_user(in->raw, &pos, &up) == 1)
-        if (!str_eq(up.key, MQTT_STR_LIT("from")))
+        if (!stamp_key(up.key))
             st->user[st->n++] = up;
     out.user = st->user;
     out.user_count = st->n;
@@ -504,6 +525,7 @@ void im_on_start(server *srv)
 
 void im_server_free(server *srv)
 {
+    im_log_free(srv);
     im_state *st = srv->im;
     if (!st)
         return;

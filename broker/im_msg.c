@@ -1,19 +1,55 @@
 #include "im_msg.h"
 
+#include <stdio.h>
+
+#include "im_log.h"
 #include "log.h"
 
 static const mqtt_props no_props = {0};
 
 msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
                     mqtt_bytes payload, uint8_t qos, bool retain,
-                    uint64_t expiry_at)
+                    uint64_t expiry_at, bool *in_batch)
 {
+    server *srv = s->srv;
+    const im_info *im = s->im;
+    /* Identity (issue 13): the broker's clock on every message, and the
+     * next id of the conversation's log on chat messages, which the log
+     * records at the same time. */
+    im_log_entry e = {0, (uint64_t)im_wall_ms(),
+                      mqtt_str_from(im->id, im->user.len + 1 + im->device.len),
+                      topic, payload};
+    char conv[IM_CONV_MAX];
+    size_t clen = im->im_listener ? im_log_conv_of(im->user, topic, conv) : 0;
+    int logged = 0;
+    if (clen > 0) {
+        logged = im_log_append(srv, mqtt_str_from(conv, clen), &e);
+        if (logged < 0)
+            return NULL; /* no id to give it: refused like an ENOMEM */
+    }
+    char idbuf[24], tsbuf[24];
+    mqtt_user_prop extra[2];
+    uint32_t nextra = 0;
+    if (im->im_listener) {
+        if (clen > 0) {
+            int n = snprintf(idbuf, sizeof(idbuf), "%llu",
+                             (unsigned long long)e.id);
+            extra[nextra++] = (mqtt_user_prop){MQTT_STR_LIT("id"),
+                                               mqtt_str_from(idbuf, (size_t)n)};
+        }
+        int n = snprintf(tsbuf, sizeof(tsbuf), "%llu",
+                         (unsigned long long)e.ts);
+        extra[nextra++] = (mqtt_user_prop){MQTT_STR_LIT("ts"),
+                                           mqtt_str_from(tsbuf, (size_t)n)};
+    }
     im_stamp stamp = {0};
-    mqtt_props stamped =
-        im_stamp_props_of(s->im, props ? props : &no_props, &stamp);
+    mqtt_props stamped = im_stamp_props_ex(im, props ? props : &no_props,
+                                           extra, nextra, &stamp);
     msg *m = msg_new(topic, &stamped, payload, qos, retain, expiry_at,
-                     ++s->srv->next_msg_id);
+                     ++srv->next_msg_id);
     im_stamp_free(&stamp);
+    if (in_batch)
+        *in_batch = logged > 0;
     return m;
 }
 
@@ -37,5 +73,5 @@ msg *im_will_publish(session *s, msg *w)
         return NULL;
     }
     return im_message_new(s, topic, &w->props, msg_payload(w), w->qos,
-                          w->retain, w->expiry_at);
+                          w->retain, w->expiry_at, NULL);
 }

@@ -9,11 +9,14 @@
 #include "session.h"
 
 /* A new message (refs = 1) published by IM device s (s->im set) on
- * `topic`: `props` (may be NULL: 3.1.1) get the broker's stamp. Returns
- * NULL on allocation failure. */
+ * `topic`: `props` (may be NULL: 3.1.1) get the broker's stamp (from, and
+ * on IM listeners ts and, on conversation topics, the log's id; the log
+ * records it). *in_batch (may be NULL) says the log put it in the open
+ * store batch: an acknowledgement must wait for that commit. Returns NULL
+ * on allocation failure. */
 msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
                     mqtt_bytes payload, uint8_t qos, bool retain,
-                    uint64_t expiry_at);
+                    uint64_t expiry_at, bool *in_batch);
 
 /* The Will of CONNECT p by identity im, stamped with `from` already here,
  * so a will stored and sent after a restart (when its session has no

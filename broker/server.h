@@ -84,6 +84,7 @@ typedef struct server {
     uint32_t route_gen;   /* generation stamp for de-duplicating matches */
     struct route_scratch *route; /* owned, reused by every publish */
     struct im_state *im;  /* owned: presence records (im.c) */
+    struct im_log_state *im_log; /* owned: conversation ids (im_log.c) */
 
     server_stats stats;
     metrics_counters metrics; /* refusals and failures (metrics.h) */

@@ -54,7 +54,8 @@
     /* store */                                                                \
     X(CORRUPT, "store record corrupt")                                         \
     X(SCHEMA, "store written by a newer imqtt (unknown schema version)")       \
-    X(STOREFULL, "store full")
+    X(STOREFULL, "store full")                                                 \
+    X(NOHISTORY, "no conversation history kept")
 
 enum imqtt_err {
     IMQTT_OK = 0,
