@@ -411,6 +411,8 @@ enum {
     K_SYS_INTERVAL,
     K_HTTP,
     K_LIMITS,
+    K_MAX_STORED,
+    K_MAX_STORED_BYTES,
     K_COUNT_
 };
 
@@ -438,6 +440,8 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_SYS_INTERVAL] = {"sys_interval", NULL},
         [K_HTTP] = {"http", NULL},
         [K_LIMITS] = {"limits", NULL},
+        [K_MAX_STORED] = {"max_stored_messages", NULL},
+        [K_MAX_STORED_BYTES] = {"max_stored_bytes", NULL},
     };
     int rc = take_keys(x, root, "", k, K_COUNT_);
     if (rc != 0)
@@ -455,6 +459,16 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         get_uint(x, V(K_MAX_QUEUED), 0, UINT32_MAX, &c->max_queued_messages));
     OPT(K_MAX_QUEUED_BYTES,
         get_size(x, V(K_MAX_QUEUED_BYTES), 0, &c->max_queued_bytes));
+    /* A config that bounds queues and says nothing of the stored ones
+     * (written before they had their own keys) keeps bounding them all. */
+    if (k[K_MAX_QUEUED].val && !k[K_MAX_STORED].val)
+        c->max_stored_messages = c->max_queued_messages;
+    if (k[K_MAX_QUEUED_BYTES].val && !k[K_MAX_STORED_BYTES].val)
+        c->max_stored_bytes = c->max_queued_bytes;
+    OPT(K_MAX_STORED,
+        get_size(x, V(K_MAX_STORED), 0, &c->max_stored_messages));
+    OPT(K_MAX_STORED_BYTES,
+        get_size(x, V(K_MAX_STORED_BYTES), 0, &c->max_stored_bytes));
     OPT(K_MAX_SUBS,
         get_uint(x, V(K_MAX_SUBS), 0, UINT32_MAX, &c->max_subscriptions));
     OPT(K_MAX_PACKET, get_uint(x, V(K_MAX_PACKET), 16, MQTT_MAX_REMAINING + 5,
@@ -491,6 +505,8 @@ int config_defaults(imqtt_config *c)
         .max_connections = 0,
         .max_inflight_messages = 20,
         .max_queued_messages = 1000,
+        .max_stored_messages = 10000000,
+        .max_stored_bytes = 1ull << 30,
         .max_packet_size = 1048576,
         .max_keepalive = 0,
         .retain_available = true,

@@ -71,6 +71,11 @@ typedef struct imqtt_config {
     uint32_t max_queued_messages;   /* per session beyond the window; 1000 */
     uint64_t max_queued_bytes;      /* payload bytes per session beyond the
                                        window; 0 = unlimited (default) */
+    /* The same for persistent sessions, whose queues are in the store:
+     * sized for the disk (issue 13 item 6); as above, 0 messages means
+     * none wait, 0 bytes means no byte bound. */
+    uint64_t max_stored_messages;   /* default 10,000,000 */
+    uint64_t max_stored_bytes;      /* default 1 GiB */
     uint32_t max_subscriptions;     /* per client; 0 = unlimited (default) */
     uint32_t max_packet_size;       /* both directions; default 1048576 */
     uint16_t max_keepalive;         /* 0 = accept any; default 0. When a v5

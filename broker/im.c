@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "hmap.h"
 #include "im_log.h"
+#include "im_msg.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -443,6 +444,9 @@ void im_on_connect(session *s)
             s, mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + im->user.len),
             &o, 0, &existed) < 0)
         log_warn("client %s: inbox subscription failed", s->client_id);
+    /* What overflowed while it was away (queued after what is waiting). */
+    if (s->missed && im->im_listener)
+        im_overflow_marker(s);
     if (!srv->cfg.im_presence)
         return;
     presence *p = presence_of(srv, im->user, true);

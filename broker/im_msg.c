@@ -53,6 +53,29 @@ msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
     return m;
 }
 
+void im_overflow_marker(session *s)
+{
+    if (!s->missed || !s->im || !s->im->im_listener)
+        return;
+    char json[96];
+    int n = snprintf(json, sizeof(json), "{\"missed\":%llu,\"since\":%llu}",
+                     (unsigned long long)s->missed,
+                     (unsigned long long)s->missed_since);
+    s->missed = 0; /* first: the delivery below must not come back here */
+    msg *m = msg_new(MQTT_STR_LIT("$im/missed"), NULL,
+                     (mqtt_bytes){(const uint8_t *)json, (uint32_t)n}, 1,
+                     false, 0, ++s->srv->next_msg_id);
+    if (!m)
+        return;
+    log_info("client %s: told it missed %s", s->client_id, json);
+    /* One message past the limits: the device must hear of the overflow
+     * even while its queue is still full. */
+    s->marker_now = true;
+    session_deliver(s, m, 1, false, NULL, 0, NULL);
+    s->marker_now = false;
+    msg_unref(m);
+}
+
 msg *im_will_new(server *srv, const im_info *im, const mqtt_connect *p)
 {
     const mqtt_props *in = p->version == MQTT_V5 ? &p->will_props : &no_props;

@@ -30,4 +30,10 @@ msg *im_will_new(server *srv, const im_info *im, const mqtt_connect *p);
  * drops w), or NULL when the will must not go out. */
 msg *im_will_publish(session *s, msg *w);
 
+/* Tell IM device s (s->im set, on an IM listener) that s->missed
+ * messages were dropped for it (queue full): a QoS 1 message on
+ * $im/missed, {"missed":n,"since":ms}, queued past the limits (one
+ * message over); resets the count. */
+void im_overflow_marker(session *s);
+
 #endif

@@ -261,18 +261,38 @@ static void queued_bytes_sub(session *s, uint64_t n)
     s->queued_bytes = s->queued_bytes > n ? s->queued_bytes - n : 0;
 }
 
-/* max_queued_bytes: payload waiting beyond the window. True (and m
- * dropped, counted, logged) when m would take s past it. */
+/* A message s will never get: counted for the IM overflow marker. */
+static void overflowed(session *s)
+{
+    if (s->missed++ == 0)
+        s->missed_since = (uint64_t)im_wall_ms();
+}
+
+/* max_queued_bytes (max_stored_bytes for a persistent session): payload
+ * waiting beyond the window. True (and m dropped, counted, logged) when m
+ * would take s past it. */
 static bool queue_bytes_full(session *s, const msg *m)
 {
-    uint64_t max = s->srv->cfg.max_queued_bytes;
+    uint64_t max = persist_on(s) ? s->srv->cfg.max_stored_bytes
+                                 : s->srv->cfg.max_queued_bytes;
     if (!max || s->queued_bytes + m->payload_len <= max)
         return false;
     metrics_drop(s->srv, METRIC_DROP_QUEUE_BYTES);
     log_warn("queue of %s full (%llu bytes): dropped message %llu",
              s->client_id, (unsigned long long)s->queued_bytes,
              (unsigned long long)m->id);
+    overflowed(s);
     return true;
+}
+
+bool session_queue_has_room(const session *s)
+{
+    const imqtt_config *cfg = &s->srv->cfg;
+    if (persist_on(s))
+        return s->disk_count < cfg->max_stored_messages &&
+               (!cfg->max_stored_bytes || s->queued_bytes < cfg->max_stored_bytes);
+    return s->queue.count < cfg->max_queued_messages &&
+           (!cfg->max_queued_bytes || s->queued_bytes < cfg->max_queued_bytes);
 }
 
 void session_pump(session *s)
@@ -332,14 +352,18 @@ static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
      * never make us deliver it twice (DESIGN.md invariants): it takes the
      * way through the store even when the window has room. */
     bool direct = room && s->disk_next == s->next_seq && qos == 1;
-    if (!direct && s->disk_count >= srv->cfg.max_queued_messages) {
+    /* The queue is on disk: its bound is sized for the disk
+     * (max_stored_messages), not for RAM. */
+    if (!direct && !s->marker_now &&
+        s->disk_count >= srv->cfg.max_stored_messages) {
         metrics_drop(srv, METRIC_DROP_QUEUE_FULL);
         log_warn("queue of %s full (%llu messages): dropped message %llu",
                  s->client_id, (unsigned long long)s->disk_count,
                  (unsigned long long)m->id);
+        overflowed(s);
         return;
     }
-    if (!direct && queue_bytes_full(s, m))
+    if (!direct && !s->marker_now && queue_bytes_full(s, m))
         return;
     out_entry *e = entry_new(m, qos, retain, sub_ids, nsub_ids, group);
     if (!e) {
@@ -417,6 +441,10 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
                      sub_group *group)
 {
     server *srv = s->srv;
+    /* Room again after an overflow: the device hears how much it missed
+     * before what comes next (it catches up from history). */
+    if (s->missed && s->im && session_queue_has_room(s))
+        im_overflow_marker(s);
     if (msg_expired(m, server_now(srv))) {
         drop(s, METRIC_DROP_EXPIRED, "expired", m);
         return;
@@ -451,13 +479,15 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
     /* max_queued_messages bounds what waits beyond the window; for an
      * offline session that is everything it has not been sent. */
     bool direct = online(s) && !s->queue.head && s->inflight.count < window(s);
-    if (!direct && s->queue.count >= srv->cfg.max_queued_messages) {
+    if (!direct && !s->marker_now &&
+        s->queue.count >= srv->cfg.max_queued_messages) {
         metrics_drop(srv, METRIC_DROP_QUEUE_FULL);
         log_warn("queue of %s full (%u messages): dropped message %llu",
                  s->client_id, s->queue.count, (unsigned long long)m->id);
+        overflowed(s);
         return;
     }
-    if (!direct && queue_bytes_full(s, m))
+    if (!direct && !s->marker_now && queue_bytes_full(s, m))
         return;
     out_entry *e = entry_new(m, qos, retain, sub_ids, nsub_ids, group);
     if (!e) {

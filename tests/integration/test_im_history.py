@@ -238,3 +238,24 @@ def test_ids_and_history_survive_kill9(store_broker, clients):
     assert [m["id"] for m in msgs] == before + after
     assert [m["payload"] for m in msgs] == ["before%d" % i for i in range(50)] + \
         ["after%d" % i for i in range(50)]
+
+
+def test_overflow_marker_then_catch_up(broker, clients):
+    """An offline device whose queue overflowed gets what fitted, then a
+    $im/missed marker saying how much it missed, and catches up from
+    history."""
+    b = broker(im_config(max_stored_messages=5))
+    dev = im(clients, b, "bob", "phone", persistent=True)
+    dev.disconnect()
+    a = im(clients, b, "alice", "phone")
+    for i in range(8):
+        a.publish("p2p/talk/bob", b"m%d" % i, qos=1)
+    dev = im(clients, b, "bob", "phone", persistent=True)
+    got = [dev.get() for _ in range(6)]
+    assert [x.payload for x in got[:5]] == [b"m%d" % i for i in range(5)]
+    assert got[5].topic == "$im/missed"
+    marker = json.loads(got[5].payload)
+    assert marker["missed"] == 3 and marker["since"] > 0
+    last = int(ups(got[4])["id"])
+    r, _ = history(dev, peer="alice", after=last)
+    assert [m["payload"] for m in r["messages"]] == ["m5", "m6", "m7"]
