@@ -10,10 +10,11 @@
 
 /* Log record: ver | ts u64 | from_len u8 | from | topic_len u16 | topic |
  * payload (rest). Conversation record: ver | last id u64 | count u64 |
- * bytes u64. The op's value carries the limits ahead of the record, so a
+ * bytes u64 | oldest ts u64 (so that the age limit costs no lookup while
+ * nothing is old enough). The op's value carries the limits ahead of the record, so a
  * reload's new limits apply from the next append on. */
 #define REC_FIXED  (1 + 8 + 1 + 2)
-#define CONV_LEN   (1 + 8 + 8 + 8)
+#define CONV_LEN   (1 + 8 + 8 + 8 + 8)
 #define LIMITS_LEN 24
 
 uint64_t store_boot(const store *s)
@@ -107,12 +108,11 @@ int store_imlog_decode(const uint8_t *p, size_t n, uint64_t id,
 
 /* ---- store thread --------------------------------------------------- */
 
-static bool too_old(const MDB_val *oldest, uint64_t now, uint64_t max_age)
+static uint64_t rec_ts(const MDB_val *v)
 {
-    if (oldest->mv_size < REC_FIXED)
-        return true; /* cannot be kept anyway */
-    uint64_t ts = store_get64((const uint8_t *)oldest->mv_data + 1);
-    return ts + max_age < now;
+    return v->mv_size >= REC_FIXED
+               ? store_get64((const uint8_t *)v->mv_data + 1)
+               : 0; /* cannot be kept anyway: the oldest possible */
 }
 
 int store_imlog_apply(store *s, MDB_txn *txn, const MDB_val *k,
@@ -129,33 +129,37 @@ int store_imlog_apply(store *s, MDB_txn *txn, const MDB_val *k,
     if (rc != 0)
         return rc;
     uint64_t id = store_get64(key + 1 + key[0]);
-    uint64_t now = store_get64((const uint8_t *)rec.mv_data + 1);
+    uint64_t now = rec_ts(&rec);
     MDB_val ck = {key[0], (void *)(key + 1)}, cv;
-    uint64_t last = 0, count = 0, bytes = 0;
+    uint64_t last = 0, count = 0, bytes = 0, oldest = now;
     rc = mdb_get(txn, s->db[DB_IMCONV], &ck, &cv);
     if (rc == 0 && cv.mv_size == CONV_LEN) {
         const uint8_t *c = cv.mv_data;
         last = store_get64(c + 1);
         count = store_get64(c + 9);
         bytes = store_get64(c + 17);
+        oldest = store_get64(c + 25);
     } else if (rc != MDB_NOTFOUND) {
         return rc == 0 ? MDB_CORRUPTED : rc;
     }
+    rc = 0;
     if (id > last)
         last = id;
+    if (count == 0)
+        oldest = now;
     count++;
     bytes += k->mv_size + rec.mv_size;
 
     /* Retention: the oldest go first, while a limit is passed. */
-    MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(txn, s->db[DB_IMLOG], &cur)) != 0)
-        return rc;
+    MDB_cursor *cur = NULL;
     size_t plen = 1 + key[0];
     while (count > 1) {
         bool over = (max_count && count > max_count) ||
                     (max_bytes && bytes > max_bytes);
-        if (!over && !max_age)
+        if (!over && !(max_age && oldest + max_age < now))
             break;
+        if (!cur && (rc = mdb_cursor_open(txn, s->db[DB_IMLOG], &cur)) != 0)
+            return rc;
         MDB_val ok = {plen, (void *)key}, ov;
         rc = mdb_cursor_get(cur, &ok, &ov, MDB_SET_RANGE);
         if (rc == MDB_NOTFOUND) {
@@ -166,15 +170,25 @@ int store_imlog_apply(store *s, MDB_txn *txn, const MDB_val *k,
             break;
         if (ok.mv_size != plen + 8 || memcmp(ok.mv_data, key, plen) != 0)
             break;
-        if (!over && !too_old(&ov, now, max_age))
+        if (!over && rec_ts(&ov) + max_age >= now) {
+            oldest = rec_ts(&ov); /* a stale hint: the oldest is younger */
             break;
+        }
         size_t sz = ok.mv_size + ov.mv_size;
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
         count--;
         bytes = bytes > sz ? bytes - sz : 0;
+        /* After a delete the cursor is on the next record: the new
+         * oldest of this conversation (the newest is always there). */
+        rc = mdb_cursor_get(cur, &ok, &ov, MDB_GET_CURRENT);
+        if (rc == 0 && ok.mv_size == plen + 8 &&
+            memcmp(ok.mv_data, key, plen) == 0)
+            oldest = rec_ts(&ov);
+        rc = 0;
     }
-    mdb_cursor_close(cur);
+    if (cur)
+        mdb_cursor_close(cur);
     if (rc != 0)
         return rc;
     uint8_t c[CONV_LEN];
@@ -182,6 +196,7 @@ int store_imlog_apply(store *s, MDB_txn *txn, const MDB_val *k,
     store_be64(c + 1, last);
     store_be64(c + 9, count);
     store_be64(c + 17, bytes);
+    store_be64(c + 25, oldest);
     cv = (MDB_val){CONV_LEN, c};
     return mdb_put(txn, s->db[DB_IMCONV], &ck, &cv, 0);
 }
