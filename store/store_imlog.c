@@ -309,3 +309,71 @@ done:
     store_rd_end(s, txn);
     return n;
 }
+
+/* ---- --check-store -------------------------------------------------- */
+
+static size_t check_conv(store *s, MDB_txn *txn, FILE *f, const uint8_t *key,
+                         uint64_t count, uint64_t max_id)
+{
+    MDB_val ck = {key[0], (void *)(key + 1)}, cv;
+    if (mdb_get(txn, s->db[DB_IMCONV], &ck, &cv) != 0 ||
+        cv.mv_size != CONV_LEN) {
+        fprintf(f, "conversation %.*s: no conversation record\n", key[0],
+                (const char *)key + 1);
+        return 1;
+    }
+    const uint8_t *c = cv.mv_data;
+    if (store_get64(c + 9) != count || store_get64(c + 1) < max_id) {
+        fprintf(f,
+                "conversation %.*s: record says %llu messages up to id %llu, "
+                "the log has %llu up to %llu\n",
+                key[0], (const char *)key + 1,
+                (unsigned long long)store_get64(c + 9),
+                (unsigned long long)store_get64(c + 1),
+                (unsigned long long)count, (unsigned long long)max_id);
+        return 1;
+    }
+    return 0;
+}
+
+size_t store_imlog_check(store *s, MDB_txn *txn, FILE *f, size_t *convs,
+                         size_t *logged)
+{
+    *convs = *logged = 0;
+    if (s->no_imlog)
+        return 0;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, s->db[DB_IMLOG], &cur) != 0)
+        return 1;
+    size_t problems = 0;
+    uint8_t prev[1 + STORE_IMLOG_CONV_MAX];
+    bool have = false;
+    uint64_t count = 0, max_id = 0;
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *key = k.mv_data;
+        store_imlog_rec r;
+        if (k.mv_size < 10 || k.mv_size != (size_t)key[0] + 9 ||
+            store_imlog_decode(v.mv_data, v.mv_size, 0, &r) < 0) {
+            fprintf(f, "log record %zu: corrupt\n", *logged);
+            problems++;
+            continue;
+        }
+        (*logged)++;
+        if (!have || memcmp(prev, key, 1 + key[0]) != 0) {
+            if (have)
+                problems += check_conv(s, txn, f, prev, count, max_id);
+            memcpy(prev, key, 1 + key[0]);
+            have = true;
+            count = 0;
+            (*convs)++;
+        }
+        count++;
+        max_id = store_get64(key + 1 + key[0]);
+    }
+    if (have)
+        problems += check_conv(s, txn, f, prev, count, max_id);
+    mdb_cursor_close(cur);
+    return problems;
+}

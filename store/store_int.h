@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "store.h"
 
@@ -123,6 +124,12 @@ void store_rd_end(store *s, MDB_txn *txn);
 /* Apply one OP_IMLOG (store_imlog.c, on the store thread). */
 int store_imlog_apply(store *s, MDB_txn *txn, const MDB_val *k,
                       const MDB_val *v);
+
+/* --check-store of the conversation log inside read txn (store_imlog.c):
+ * every record decodes, each conversation's record matches its messages.
+ * Prints each problem to f; returns how many. */
+size_t store_imlog_check(store *s, MDB_txn *txn, FILE *f, size_t *convs,
+                         size_t *logged);
 
 /* Read a message record by id inside txn. */
 int store_get_msg(store *s, MDB_txn *txn, uint64_t id, store_msg *m);

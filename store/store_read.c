@@ -372,11 +372,15 @@ int store_check(store *s, void *out)
         problems++;
     }
     free(refs);
+    size_t nconv = 0, nlogged = 0;
+    problems += store_imlog_check(s, txn, f, &nconv, &nlogged);
     store_rd_end(s, txn);
     fprintf(f,
             "sessions %zu\nsubscriptions %zu\nqueue entries %zu\nmessages "
-            "%zu\nretained %zu\nqos2 ids %zu\nproblems %zu\n",
-            nsess, nsubs, nentries, nmsgs, nret, nqos2, problems);
+            "%zu\nretained %zu\nqos2 ids %zu\nconversations %zu\nlogged "
+            "messages %zu\nproblems %zu\n",
+            nsess, nsubs, nentries, nmsgs, nret, nqos2, nconv, nlogged,
+            problems);
     return problems ? IMQTT_ECORRUPT : 0;
 }
 

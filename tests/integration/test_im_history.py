@@ -238,6 +238,11 @@ def test_ids_and_history_survive_kill9(store_broker, clients):
     assert [m["id"] for m in msgs] == before + after
     assert [m["payload"] for m in msgs] == ["before%d" % i for i in range(50)] + \
         ["after%d" % i for i in range(50)]
+    a.stop()
+    bob.stop()
+    sb.stop()
+    rc, out = sb.check_store()
+    assert rc == 0 and "conversations 1\nlogged messages 100\n" in out, out
 
 
 def test_overflow_marker_then_catch_up(broker, clients):
