@@ -121,11 +121,11 @@ int get_word(struct ctx *x, const cJSON *v, const char *path,
 static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
                           listener_config *l)
 {
-    struct key k[] = {{"bind", NULL},     {"port", NULL},
-                      {"max_connections", NULL}, {"im", NULL},
-                      {"auth", NULL},     {"clientid", NULL},
-                      {"transport", NULL}, {"tls", NULL},
-                      {"ws_path", NULL},  {"im_envelope", NULL}};
+    struct key k[] = {
+        {"bind", NULL},       {"port", NULL}, {"max_connections", NULL},
+        {"im", NULL},         {"auth", NULL}, {"clientid", NULL},
+        {"transport", NULL},  {"tls", NULL},  {"ws_path", NULL},
+        {"im_envelope", NULL}};
     int rc = take_keys(x, v, path, k, 10);
     if (rc != 0)
         return rc;
@@ -465,8 +465,7 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         c->max_stored_messages = c->max_queued_messages;
     if (k[K_MAX_QUEUED_BYTES].val && !k[K_MAX_STORED_BYTES].val)
         c->max_stored_bytes = c->max_queued_bytes;
-    OPT(K_MAX_STORED,
-        get_size(x, V(K_MAX_STORED), 0, &c->max_stored_messages));
+    OPT(K_MAX_STORED, get_size(x, V(K_MAX_STORED), 0, &c->max_stored_messages));
     OPT(K_MAX_STORED_BYTES,
         get_size(x, V(K_MAX_STORED_BYTES), 0, &c->max_stored_bytes));
     OPT(K_MAX_SUBS,

@@ -154,8 +154,8 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
     if (c->im_envelope && m->props.user_count) {
         msg *e = envelope(m);
         if (e) {
-            int rc = send_publish(c, e, qos, pid, dup, retain, sub_ids,
-                                  nsub_ids);
+            int rc =
+                send_publish(c, e, qos, pid, dup, retain, sub_ids, nsub_ids);
             msg_unref(e); /* an output buffer keeps its own reference */
             return rc;
         }
@@ -164,8 +164,7 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
 }
 
 static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
-                        bool retain, const uint32_t *sub_ids,
-                        uint32_t nsub_ids)
+                        bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
 {
     server *srv = c->srv;
     bool cacheable = v3_pub_cacheable(c, m, qos);

@@ -313,10 +313,9 @@ mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
     }
     /* The broker's stamp first, then the client's properties in order,
      * without any "from" of its own: receivers can trust it. */
-    st->user[st->n++] =
-        (mqtt_user_prop){MQTT_STR_LIT("from"),
-                         mqtt_str_from(im->id, im->user.len + 1 +
-                                                   im->device.len)};
+    st->user[st->n++] = (mqtt_user_prop){
+        MQTT_STR_LIT("from"),
+        mqtt_str_from(im->id, im->user.len + 1 + im->device.len)};
     for (uint32_t i = 0; i < nextra && st->n < need; i++)
         st->user[st->n++] = extra[i];
     uint32_t pos = 0;

@@ -50,7 +50,8 @@ static int add_entry(void *arg, const im_log_entry *e)
      * (cJSON strings end at NUL); anything else goes as base64. */
     bool text = mqtt_utf8_check(e->payload.ptr, e->payload.len) == 0 &&
                 !memchr(e->payload.ptr, 0, e->payload.len);
-    size_t plen = text ? json_len(e->payload) : (e->payload.len + 2) / 3 * 4 + 2;
+    size_t plen =
+        text ? json_len(e->payload) : (e->payload.len + 2) / 3 * 4 + 2;
     size_t need = 96 + e->from.len + e->topic.len * 2 + plen;
     if (pg->n > 0 && pg->bytes + need > pg->budget)
         return 1; /* the page is full */
@@ -117,9 +118,10 @@ static int send_reply(conn *c, const mqtt_publish *p, cJSON *o)
         mqtt_props_set(&props, MQTT_PROP_CORRELATION_DATA);
         props.correlation_data = p->props.correlation_data;
     }
-    msg *m = msg_new(reply_topic(c, p), &props,
-                     (mqtt_bytes){(const uint8_t *)json, (uint32_t)strlen(json)},
-                     1, false, 0, ++s->srv->next_msg_id);
+    msg *m =
+        msg_new(reply_topic(c, p), &props,
+                (mqtt_bytes){(const uint8_t *)json, (uint32_t)strlen(json)}, 1,
+                false, 0, ++s->srv->next_msg_id);
     free(json);
     if (!m)
         return IMQTT_ENOMEM;
@@ -172,7 +174,8 @@ int im_history_handle(conn *c, const mqtt_publish *p)
         char topic[sizeof("g/talk/") + IM_ID_PART_MAX];
         memcpy(topic, "g/talk/", 7);
         memcpy(topic + 7, r.name, r.name_len);
-        if (!im_access(s, ACL_SUBSCRIBE, mqtt_str_from(topic, 7 + r.name_len))) {
+        if (!im_access(s, ACL_SUBSCRIBE,
+                       mqtt_str_from(topic, 7 + r.name_len))) {
             log_info("client %s: history of group %s denied", s->client_id,
                      r.name);
             return reply_error(c, p, &r, "not_authorized", NULL);

@@ -18,12 +18,12 @@
 #define IM_HISTORY_ID_MAX 9007199254740991.0
 
 typedef struct im_history_req {
-    bool group;                     /* else a direct conversation */
-    char name[IM_ID_PART_MAX + 1];  /* the peer or the group, NUL-ended */
+    bool group;                    /* else a direct conversation */
+    char name[IM_ID_PART_MAX + 1]; /* the peer or the group, NUL-ended */
     uint32_t name_len;
-    bool forward;                   /* "after" given */
-    uint64_t from;                  /* after / before id; 0: newest page */
-    uint32_t limit;                 /* 1..page_max */
+    bool forward;                        /* "after" given */
+    uint64_t from;                       /* after / before id; 0: newest page */
+    uint32_t limit;                      /* 1..page_max */
     char req[IM_HISTORY_REQ_ID_MAX + 1]; /* printed "req", or "" */
 } im_history_req;
 

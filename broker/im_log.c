@@ -98,8 +98,8 @@ static conv_next *counter(server *srv, mqtt_str conv)
     if (c)
         return c;
     uint64_t last = 0;
-    if (store_durable(srv->store) && store_imlog_last(srv->store, conv,
-                                                      &last) < 0)
+    if (store_durable(srv->store) &&
+        store_imlog_last(srv->store, conv, &last) < 0)
         return NULL; /* logged by the store */
     uint64_t boot = store_boot(srv->store);
     uint64_t floor = boot > 1 ? (boot - 1) << 32 : 1;
@@ -109,8 +109,8 @@ static conv_next *counter(server *srv, mqtt_str conv)
     c->next = last + 1 > floor ? last + 1 : floor;
     c->len = conv.len;
     memcpy(c->key, conv.ptr, conv.len);
-    if (hmap_put(&st->convs, (mqtt_bytes){(uint8_t *)c->key, c->len}, c,
-                 NULL) < 0) {
+    if (hmap_put(&st->convs, (mqtt_bytes){(uint8_t *)c->key, c->len}, c, NULL) <
+        0) {
         free(c);
         return NULL;
     }

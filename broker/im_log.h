@@ -27,10 +27,10 @@
 #define IM_CONV_MAX (2 + 2 * IM_ID_PART_MAX + 1)
 
 typedef struct im_log_entry {
-    uint64_t id;     /* set by im_log_append */
-    uint64_t ts;     /* broker wall clock, ms */
-    mqtt_str from;   /* user@device */
-    mqtt_str topic;  /* as published */
+    uint64_t id;    /* set by im_log_append */
+    uint64_t ts;    /* broker wall clock, ms */
+    mqtt_str from;  /* user@device */
+    mqtt_str topic; /* as published */
     mqtt_bytes payload;
 } im_log_entry;
 

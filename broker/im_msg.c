@@ -37,14 +37,14 @@ msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
             extra[nextra++] = (mqtt_user_prop){MQTT_STR_LIT("id"),
                                                mqtt_str_from(idbuf, (size_t)n)};
         }
-        int n = snprintf(tsbuf, sizeof(tsbuf), "%llu",
-                         (unsigned long long)e.ts);
+        int n =
+            snprintf(tsbuf, sizeof(tsbuf), "%llu", (unsigned long long)e.ts);
         extra[nextra++] = (mqtt_user_prop){MQTT_STR_LIT("ts"),
                                            mqtt_str_from(tsbuf, (size_t)n)};
     }
     im_stamp stamp = {0};
-    mqtt_props stamped = im_stamp_props_ex(im, props ? props : &no_props,
-                                           extra, nextra, &stamp);
+    mqtt_props stamped =
+        im_stamp_props_ex(im, props ? props : &no_props, extra, nextra, &stamp);
     msg *m = msg_new(topic, &stamped, payload, qos, retain, expiry_at,
                      ++srv->next_msg_id);
     im_stamp_free(&stamp);
@@ -63,8 +63,8 @@ void im_overflow_marker(session *s)
                      (unsigned long long)s->missed_since);
     s->missed = 0; /* first: the delivery below must not come back here */
     msg *m = msg_new(MQTT_STR_LIT("$im/missed"), NULL,
-                     (mqtt_bytes){(const uint8_t *)json, (uint32_t)n}, 1,
-                     false, 0, ++s->srv->next_msg_id);
+                     (mqtt_bytes){(const uint8_t *)json, (uint32_t)n}, 1, false,
+                     0, ++s->srv->next_msg_id);
     if (!m)
         return;
     log_info("client %s: told it missed %s", s->client_id, json);
@@ -91,8 +91,8 @@ msg *im_will_publish(session *s, msg *w)
 {
     mqtt_str topic = msg_topic(w);
     if (!im_access(s, ACL_PUBLISH, topic)) {
-        log_info("client %s: will to %.*s denied", s->client_id,
-                 (int)topic.len, (const char *)topic.ptr);
+        log_info("client %s: will to %.*s denied", s->client_id, (int)topic.len,
+                 (const char *)topic.ptr);
         return NULL;
     }
     return im_message_new(s, topic, &w->props, msg_payload(w), w->qos,

@@ -261,13 +261,6 @@ static void queued_bytes_sub(session *s, uint64_t n)
     s->queued_bytes = s->queued_bytes > n ? s->queued_bytes - n : 0;
 }
 
-/* A message s will never get: counted for the IM overflow marker. */
-static void overflowed(session *s)
-{
-    if (s->missed++ == 0)
-        s->missed_since = (uint64_t)im_wall_ms();
-}
-
 /* max_queued_bytes (max_stored_bytes for a persistent session): payload
  * waiting beyond the window. True (and m dropped, counted, logged) when m
  * would take s past it. */
@@ -281,18 +274,8 @@ static bool queue_bytes_full(session *s, const msg *m)
     log_warn("queue of %s full (%llu bytes): dropped message %llu",
              s->client_id, (unsigned long long)s->queued_bytes,
              (unsigned long long)m->id);
-    overflowed(s);
+    session_overflowed(s);
     return true;
-}
-
-bool session_queue_has_room(const session *s)
-{
-    const imqtt_config *cfg = &s->srv->cfg;
-    if (persist_on(s))
-        return s->disk_count < cfg->max_stored_messages &&
-               (!cfg->max_stored_bytes || s->queued_bytes < cfg->max_stored_bytes);
-    return s->queue.count < cfg->max_queued_messages &&
-           (!cfg->max_queued_bytes || s->queued_bytes < cfg->max_queued_bytes);
 }
 
 void session_pump(session *s)
@@ -360,7 +343,7 @@ static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
         log_warn("queue of %s full (%llu messages): dropped message %llu",
                  s->client_id, (unsigned long long)s->disk_count,
                  (unsigned long long)m->id);
-        overflowed(s);
+        session_overflowed(s);
         return;
     }
     if (!direct && !s->marker_now && queue_bytes_full(s, m))
@@ -484,7 +467,7 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
         metrics_drop(srv, METRIC_DROP_QUEUE_FULL);
         log_warn("queue of %s full (%u messages): dropped message %llu",
                  s->client_id, s->queue.count, (unsigned long long)m->id);
-        overflowed(s);
+        session_overflowed(s);
         return;
     }
     if (!direct && !s->marker_now && queue_bytes_full(s, m))

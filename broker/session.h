@@ -150,6 +150,10 @@ int session_unsubscribe(session *s, mqtt_str filter);
  * max_queued_* in RAM, max_stored_* for a persistent session). */
 bool session_queue_has_room(const session *s);
 
+/* A message s will never get (a queue bound passed): counted for the IM
+ * overflow marker. */
+void session_overflowed(session *s);
+
 /* Deliver m to s at qos with the given subscription ids (may be none). */
 void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, uint32_t nsub_ids,

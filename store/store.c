@@ -14,7 +14,8 @@
 #include "errors.h"
 
 const char *const store_db_names[DB_COUNT_] = {
-    "meta", "msgs", "refs", "sessions", "subs", "queue", "qos2", "retained", "imlog", "imconv"};
+    "meta",  "msgs", "refs",     "sessions", "subs",
+    "queue", "qos2", "retained", "imlog",    "imconv"};
 
 void store_log(const char *level, const char *fmt, ...)
 {

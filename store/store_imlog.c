@@ -11,8 +11,8 @@
 /* Log record: ver | ts u64 | from_len u8 | from | topic_len u16 | topic |
  * payload (rest). Conversation record: ver | last id u64 | count u64 |
  * bytes u64 | oldest ts u64 (so that the age limit costs no lookup while
- * nothing is old enough). The op's value carries the limits ahead of the record, so a
- * reload's new limits apply from the next append on. */
+ * nothing is old enough). The op's value carries the limits ahead of the
+ * record, so a reload's new limits apply from the next append on. */
 #define REC_FIXED  (1 + 8 + 1 + 2)
 #define CONV_LEN   (1 + 8 + 8 + 8 + 8)
 #define LIMITS_LEN 24
@@ -33,15 +33,15 @@ static size_t log_key(uint8_t *key, mqtt_str conv, uint64_t id)
 int store_imlog_append(store *s, mqtt_str conv, const store_imlog_rec *r,
                        const store_imlog_limits *lim)
 {
-    if (conv.len == 0 || conv.len > STORE_IMLOG_CONV_MAX ||
-        r->from.len > 255 || r->topic.len > 65535)
+    if (conv.len == 0 || conv.len > STORE_IMLOG_CONV_MAX || r->from.len > 255 ||
+        r->topic.len > 65535)
         return IMQTT_EINVAL;
     if (s->durability == STORE_NONE)
         return 0;
     uint8_t key[1 + STORE_IMLOG_CONV_MAX + 8];
     size_t klen = log_key(key, conv, r->id);
-    size_t vlen = LIMITS_LEN + REC_FIXED + r->from.len + r->topic.len +
-                  r->payload.len;
+    size_t vlen =
+        LIMITS_LEN + REC_FIXED + r->from.len + r->topic.len + r->payload.len;
     if (vlen > UINT32_MAX)
         return IMQTT_EINVAL;
     /* The batch's op layout, as store.c writes it (append() is static
@@ -265,7 +265,8 @@ int store_imlog_page(store *s, mqtt_str conv, bool forward, uint64_t from,
         for (uint32_t i = 1; have && i < limit; i++) {
             rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
             if (rc != 0 || !in_conv(&k, key, plen)) {
-                rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_NEXT : MDB_FIRST);
+                rc =
+                    mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_NEXT : MDB_FIRST);
                 break;
             }
         }

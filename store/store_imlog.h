@@ -17,9 +17,9 @@
 
 typedef struct store_imlog_rec {
     uint64_t id;
-    uint64_t ts;      /* wall-clock ms of the broker */
-    mqtt_str from;    /* user@device, at most 255 bytes */
-    mqtt_str topic;   /* as published */
+    uint64_t ts;    /* wall-clock ms of the broker */
+    mqtt_str from;  /* user@device, at most 255 bytes */
+    mqtt_str topic; /* as published */
     mqtt_bytes payload;
 } store_imlog_rec;
 
@@ -54,8 +54,7 @@ int store_imlog_last(store *s, mqtt_str conv, uint64_t *last);
  * Returns how many cb took, or a negative IMQTT_E*. */
 typedef int (*store_imlog_cb)(void *arg, const store_imlog_rec *r);
 int store_imlog_page(store *s, mqtt_str conv, bool forward, uint64_t from,
-                     uint32_t limit, store_imlog_cb cb, void *arg,
-                     bool *more);
+                     uint32_t limit, store_imlog_cb cb, void *arg, bool *more);
 
 /* Decode a log record (value of the imlog database) with its id. Returns
  * 0 or IMQTT_ECORRUPT. For tests and the checker. */

@@ -103,8 +103,8 @@ struct store {
     void (*notify)(void *arg);
     void *notify_arg;
 
-    uint64_t boot;  /* start-ups of this store, this one included */
-    bool no_imlog;  /* read-only schema 1 store: no log databases */
+    uint64_t boot; /* start-ups of this store, this one included */
+    bool no_imlog; /* read-only schema 1 store: no log databases */
 };
 
 /* Log a store error on stderr in the broker's log format. */

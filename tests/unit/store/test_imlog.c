@@ -78,7 +78,10 @@ static void append(store *s, mqtt_str conv, uint64_t id, uint64_t ts,
 {
     char pl[32];
     int n = snprintf(pl, sizeof(pl), "m%llu", (unsigned long long)id);
-    store_imlog_rec r = {id, ts, S("alice@phone"), S("p2p/talk/bob"),
+    store_imlog_rec r = {id,
+                         ts,
+                         S("alice@phone"),
+                         S("p2p/talk/bob"),
                          {(const uint8_t *)pl, (uint32_t)n}};
     assert_int_equal(store_imlog_append(s, conv, &r, lim), 0);
 }
@@ -115,36 +118,42 @@ static void pages_both_ways(void **state)
     commit_wait(s);
     got g = {0};
     bool more;
-    assert_int_equal(store_imlog_page(s, S("d/alice/bob"), true, 0, 5,
-                                      collect, &g, &more), 5);
+    assert_int_equal(
+        store_imlog_page(s, S("d/alice/bob"), true, 0, 5, collect, &g, &more),
+        5);
     assert_true(more);
     assert_int_equal(g.ids[0], 1);
     assert_int_equal(g.ids[4], 5);
     g = (got){0};
-    assert_int_equal(store_imlog_page(s, S("d/alice/bob"), true, 18, 5,
-                                      collect, &g, &more), 2);
+    assert_int_equal(
+        store_imlog_page(s, S("d/alice/bob"), true, 18, 5, collect, &g, &more),
+        2);
     assert_false(more);
     assert_int_equal(g.ids[0], 19);
     g = (got){0};
-    assert_int_equal(store_imlog_page(s, S("d/alice/bob"), false, 0, 3,
-                                      collect, &g, &more), 3);
+    assert_int_equal(
+        store_imlog_page(s, S("d/alice/bob"), false, 0, 3, collect, &g, &more),
+        3);
     assert_true(more);
     assert_int_equal(g.ids[0], 18);
     assert_int_equal(g.ids[2], 20);
     g = (got){0};
-    assert_int_equal(store_imlog_page(s, S("d/alice/bob"), false, 4, 10,
-                                      collect, &g, &more), 3);
+    assert_int_equal(
+        store_imlog_page(s, S("d/alice/bob"), false, 4, 10, collect, &g, &more),
+        3);
     assert_false(more);
     assert_int_equal(g.ids[0], 1);
     assert_int_equal(g.ids[2], 3);
     /* the page ends early when the callback says it is full */
     g = (got){.stop_after = 2};
-    assert_int_equal(store_imlog_page(s, S("d/alice/bob"), true, 0, 10,
-                                      collect, &g, &more), 2);
+    assert_int_equal(
+        store_imlog_page(s, S("d/alice/bob"), true, 0, 10, collect, &g, &more),
+        2);
     assert_true(more);
     g = (got){0};
-    assert_int_equal(store_imlog_page(s, S("d/nobody/x"), false, 0, 10,
-                                      collect, &g, &more), 0);
+    assert_int_equal(
+        store_imlog_page(s, S("d/nobody/x"), false, 0, 10, collect, &g, &more),
+        0);
     assert_false(more);
     uint64_t last;
     assert_int_equal(store_imlog_last(s, S("d/alice/bobby"), &last), 0);
@@ -162,8 +171,8 @@ static void retention_in_the_append(void **state)
     commit_wait(s);
     got g = {0};
     bool more;
-    assert_int_equal(store_imlog_page(s, S("g/team"), true, 0, 64, collect,
-                                      &g, &more), 5);
+    assert_int_equal(
+        store_imlog_page(s, S("g/team"), true, 0, 64, collect, &g, &more), 5);
     assert_int_equal(g.ids[0], 8);
     /* age: everything older than 10 ms before the newest goes */
     store_imlog_limits age = {10, 0, 0};
