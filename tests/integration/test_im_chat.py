@@ -488,14 +488,14 @@ def test_row22_will_is_stamped_and_synced(broker, clients, will_version):
     tablet = im(clients, b, "mallory", "tablet")
     will = {"topic": "p2p/talk/bob", "payload": b"gone", "qos": 1}
     if will_version == 5:
-        will["properties"] = [("user_property", ("from", "carol@laptop"))]
-    w = m.RawClient(b.host, b.port, version=will_version)
-    ack = w.connect("mallory@phone", username="mallory", password=mint("mallory"),
-                    will=will)
-    assert ack.reason == 0
-    w.close()  # no DISCONNECT: the will goes out
+        will["properties"] = props(PacketTypes.WILLMESSAGE,
+                                   UserProperty=[("from", "carol@laptop")])
+    w = im(clients, b, "mallory", "phone", version=will_version, will=will)
+    w.kill()  # no DISCONNECT: the will goes out
     got = expect_exact(bob, [("p2p/talk/bob", b"gone")], "bob@pc")
     assert from_props(got[0]) == ["mallory@phone"], from_props(got[0])
+    # and, like any chat message, it has its id in the conversation's log
+    assert "id" in dict(got[0].properties.UserProperty)
     expect_exact(bob4, [("p2p/talk/bob", b"gone")], "bob@old")
     sync = expect_exact(tablet, [("p2p/talk/bob", b"gone")], "mallory@tablet")
     assert from_props(sync[0]) == ["mallory@phone"], from_props(sync[0])
