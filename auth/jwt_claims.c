@@ -211,6 +211,12 @@ mqtt_str jwtv_claims_group(const jwtv_claims *c, size_t i)
     return list_item(c->groups, i);
 }
 
+bool jwtv_claims_envelope(const jwtv_claims *c)
+{
+    return cJSON_IsTrue(
+        cJSON_GetObjectItemCaseSensitive(c->payload, "envelope"));
+}
+
 bool jwtv_claims_in_group(const jwtv_claims *c, mqtt_str group)
 {
     if (c->groups == NULL)

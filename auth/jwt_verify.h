@@ -132,6 +132,9 @@ mqtt_str jwtv_claims_sub(const jwtv_claims *c);
 size_t jwtv_claims_group_count(const jwtv_claims *c);
 mqtt_str jwtv_claims_group(const jwtv_claims *c, size_t i);
 bool jwtv_claims_in_group(const jwtv_claims *c, mqtt_str group);
+/* `envelope`: true asks for the IM envelope on 3.1.1 deliveries
+ * (docs/im.md); false when absent or not the JSON literal true. */
+bool jwtv_claims_envelope(const jwtv_claims *c);
 /* `acl`: {"pub":[filters],"sub":[filters]}; each a valid topic filter
  * that may hold placeholders %u %d %c (unexpanded). 0 when absent. */
 size_t jwtv_claims_acl_count(const jwtv_claims *c, enum jwtv_acl_kind kind);

@@ -10,6 +10,7 @@ Type:
     @bob hello        send "hello" to bob        (publishes to p2p/talk/bob)
     #friends hi all   send to the group friends  (publishes to g/talk/friends)
     /who bob          show which devices of bob are online (p2p/presence/bob)
+    /history bob      the last 20 messages with bob (/history #friends: a group)
     /help, /quit
 
 Incoming lines:
@@ -21,7 +22,11 @@ Incoming lines:
 Everything else is the broker's work (docs/im.md): it subscribes this
 device to its inbox p2p/talk/<user>, copies what you send from another
 device to this one, never echoes your own message back, and stamps each
-message with the user property `from` = user@device of its sender.
+message with the user properties `from` = user@device of its sender,
+`id` (per conversation) and `ts`; a message whose id was already shown is
+not shown again. With --v311 the client speaks MQTT 3.1.1 and reads the
+same from the envelope (examples/envelope.py; the listener or the token
+must ask for it).
 Each device keeps a persistent session, so what arrives while it is
 offline is printed when it comes back.
 """
@@ -37,6 +42,9 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+import os
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from envelope import parse as parse_envelope, Dedup  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCodes
@@ -128,7 +136,13 @@ class Chat:
         self.presence = {}          # user -> sorted device list
         self.watching = set()       # users whose presence we subscribed
         self.lock = threading.Lock()
-        self.c = Client(client_id=self.me, protocol=mqtt.MQTTv5)
+        self.v311 = args.v311
+        self.dedup = Dedup()
+        if self.v311:
+            self.c = Client(client_id=self.me, clean_session=args.clean,
+                                 protocol=mqtt.MQTTv311)
+        else:
+            self.c = Client(client_id=self.me, protocol=mqtt.MQTTv5)
         self.c.username_pw_set(self.user, self.token)
         self.c.on_connect = self.on_connect
         self.c.on_disconnect = self.on_disconnect
@@ -143,10 +157,13 @@ class Chat:
 
     # ------------------------------------------------------------ MQTT side
     def connect(self):
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0 if self.args.clean else SESSION_EXPIRY
-        self.c.connect(self.args.host, self.args.port, keepalive=60,
-                       clean_start=self.args.clean, properties=props)
+        if self.v311:
+            self.c.connect(self.args.host, self.args.port, keepalive=60)
+        else:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0 if self.args.clean else SESSION_EXPIRY
+            self.c.connect(self.args.host, self.args.port, keepalive=60,
+                           clean_start=self.args.clean, properties=props)
         self.c.loop_start()
 
     def on_connect(self, c, userdata, flags, rc, properties=None):
@@ -194,12 +211,23 @@ class Chat:
         os.kill(os.getpid(), signal.SIGINT)
 
     def on_message(self, c, userdata, msg):
-        text = msg.payload.decode("utf-8", "replace")
-        sender = None
-        ups = getattr(msg.properties, "UserProperty", None) or []
+        if msg.topic.startswith("$im/history/reply"):
+            self.show_history(msg.payload)
+            return
+        payload, sender, msg_id = msg.payload, None, None
+        ups = getattr(msg.properties, "UserProperty", None) or [] if not self.v311 else []
         for k, v in ups:
             if k == "from":
                 sender = v
+            elif k == "id":
+                msg_id = int(v)
+        if self.v311:
+            head, payload = parse_envelope(msg.payload)
+            if head:
+                sender, msg_id = head["from"], head.get("id")
+        if msg_id is not None and not self.dedup.fresh(msg.topic, msg_id):
+            return  # a duplicate (QoS 1 after a reconnect): shown already
+        text = payload.decode("utf-8", "replace")
         sender = sender or "?"
         s_user, _, s_dev = sender.partition("@")
         mine = s_user == self.user
@@ -225,6 +253,24 @@ class Chat:
             self.show_presence(t[2])
         else:
             self.say("[%s on %s] %s" % (sender, msg.topic, text))
+
+    def show_history(self, raw):
+        try:
+            r = json.loads(raw)
+        except ValueError:
+            return
+        if "error" in r:
+            self.say("! history: %s %s" % (r["error"], r.get("detail", "")))
+            return
+        where = "@" + r["peer"] if "peer" in r else "#" + r.get("group", "?")
+        self.say("* history with %s (%d messages%s):" % (
+            where, len(r["messages"]), ", older ones exist" if r.get("more") else ""))
+        for m in r["messages"]:
+            when = time.strftime("%H:%M:%S", time.localtime(m["ts"] / 1000))
+            text = m.get("payload")
+            if text is None:
+                text = "<%d bytes>" % len(base64.b64decode(m.get("payload_b64", "")))
+            self.say("  %s [%s] %s" % (when, m["from"], text))
 
     def show_presence(self, user):
         devices = self.presence.get(user)
@@ -257,6 +303,16 @@ class Chat:
                 # the broker keeps the last presence retained: it arrives at once
                 self.watching.add(parts[1])
                 self.c.subscribe("p2p/presence/%s" % parts[1], 1)
+            return True
+        if line.startswith("/history"):
+            parts = line.split()
+            if len(parts) != 2 or len(parts[1]) < 2:
+                self.say("usage: /history USER | /history #GROUP")
+                return True
+            who = parts[1]
+            req = {"group": who[1:]} if who.startswith("#") else {"peer": who.lstrip("@")}
+            req["limit"] = 20
+            self.c.publish("$im/history", json.dumps(req).encode(), qos=1)
             return True
         if line.startswith("/help"):
             self.say(__doc__.split("Incoming")[0].split("Type:")[1].rstrip())
@@ -299,6 +355,8 @@ def main():
                     help="groups to join, comma-separated (default: the token's groups claim)")
     ap.add_argument("--ttl", type=int, default=3600, help="lifetime of a minted token, seconds")
     ap.add_argument("--clean", action="store_true", help="no persistent session for this device")
+    ap.add_argument("--v311", action="store_true",
+                    help="speak MQTT 3.1.1 (sender and id from the envelope)")
     args = ap.parse_args()
     if args.token is not None and not args.token.strip():
         # The usual cause: `--token "$ALICE"` in a terminal where ALICE was

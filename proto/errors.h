@@ -58,7 +58,9 @@
     X(STOREFULL, "store full")                                                 \
     X(LOCKED, "store in use by another process")                               \
     /* authentication limits (auth/authlimit.h) */                             \
-    X(AUTHRATE, "too many failed authentications from this address")
+    X(AUTHRATE, "too many failed authentications from this address")        \
+    /* IM */                                                                   \
+    X(NOHISTORY, "no conversation history kept")
 
 enum imqtt_err {
     IMQTT_OK = 0,

@@ -19,7 +19,7 @@
 #include "mqtt_types.h"
 
 /* The schema this build writes and the newest it can read. */
-#define STORE_SCHEMA_VERSION 1u
+#define STORE_SCHEMA_VERSION 2u
 /* The first byte of every value record: its layout version. */
 #define STORE_REC_VERSION 1u
 

@@ -14,7 +14,8 @@
 #include "errors.h"
 
 const char *const store_db_names[DB_COUNT_] = {
-    "meta", "msgs", "refs", "sessions", "subs", "queue", "qos2", "retained"};
+    "meta",  "msgs", "refs",     "sessions", "subs",
+    "queue", "qos2", "retained", "imlog",    "imconv"};
 
 void store_log(const char *level, const char *fmt, ...)
 {
@@ -149,7 +150,39 @@ static int check_schema(store *s, MDB_txn *txn)
         store_log("error", "%s: schema version 0", s->dir);
         return IMQTT_ECORRUPT;
     }
+    if (ver < STORE_SCHEMA_VERSION && !s->read_only) {
+        /* 1 -> 2 added the conversation log's databases, created empty by
+         * the open above: nothing else changed, so the upgrade is the
+         * version record. An older build then refuses the store. */
+        uint8_t nv[4];
+        store_be32(nv, STORE_SCHEMA_VERSION);
+        v = (MDB_val){4, nv};
+        rc = mdb_put(txn, s->db[DB_META], &k, &v, 0);
+        if (rc != 0)
+            return store_err(rc);
+        store_log("info", "%s: schema version %u upgraded to %u", s->dir,
+                  (unsigned)ver, (unsigned)STORE_SCHEMA_VERSION);
+    }
     return 0;
+}
+
+/* Count this start-up: the conversation log's ids are made unique across
+ * restarts from it (store_boot). */
+static int count_boot(store *s, MDB_txn *txn)
+{
+    MDB_val k = {4, "boot"}, v;
+    int rc = mdb_get(txn, s->db[DB_META], &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        s->boot = store_get64(v.mv_data);
+    else if (rc != MDB_NOTFOUND)
+        return rc == 0 ? IMQTT_ECORRUPT : store_err(rc);
+    if (s->read_only)
+        return 0;
+    s->boot++;
+    uint8_t b[8];
+    store_be64(b, s->boot);
+    v = (MDB_val){8, b};
+    return store_err(mdb_put(txn, s->db[DB_META], &k, &v, 0));
 }
 
 static int open_env(store *s, const store_options *o)
@@ -202,15 +235,23 @@ static int open_env(store *s, const store_options *o)
         store_log("error", "%s: %s", s->dir, mdb_strerror(rc));
         return store_err(rc);
     }
-    for (int i = 0; i < DB_COUNT_ && rc == 0; i++)
+    for (int i = 0; i < DB_COUNT_ && rc == 0; i++) {
         rc = mdb_dbi_open(txn, store_db_names[i], s->read_only ? 0 : MDB_CREATE,
                           &s->db[i]);
+        /* A version 1 store opened read-only has no conversation log. */
+        if (rc == MDB_NOTFOUND && s->read_only && i >= DB_IMLOG) {
+            s->no_imlog = true;
+            rc = 0;
+        }
+    }
     if (rc != 0) {
         store_log("error", "%s: %s", s->dir, mdb_strerror(rc));
         mdb_txn_abort(txn);
         return rc == MDB_NOTFOUND ? IMQTT_ECORRUPT : store_err(rc);
     }
     int err = check_schema(s, txn);
+    if (err == 0)
+        err = count_boot(s, txn);
     if (err < 0) {
         mdb_txn_abort(txn);
         return err;

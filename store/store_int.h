@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "store.h"
 
@@ -21,6 +22,8 @@ enum store_db {
     DB_QUEUE,    /* sid u64 | seq u64 -> queue entry */
     DB_QOS2,     /* sid u64 | pid u16 -> empty */
     DB_RETAINED, /* topic -> retained value */
+    DB_IMLOG,    /* u8 len | conversation | u64 id -> log record (v2) */
+    DB_IMCONV,   /* conversation -> conversation record (v2) */
     DB_COUNT_
 };
 
@@ -44,6 +47,7 @@ enum store_op {
     OP_RET_PUT, /* retained put, references counted */
     OP_RET_DEL,
     OP_SESS_DEL, /* session and everything under its sid */
+    OP_IMLOG,    /* conversation log append and its retention deletes */
 };
 #define OP_HDR 10
 
@@ -106,6 +110,9 @@ struct store {
 
     void (*notify)(void *arg);
     void *notify_arg;
+
+    uint64_t boot; /* start-ups of this store, this one included */
+    bool no_imlog; /* read-only schema 1 store: no log databases */
 };
 
 /* Log a store error on stderr in the broker's log format. */
@@ -117,6 +124,20 @@ int store_err(int rc);
 
 /* The store thread's body (store_txn.c). */
 void *store_thread(void *arg);
+
+/* Short read transaction on the loop thread (store_read.c). */
+int store_rd_begin(store *s, MDB_txn **txn);
+void store_rd_end(store *s, MDB_txn *txn);
+
+/* Apply one OP_IMLOG (store_imlog.c, on the store thread). */
+int store_imlog_apply(store *s, MDB_txn *txn, const MDB_val *k,
+                      const MDB_val *v);
+
+/* --check-store of the conversation log inside read txn (store_imlog.c):
+ * every record decodes, each conversation's record matches its messages.
+ * Prints each problem to f; returns how many. */
+size_t store_imlog_check(store *s, MDB_txn *txn, FILE *f, size_t *convs,
+                         size_t *logged);
 
 /* Read a message record by id inside txn. */
 int store_get_msg(store *s, MDB_txn *txn, uint64_t id, store_msg *m);

@@ -9,7 +9,7 @@
 #include "errors.h"
 #include "store_int.h"
 
-static int rd_begin(store *s, MDB_txn **txn)
+int store_rd_begin(store *s, MDB_txn **txn)
 {
     if (!s->env)
         return IMQTT_EINVAL;
@@ -28,7 +28,7 @@ static int rd_begin(store *s, MDB_txn **txn)
     return 0;
 }
 
-static void rd_end(store *s, MDB_txn *txn)
+void store_rd_end(store *s, MDB_txn *txn)
 {
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&s->resize);
@@ -183,7 +183,7 @@ int store_load(store *s, const store_visitor *v, uint64_t *max_msg_id,
     if (s->durability == STORE_NONE && !s->read_only)
         return 0;
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn);
+    int rc = store_rd_begin(s, &txn);
     if (rc < 0)
         return rc;
     rc = load_sessions(s, txn, v, max_sid);
@@ -197,7 +197,7 @@ int store_load(store *s, const store_visitor *v, uint64_t *max_msg_id,
         rc = load_retained(s, txn, v);
     if (rc == 0)
         rc = max_key64(s, txn, DB_MSGS, max_msg_id);
-    rd_end(s, txn);
+    store_rd_end(s, txn);
     return rc;
 }
 
@@ -205,12 +205,12 @@ int store_read_queue(store *s, uint64_t sid, uint64_t from, uint32_t max,
                      store_entry_cb cb, void *arg)
 {
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn);
+    int rc = store_rd_begin(s, &txn);
     if (rc < 0)
         return rc;
     MDB_cursor *cur;
     if ((rc = mdb_cursor_open(txn, s->db[DB_QUEUE], &cur)) != 0) {
-        rd_end(s, txn);
+        store_rd_end(s, txn);
         return store_err(rc);
     }
     uint8_t key[STORE_QKEY_LEN];
@@ -237,7 +237,7 @@ int store_read_queue(store *s, uint64_t sid, uint64_t from, uint32_t max,
         n++;
     }
     mdb_cursor_close(cur);
-    rd_end(s, txn);
+    store_rd_end(s, txn);
     if (err < 0)
         return err;
     if (rc != 0 && rc != MDB_NOTFOUND)
@@ -269,7 +269,7 @@ int store_check(store *s, void *out)
 {
     FILE *f = out;
     MDB_txn *txn;
-    int rc = rd_begin(s, &txn);
+    int rc = store_rd_begin(s, &txn);
     if (rc < 0)
         return rc;
     size_t problems = 0, nmsgs = 0, nsess = 0, nsubs = 0, nentries = 0;
@@ -281,7 +281,7 @@ int store_check(store *s, void *out)
     mdb_stat(txn, s->db[DB_MSGS], &st);
     refs = calloc(st.ms_entries + 1, sizeof(*refs));
     if (!refs) {
-        rd_end(s, txn);
+        store_rd_end(s, txn);
         return IMQTT_ENOMEM;
     }
     /* Messages (ids come sorted from LMDB, so refs is sorted). */
@@ -372,21 +372,25 @@ int store_check(store *s, void *out)
         problems++;
     }
     free(refs);
-    rd_end(s, txn);
+    size_t nconv = 0, nlogged = 0;
+    problems += store_imlog_check(s, txn, f, &nconv, &nlogged);
+    store_rd_end(s, txn);
     fprintf(f,
             "sessions %zu\nsubscriptions %zu\nqueue entries %zu\nmessages "
-            "%zu\nretained %zu\nqos2 ids %zu\nproblems %zu\n",
-            nsess, nsubs, nentries, nmsgs, nret, nqos2, problems);
+            "%zu\nretained %zu\nqos2 ids %zu\nconversations %zu\nlogged "
+            "messages %zu\nproblems %zu\n",
+            nsess, nsubs, nentries, nmsgs, nret, nqos2, nconv, nlogged,
+            problems);
     return problems ? IMQTT_ECORRUPT : 0;
 }
 
 uint64_t store_message_count(store *s)
 {
     MDB_txn *txn;
-    if (!s || !s->env || rd_begin(s, &txn) < 0)
+    if (!s || !s->env || store_rd_begin(s, &txn) < 0)
         return 0;
     MDB_stat st;
     uint64_t n = mdb_stat(txn, s->db[DB_MSGS], &st) == 0 ? st.ms_entries : 0;
-    rd_end(s, txn);
+    store_rd_end(s, txn);
     return n;
 }

@@ -100,7 +100,7 @@ static int sweep(store *s, MDB_txn *txn, int db, const uint8_t sid[8])
 static bool grows(uint8_t op)
 {
     return op == OP_PUT || op == OP_MSG || op == OP_ENTRY_PUT ||
-           op == OP_RET_PUT;
+           op == OP_RET_PUT || op == OP_IMLOG;
 }
 
 static int apply_op(store *s, MDB_txn *txn, const uint8_t *p)
@@ -167,6 +167,8 @@ static int apply_op(store *s, MDB_txn *txn, const uint8_t *p)
             (rc = sweep(s, txn, DB_QUEUE, v.mv_data)) != 0)
             return rc;
         return sweep(s, txn, DB_QOS2, v.mv_data);
+    case OP_IMLOG:
+        return store_imlog_apply(s, txn, &k, &v);
     }
     return MDB_CORRUPTED; /* an op we never write */
 }

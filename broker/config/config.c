@@ -121,16 +121,22 @@ int get_word(struct ctx *x, const cJSON *v, const char *path,
 static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
                           listener_config *l)
 {
-    struct key k[] = {{"bind", NULL},     {"port", NULL},
-                      {"max_connections", NULL}, {"im", NULL},
-                      {"auth", NULL},     {"clientid", NULL},
-                      {"transport", NULL}, {"tls", NULL},
-                      {"ws_path", NULL}};
-    int rc = take_keys(x, v, path, k, 9);
+    struct key k[] = {
+        {"bind", NULL},       {"port", NULL}, {"max_connections", NULL},
+        {"im", NULL},         {"auth", NULL}, {"clientid", NULL},
+        {"transport", NULL},  {"tls", NULL},  {"ws_path", NULL},
+        {"im_envelope", NULL}};
+    int rc = take_keys(x, v, path, k, 10);
     if (rc != 0)
         return rc;
     if ((rc = parse_listener_im(x, k + 3, path, l)) != 0)
         return rc;
+    if (k[9].val != NULL) {
+        char ep[PATH_MAX_LEN];
+        join(ep, path, "im_envelope");
+        if ((rc = get_bool(x, k[9].val, ep, &l->im_envelope)) != 0)
+            return rc;
+    }
     if ((rc = parse_listener_transport(x, k + 6, path, l)) != 0)
         return rc;
     char sub[PATH_MAX_LEN];
@@ -405,6 +411,8 @@ enum {
     K_SYS_INTERVAL,
     K_HTTP,
     K_LIMITS,
+    K_MAX_STORED,
+    K_MAX_STORED_BYTES,
     K_COUNT_
 };
 
@@ -432,6 +440,8 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_SYS_INTERVAL] = {"sys_interval", NULL},
         [K_HTTP] = {"http", NULL},
         [K_LIMITS] = {"limits", NULL},
+        [K_MAX_STORED] = {"max_stored_messages", NULL},
+        [K_MAX_STORED_BYTES] = {"max_stored_bytes", NULL},
     };
     int rc = take_keys(x, root, "", k, K_COUNT_);
     if (rc != 0)
@@ -449,6 +459,15 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         get_uint(x, V(K_MAX_QUEUED), 0, UINT32_MAX, &c->max_queued_messages));
     OPT(K_MAX_QUEUED_BYTES,
         get_size(x, V(K_MAX_QUEUED_BYTES), 0, &c->max_queued_bytes));
+    /* A config that bounds queues and says nothing of the stored ones
+     * (written before they had their own keys) keeps bounding them all. */
+    if (k[K_MAX_QUEUED].val && !k[K_MAX_STORED].val)
+        c->max_stored_messages = c->max_queued_messages;
+    if (k[K_MAX_QUEUED_BYTES].val && !k[K_MAX_STORED_BYTES].val)
+        c->max_stored_bytes = c->max_queued_bytes;
+    OPT(K_MAX_STORED, get_size(x, V(K_MAX_STORED), 0, &c->max_stored_messages));
+    OPT(K_MAX_STORED_BYTES,
+        get_size(x, V(K_MAX_STORED_BYTES), 0, &c->max_stored_bytes));
     OPT(K_MAX_SUBS,
         get_uint(x, V(K_MAX_SUBS), 0, UINT32_MAX, &c->max_subscriptions));
     OPT(K_MAX_PACKET, get_uint(x, V(K_MAX_PACKET), 16, MQTT_MAX_REMAINING + 5,
@@ -485,6 +504,8 @@ int config_defaults(imqtt_config *c)
         .max_connections = 0,
         .max_inflight_messages = 1024,
         .max_queued_messages = 1000,
+        .max_stored_messages = 10000000,
+        .max_stored_bytes = 1ull << 30,
         .max_packet_size = 1048576,
         .max_keepalive = 0,
         .retain_available = true,
@@ -495,6 +516,11 @@ int config_defaults(imqtt_config *c)
         .deny_suback_reason = 0x87,
         .im_inbox_qos = 1,
         .im_presence = true,
+        .im_history = true,
+        .im_history_max_age_ms = 30ull * 86400 * 1000,
+        .im_history_max_bytes = 64ull << 20,
+        .im_history_max_messages = 1000000,
+        .im_history_page_max = 500,
         .log_level = LOG_INFO,
         .store_durability = STORE_PROCESS,
         .store_map_size = 64ull << 20,

@@ -167,12 +167,53 @@ int parse_auth(struct ctx *x, const cJSON *v, imqtt_config *c)
     return 0;
 }
 
+static int get_u64(struct ctx *x, const cJSON *v, const char *path,
+                   uint64_t *out)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) ||
+        !(v->valuedouble <= 9007199254740992.0) ||
+        (double)(uint64_t)v->valuedouble != v->valuedouble)
+        return fail(x, "%s: expected an integer >= 0", path);
+    *out = (uint64_t)v->valuedouble;
+    return 0;
+}
+
+static int parse_history(struct ctx *x, const cJSON *v, imqtt_config *c)
+{
+    struct key k[] = {{"enabled", NULL},
+                      {"max_age", NULL},
+                      {"max_bytes", NULL},
+                      {"max_messages", NULL},
+                      {"page_max", NULL}};
+    int rc = take_keys(x, v, "im.history", k, 5);
+    if (rc != 0)
+        return rc;
+    uint64_t age_s = c->im_history_max_age_ms / 1000;
+    if ((k[0].val &&
+         (rc = get_bool(x, k[0].val, "im.history.enabled", &c->im_history))) ||
+        (k[1].val &&
+         (rc = get_u64(x, k[1].val, "im.history.max_age", &age_s))) ||
+        (k[2].val && (rc = get_u64(x, k[2].val, "im.history.max_bytes",
+                                   &c->im_history_max_bytes))) ||
+        (k[3].val && (rc = get_u64(x, k[3].val, "im.history.max_messages",
+                                   &c->im_history_max_messages))) ||
+        (k[4].val && (rc = get_uint(x, k[4].val, "im.history.page_max", 1,
+                                    10000, &c->im_history_page_max))))
+        return rc;
+    c->im_history_max_age_ms = age_s * 1000;
+    return 0;
+}
+
 int parse_im(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {
-        {"inbox_qos", NULL}, {"presence", NULL}, {"admins", NULL}};
-    int rc = take_keys(x, v, "im", k, 3);
+    struct key k[] = {{"inbox_qos", NULL},
+                      {"presence", NULL},
+                      {"admins", NULL},
+                      {"history", NULL}};
+    int rc = take_keys(x, v, "im", k, 4);
     if (rc != 0)
+        return rc;
+    if (k[3].val != NULL && (rc = parse_history(x, k[3].val, c)) != 0)
         return rc;
     if (k[0].val != NULL) {
         uint32_t q = 0;

@@ -8,6 +8,9 @@
 #include "conn.h"
 #include "errors.h"
 #include "hmap.h"
+#include "im_history.h"
+#include "im_log.h"
+#include "im_msg.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -175,6 +178,10 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     im->admin = is_admin(srv, im->user);
     im->im_listener = l->im;
     r.im = im;
+    /* 3.1.1 has no properties: who wrote it, its id and time can only
+     * travel in the payload, for devices that ask (docs/im.md). */
+    r.envelope = l->im && p->version != MQTT_V5 &&
+                 (l->im_envelope || (claims && jwtv_claims_envelope(claims)));
     return r;
 }
 
@@ -254,6 +261,10 @@ bool im_may_receive(const session *s, mqtt_str topic)
 {
     if (s->im && has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)))
         return true; /* the inbox and the sync copies of one's own chats */
+    if (s->im && s->im->im_listener && has_prefix(topic, "$im/", 4))
+        return true; /* the broker's answers to this device: nobody else
+                        may publish under $, and nothing matches it but
+                        the broker's direct deliveries (im_history.c) */
     if (!s->im && acl_rule_count(s->srv->cfg.acl) == 0)
         return true; /* the default decides alike for every topic */
     return im_access(s, ACL_SUBSCRIBE, topic);
@@ -272,10 +283,30 @@ void im_adjust_sub_opts(const session *s, mqtt_str filter, mqtt_sub_opts *o)
 mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
                           im_stamp *st)
 {
+    return im_stamp_props_of(from->im, in, st);
+}
+
+mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
+                             im_stamp *st)
+{
+    return im_stamp_props_ex(im, in, NULL, 0, st);
+}
+
+/* The names the broker sets: a client's own are dropped. */
+static bool stamp_key(mqtt_str k)
+{
+    return str_eq(k, MQTT_STR_LIT("from")) || str_eq(k, MQTT_STR_LIT("id")) ||
+           str_eq(k, MQTT_STR_LIT("ts"));
+}
+
+mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
+                             const mqtt_user_prop *extra, uint32_t nextra,
+                             im_stamp *st)
+{
     mqtt_props out = *in;
     st->user = st->stack;
     st->n = 0;
-    uint32_t need = in->user_count + 1;
+    uint32_t need = in->user_count + 1 + nextra;
     if (need > sizeof(st->stack) / sizeof(st->stack[0])) {
         st->user = malloc(need * sizeof(*st->user));
         if (!st->user) {
@@ -285,14 +316,15 @@ mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
     }
     /* The broker's stamp first, then the client's properties in order,
      * without any "from" of its own: receivers can trust it. */
-    st->user[st->n++] =
-        (mqtt_user_prop){MQTT_STR_LIT("from"),
-                         mqtt_str_from(from->im->id, from->im->user.len + 1 +
-                                                         from->im->device.len)};
+    st->user[st->n++] = (mqtt_user_prop){
+        MQTT_STR_LIT("from"),
+        mqtt_str_from(im->id, im->user.len + 1 + im->device.len)};
+    for (uint32_t i = 0; i < nextra && st->n < need; i++)
+        st->user[st->n++] = extra[i];
     uint32_t pos = 0;
     mqtt_user_prop up;
     while (st->n < need && mqtt_props_next_user(in->raw, &pos, &up) == 1)
-        if (!str_eq(up.key, MQTT_STR_LIT("from")))
+        if (!stamp_key(up.key))
             st->user[st->n++] = up;
     out.user = st->user;
     out.user_count = st->n;
@@ -414,6 +446,9 @@ void im_on_connect(session *s)
             s, mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + im->user.len),
             &o, 0, &existed) < 0)
         log_warn("client %s: inbox subscription failed", s->client_id);
+    /* What overflowed while it was away (queued after what is waiting). */
+    if (s->missed && im->im_listener)
+        im_overflow_marker(s);
     if (!srv->cfg.im_presence)
         return;
     presence *p = presence_of(srv, im->user, true);
@@ -496,6 +531,7 @@ void im_on_start(server *srv)
 
 void im_server_free(server *srv)
 {
+    im_log_free(srv);
     im_state *st = srv->im;
     if (!st)
         return;
@@ -520,6 +556,20 @@ static void identity_parts(const im_info *im, mqtt_str *user, mqtt_str *device)
     *device = im->device;
 }
 
+/* Only devices of IM listeners get the IM treatment of their wills. */
+static msg *will_new(server *srv, const im_info *im, const mqtt_connect *p,
+                     bool *handled)
+{
+    *handled = im->im_listener;
+    return im->im_listener ? im_will_new(srv, im, p) : NULL;
+}
+
+static msg *will_publish(session *s, msg *w, bool *as_device)
+{
+    *as_device = s->im->im_listener;
+    return s->im->im_listener ? im_will_publish(s, w) : msg_ref(w);
+}
+
 static const policy im_rules = {
     .authenticate = im_authenticate,
     .identity_free = im_info_free,
@@ -528,8 +578,12 @@ static const policy im_rules = {
     .authorize_identity = im_access_identity,
     .may_receive = im_may_receive,
     .adjust_sub_opts = im_adjust_sub_opts,
-    .stamp = im_stamp_props,
-    .stamp_free = im_stamp_free,
+    .message_new = im_message_new,
+    .will_new = will_new,
+    .will_publish = will_publish,
+    .overflow = im_overflow_marker,
+    .is_request = im_history_is_request,
+    .answer = im_history_handle,
     .sync = im_route_sync,
     .on_connect = im_on_connect,
     .on_disconnect = im_on_disconnect,

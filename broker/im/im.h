@@ -80,6 +80,15 @@ void im_on_disconnect(session *s);
 typedef policy_stamp im_stamp;
 mqtt_props im_stamp_props(const session *from, const mqtt_props *in,
                           im_stamp *scratch);
+/* The same for an identity (the Will, stamped at CONNECT). */
+mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
+                             im_stamp *scratch);
+/* With the broker's `extra` user properties (id, ts) right after `from`;
+ * client properties named from, id or ts are all dropped. `extra` is
+ * borrowed until im_stamp_free. */
+mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
+                             const mqtt_user_prop *extra, uint32_t nextra,
+                             im_stamp *scratch);
 void im_stamp_free(im_stamp *scratch);
 
 /* Multi-device sync: a message user@devA published to p2p/talk/{peer}

@@ -102,6 +102,7 @@ struct conn {
     /* password_file listeners: the result of the check off the loop */
     bool password_checked;
     bool password_ok;
+    bool im_envelope;       /* 3.1.1 IM device that asked for the envelope */
     bool disconnect_normal; /* DISCONNECT received: no will */
     bool will_on_close;     /* DISCONNECT 0x04 */
 };

@@ -2,6 +2,7 @@
  * aliases (their state for both directions), the shared encoding of a 3.1.1 QoS 0 PUBLISH, and the header
  * written ahead of the (shared or copied) payload. The hot path of every
  * delivery; the rest of the connection is in conn.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "conn_trace.h"
 #include "errors.h"
 #include "log.h"
+#include "identity.h"
 #include "metrics.h"
 
 conn_aliases *conn_aliases_get(conn *c)
@@ -99,8 +101,72 @@ static bool v3_pub_cacheable(const conn *c, const msg *m, uint8_t qos)
            m->payload_len <= OUTBUF_COPY_MAX;
 }
 
+/* The IM envelope for 3.1.1 devices (docs/im.md, Envelope): one JSON
+ * header line with the broker's stamp, then the payload unchanged. NULL
+ * when m carries no stamp (not written by an IM device) or no memory
+ * (the message then goes out bare rather than not at all). */
+static msg *envelope(const msg *m)
+{
+    mqtt_str from = {NULL, 0}, id = {NULL, 0}, ts = {NULL, 0};
+    uint32_t pos = 0;
+    mqtt_user_prop up;
+    /* The broker put its stamp first: stop after it. */
+    for (int i = 0; i < 3 && mqtt_props_next_user(m->props.raw, &pos, &up) == 1;
+         i++) {
+        if (up.key.len == 4 && memcmp(up.key.ptr, "from", 4) == 0)
+            from = up.value;
+        else if (up.key.len == 2 && memcmp(up.key.ptr, "id", 2) == 0)
+            id = up.value;
+        else if (up.key.len == 2 && memcmp(up.key.ptr, "ts", 2) == 0)
+            ts = up.value;
+    }
+    if (!from.ptr || !ts.ptr)
+        return NULL;
+    /* The values are the broker's own: user@device of [A-Za-z0-9._-@]
+     * and decimal numbers, nothing to escape. */
+    char head[IM_CLIENT_ID_MAX + 96];
+    int n = snprintf(head, sizeof(head), "{\"from\":\"%.*s\"", (int)from.len,
+                     (const char *)from.ptr);
+    if (id.ptr)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, ",\"id\":%.*s",
+                      (int)id.len, (const char *)id.ptr);
+    n += snprintf(head + n, sizeof(head) - (size_t)n, ",\"ts\":%.*s}\n",
+                  (int)ts.len, (const char *)ts.ptr);
+    if (n <= 0 || (size_t)n >= sizeof(head))
+        return NULL;
+    size_t len = (size_t)n + m->payload_len;
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return NULL;
+    memcpy(buf, head, (size_t)n);
+    memcpy(buf + n, msg_payload(m).ptr, m->payload_len);
+    msg *e = msg_new(msg_topic(m), NULL, (mqtt_bytes){buf, (uint32_t)len},
+                     m->qos, m->retain, m->expiry_at, m->id);
+    free(buf);
+    return e;
+}
+
+static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
+                        bool retain, const uint32_t *sub_ids,
+                        uint32_t nsub_ids);
+
 int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
                       bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
+{
+    if (c->im_envelope && m->props.user_count) {
+        msg *e = envelope(m);
+        if (e) {
+            int rc =
+                send_publish(c, e, qos, pid, dup, retain, sub_ids, nsub_ids);
+            msg_unref(e); /* an output buffer keeps its own reference */
+            return rc;
+        }
+    }
+    return send_publish(c, m, qos, pid, dup, retain, sub_ids, nsub_ids);
+}
+
+static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
+                        bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
 {
     server *srv = c->srv;
     bool cacheable = v3_pub_cacheable(c, m, qos);

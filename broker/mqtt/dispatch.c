@@ -7,6 +7,7 @@
 #include "conn_trace.h"
 #include "errors.h"
 #include "handlers.h"
+#include "identity.h"
 #include "log.h"
 #include "password.h"
 #include "reason.h"
@@ -59,7 +60,15 @@ static void pw_done(uv_work_t *req, int status)
 static int check_password(conn *c, const mqtt_frame *f, const mqtt_connect *p)
 {
     const pwdb *db = c->srv->cfg.passwords;
-    if (!p->has_username || !p->has_password || !db) {
+    /* On an IM listener the user is the client id's: the user name may be
+     * empty or absent (docs/im.md, Identity); im_authenticate refuses one
+     * that names someone else. */
+    mqtt_str user = p->has_username ? p->username : (mqtt_str){NULL, 0};
+    im_identity id;
+    if (user.len == 0 && c->lst->cfg->clientid != IM_CLIENTID_OFF &&
+        im_identity_parse(p->client_id, &id) == 0)
+        user = id.user;
+    if (user.len == 0 || !p->has_password || !db) {
         c->password_checked = true;
         c->password_ok = false;
         return handle_connect(c, p);
@@ -85,7 +94,7 @@ static int check_password(conn *c, const mqtt_frame *f, const mqtt_connect *p)
     w->req.data = w;
     w->c = c;
     w->db = db;
-    w->user = (mqtt_str){w->frame + (p->username.ptr - start), p->username.len};
+    w->user = (mqtt_str){w->frame + (user.ptr - start), user.len};
     w->password =
         (mqtt_bytes){w->frame + (p->password.ptr - start), p->password.len};
     if (uv_queue_work(c->w->loop, &w->req, pw_work, pw_done) < 0) {

@@ -213,8 +213,16 @@ int handle_connect(conn *c, const mqtt_connect *p)
         srv->policy->identity_free(ar.im);
         return rc > 0 ? 0 : rc;
     }
+    /* 3.1.1 has no properties: who wrote it, its id and time can only
+     * travel in the payload, for devices that ask (docs/im.md). */
+    c->im_envelope = ar.envelope;
 
-    msg *will = p->will ? make_will(srv, p) : NULL;
+    msg *will = NULL;
+    bool will_made = false;
+    if (p->will && ar.im)
+        will = srv->policy->will_new(srv, ar.im, p, &will_made);
+    if (p->will && !will_made)
+        will = make_will(srv, p);
     if (p->will && !will) {
         srv->policy->identity_free(ar.im);
         return IMQTT_ENOMEM;

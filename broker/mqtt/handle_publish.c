@@ -120,6 +120,22 @@ int handle_publish(conn *c, const mqtt_publish *p)
         return conn_send(c, &ack);
     }
 
+    if (s->im && srv->policy->is_request(s, topic)) {
+        /* Answered by the broker, never routed (docs/im.md, History). */
+        int rc = srv->policy->answer(c, p);
+        if (rc < 0 || p->qos == 0)
+            return rc;
+        if (p->qos == 1) {
+            mqtt_packet ack = {.type = MQTT_PUBACK};
+            ack.u.ack.packet_id = p->packet_id;
+            return conn_send(c, &ack);
+        }
+        if ((rc = session_qos2_add(s, p->packet_id)) < 0)
+            return rc;
+        c->inflight_in++;
+        return conn_send_after_commit(c, MQTT_PUBREC, p->packet_id, 0);
+    }
+
     if (!srv->policy->authorize(s, ACL_PUBLISH, topic)) {
         log_info("%s: publish to %.*s denied", conn_who(c), (int)topic.len,
                  (const char *)topic.ptr);
@@ -134,15 +150,12 @@ int handle_publish(conn *c, const mqtt_publish *p)
      * MQTT 5 receivers can trust who wrote it. */
     /* The stamp's buffers are only touched for IM senders: zeroing them
      * for every PUBLISH cost 5 % of the broker's instructions. */
-    static const mqtt_props empty = {0};
     const mqtt_props *props = c->version == MQTT_V5 ? &p->props : NULL;
     msg *m;
+    bool logged = false;
     if (s->im) {
-        policy_stamp stamp = {0};
-        mqtt_props stamped = srv->policy->stamp(s, props ? props : &empty, &stamp);
-        m = msg_new(topic, &stamped, p->payload, p->qos, p->retain, expiry_at,
-                    ++srv->next_msg_id);
-        srv->policy->stamp_free(&stamp);
+        m = srv->policy->message_new(s, topic, props, p->payload, p->qos, p->retain,
+                           expiry_at, &logged);
     } else {
         m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
                     ++srv->next_msg_id);
@@ -154,7 +167,7 @@ int handle_publish(conn *c, const mqtt_publish *p)
      * session or the retained store took it): only then has the PUBACK
      * anything to wait for. */
     bool recorded = store_durable(srv->store) &&
-                    m->store_gen == store_batch_gen(srv->store);
+                    (logged || m->store_gen == store_batch_gen(srv->store));
     msg_unref(m);
 
     if (p->qos == 1) {

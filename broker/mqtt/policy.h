@@ -20,6 +20,7 @@
 struct server;
 struct session;
 struct msg;
+struct conn;
 
 /* The identity a policy gives a session (user@device, token claims):
  * opaque to mqtt/, owned by the session (session->im), freed with
@@ -32,6 +33,8 @@ typedef struct policy_auth {
     struct im_info *im; /* the new identity (the caller owns it), or NULL */
     int64_t expires;    /* credential expiry, seconds since the epoch; 0 */
     const char *why;    /* a refusal's cause for the log line (static text) */
+    bool envelope;      /* 3.1.1 deliveries carry the sender, id and time
+                           in an envelope around the payload (docs/im.md) */
 } policy_auth;
 
 /* Scratch for the properties a stamped message is stored with: the user
@@ -71,11 +74,32 @@ typedef struct policy {
     void (*adjust_sub_opts)(const struct session *s, mqtt_str filter,
                             mqtt_sub_opts *o);
 
-    /* The properties a message from `from` (a session with an identity) is
-     * stored with; `scratch` holds them until stamp_free. */
-    mqtt_props (*stamp)(const struct session *from, const mqtt_props *in,
-                        policy_stamp *scratch);
-    void (*stamp_free)(policy_stamp *scratch);
+    /* A new message (refs = 1) published by s (a session with an
+     * identity) on `topic`, with the broker's stamp on `props` (NULL:
+     * 3.1.1). *in_batch: the policy recorded it in the open store batch
+     * (its log), so the acknowledgement waits for that commit. NULL on
+     * ENOMEM. */
+    struct msg *(*message_new)(struct session *s, mqtt_str topic,
+                               const mqtt_props *props, mqtt_bytes payload,
+                               uint8_t qos, bool retain, uint64_t expiry_at,
+                               bool *in_batch);
+    /* The will of CONNECT p by identity im, when the policy builds it
+     * (*handled true; NULL then means ENOMEM); else mqtt/ builds it. */
+    struct msg *(*will_new)(struct server *srv, const struct im_info *im,
+                            const mqtt_connect *p, bool *handled);
+    /* Will w of s (with an identity) is about to be published: the
+     * message to route instead (a new reference), NULL to send nothing;
+     * *as_device: route it as a publication of s (No Local, sync). */
+    struct msg *(*will_publish)(struct session *s, struct msg *w,
+                                bool *as_device);
+    /* Messages were dropped for s (s->missed) and its queue has room
+     * again: tell the device. */
+    void (*overflow)(struct session *s);
+    /* Whether a PUBLISH of s on `topic` is a request the policy answers
+     * itself (history), and the answer; never routed. answer returns 0
+     * or a negative error. */
+    bool (*is_request)(const struct session *s, mqtt_str topic);
+    int (*answer)(struct conn *c, const mqtt_publish *p);
     /* After a message from `from` (NULL: a will) has been routed: deliver
      * it wherever else the policy wants it (the sender's other devices). */
     void (*sync)(struct server *srv, struct msg *m, struct session *from);

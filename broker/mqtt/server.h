@@ -68,6 +68,8 @@ typedef struct server {
     struct reload_retired *retired; /* owned: config objects replaced by
                                        SIGHUP, freed at exit (reload.c) */
     struct im_state *im;  /* owned by the policy: presence records (im.c) */
+    struct im_log_state *im_log; /* owned by the policy: conversation ids
+                                    (im_log.c) */
     hmap conn_rate_addrs; /* address -> rate bucket (rate_limits.c) */
     struct auth_guard *guard; /* owned: credential cache, failure limit */
 

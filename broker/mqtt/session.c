@@ -259,17 +259,20 @@ static void queued_bytes_sub(session *s, uint64_t n)
     s->queued_bytes = s->queued_bytes > n ? s->queued_bytes - n : 0;
 }
 
-/* max_queued_bytes: payload waiting beyond the window. True (and m
- * dropped, counted, logged) when m would take s past it. */
+/* max_queued_bytes (max_stored_bytes for a persistent session): payload
+ * waiting beyond the window. True (and m dropped, counted, logged) when m
+ * would take s past it. */
 static bool queue_bytes_full(session *s, const msg *m)
 {
-    uint64_t max = s->srv->cfg.max_queued_bytes;
+    uint64_t max = persist_on(s) ? s->srv->cfg.max_stored_bytes
+                                 : s->srv->cfg.max_queued_bytes;
     if (!max || s->queued_bytes + m->payload_len <= max)
         return false;
     metrics_drop(s->srv, METRIC_DROP_QUEUE_BYTES);
     log_warn("queue of %s full (%llu bytes): dropped message %llu",
              s->client_id, (unsigned long long)s->queued_bytes,
              (unsigned long long)m->id);
+    session_overflowed(s);
     return true;
 }
 
@@ -330,14 +333,18 @@ static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
      * never make us deliver it twice (DESIGN.md invariants): it takes the
      * way through the store even when the window has room. */
     bool direct = room && s->disk_next == s->next_seq && qos == 1;
-    if (!direct && s->disk_count >= srv->cfg.max_queued_messages) {
+    /* The queue is on disk: its bound is sized for the disk
+     * (max_stored_messages), not for RAM. */
+    if (!direct && !s->marker_now &&
+        s->disk_count >= srv->cfg.max_stored_messages) {
         metrics_drop(srv, METRIC_DROP_QUEUE_FULL);
         log_warn("queue of %s full (%llu messages): dropped message %llu",
                  s->client_id, (unsigned long long)s->disk_count,
                  (unsigned long long)m->id);
+        session_overflowed(s);
         return;
     }
-    if (!direct && queue_bytes_full(s, m))
+    if (!direct && !s->marker_now && queue_bytes_full(s, m))
         return;
     out_entry *e = entry_new(m, qos, retain, sub_ids, nsub_ids, group);
     if (!e) {
@@ -415,6 +422,10 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
                      sub_group *group)
 {
     server *srv = s->srv;
+    /* Room again after an overflow: the device hears how much it missed
+     * before what comes next (it catches up from history). */
+    if (s->missed && s->im && session_queue_has_room(s))
+        srv->policy->overflow(s);
     if (msg_expired(m, server_now(srv))) {
         drop(s, METRIC_DROP_EXPIRED, "expired", m);
         return;
@@ -449,13 +460,15 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
     /* max_queued_messages bounds what waits beyond the window; for an
      * offline session that is everything it has not been sent. */
     bool direct = online(s) && !s->queue.head && s->inflight.count < window(s);
-    if (!direct && s->queue.count >= srv->cfg.max_queued_messages) {
+    if (!direct && !s->marker_now &&
+        s->queue.count >= srv->cfg.max_queued_messages) {
         metrics_drop(srv, METRIC_DROP_QUEUE_FULL);
         log_warn("queue of %s full (%u messages): dropped message %llu",
                  s->client_id, s->queue.count, (unsigned long long)m->id);
+        session_overflowed(s);
         return;
     }
-    if (!direct && queue_bytes_full(s, m))
+    if (!direct && !s->marker_now && queue_bytes_full(s, m))
         return;
     out_entry *e = entry_new(m, qos, retain, sub_ids, nsub_ids, group);
     if (!e) {
@@ -549,7 +562,20 @@ void session_publish_will(session *s)
     log_debug("publishing the will of %s", s->client_id);
     if (persist_on(s) && !s->srv->stopping)
         persist_session(s); /* without the will: it is sent only once */
-    route_message(s->srv, w, NULL);
+    session *from = NULL;
+    if (s->im) {
+        /* An IM device's will is one of its publications: checked,
+         * stamped, synced and logged like a PUBLISH (BAD_INPUTS row 22);
+         * `from` also keeps it from the device's own subscriptions. */
+        bool as_device = false;
+        msg *n = s->srv->policy->will_publish(s, w, &as_device);
+        msg_unref(w);
+        if (!n)
+            return;
+        w = n;
+        from = as_device ? s : NULL;
+    }
+    route_message(s->srv, w, from);
     msg_unref(w);
 }
 

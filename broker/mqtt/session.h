@@ -86,6 +86,12 @@ struct session {
 
     struct im_info *im; /* owned: the IM identity, NULL for others */
 
+    /* Messages dropped for a full queue since the device was last told
+     * (IM listeners get a $im/missed marker, im_msg.c). In RAM only. */
+    uint64_t missed;
+    uint64_t missed_since; /* wall-clock ms of the first of them */
+    bool marker_now;       /* delivering the marker: past the limits */
+
     uint32_t expiry; /* Session Expiry Interval, seconds */
     uint32_t nsubs;
     uint32_t will_delay;
@@ -139,6 +145,14 @@ void session_subs_persist(session *s);
 int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
                       uint32_t sub_id, bool *existed);
 int session_unsubscribe(session *s, mqtt_str filter);
+
+/* Whether one more message may wait for s (the queue limits of its kind:
+ * max_queued_* in RAM, max_stored_* for a persistent session). */
+bool session_queue_has_room(const session *s);
+
+/* A message s will never get (a queue bound passed): counted for the IM
+ * overflow marker. */
+void session_overflowed(session *s);
 
 /* Deliver m to s at qos with the given subscription ids (may be none). */
 void session_deliver(session *s, msg *m, uint8_t qos, bool retain,

@@ -92,6 +92,8 @@ int reload_apply(server *srv, const char *path)
     oc->max_connections = nc.max_connections;
     oc->max_queued_messages = nc.max_queued_messages;
     oc->max_queued_bytes = nc.max_queued_bytes;
+    oc->max_stored_messages = nc.max_stored_messages;
+    oc->max_stored_bytes = nc.max_stored_bytes;
     oc->max_subscriptions = nc.max_subscriptions;
     oc->max_packet_size = nc.max_packet_size;
     oc->max_keepalive = nc.max_keepalive;

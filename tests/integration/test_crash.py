@@ -230,3 +230,54 @@ def test_kill9_loses_nothing_acknowledged(durability):
         assert acked > ROUNDS, "too little traffic to mean anything"
     finally:
         sb.cleanup()
+
+
+def test_kill9_defaults_drop_nothing_for_offline_subscriber():
+    """Issue 13 item 6: at the defaults (no queue option in the config) a
+    persistent subscriber that stays offline while QoS 1 and QoS 2
+    publishers get ~8,500 messages acknowledged, with kill -9 rounds in
+    between, receives every one of them afterwards: the store-backed
+    queue is not bounded like an in-RAM one (it was 1,000)."""
+    rnd = random.Random(int(os.environ.get("IMQTT_CRASH_SEED", "0")) or None)
+    sb = StoreBroker("process")
+    try:
+        b = sb.start()
+        sub = Subscriber("offline-sub")
+        c = connect(b, sub.name)
+        c.send(mqttraw.subscribe(1, [("crash/t", 2)]))
+        assert c.expect(SUBACK).reasons == [2]
+        c.close()
+        pubs = [Publisher("p1", 1), Publisher("p2", 2)]
+        for r in range(40):
+            if sum(len(p.acked) for p in pubs) >= 8500:
+                break
+            run_then_kill(sb, [(p.run, (sb.b, True)) for p in pubs],
+                          rnd.uniform(0.15, 0.4))
+        acked = sum(len(p.acked) for p in pubs)
+        assert acked >= 8500, "only %d acknowledged" % acked
+        # publishers complete what is in flight; then the subscriber drains
+        stop, ts = run_threads([(p.run, (sb.b, False)) for p in pubs])
+        for t in ts:
+            t.join(20)
+        stop.set()
+        assert not any(p.pending for p in pubs), [p.pending for p in pubs]
+        stop, ts = run_threads([(sub.run, (sb.b,))])
+        deadline = time.monotonic() + 60
+        want = sum(len(p.acked) for p in pubs)
+        while time.monotonic() < deadline:
+            if len({(x[0], x[1]) for x in sub.got}) >= want and \
+                    time.monotonic() - sub.last_rx > 1.0:
+                break
+            time.sleep(0.1)
+        stop.set()
+        for t in ts:
+            t.join(5)
+        err = sb.b.stderr_text()
+        for s, p, n, missing, in_order, dup in deliveries([sub], pubs):
+            assert not missing, "%d acknowledged messages of %s dropped: %s\n%s" % (
+                len(missing), p.name, missing[:20], err[-2000:])
+            assert in_order
+        assert "full" not in err, err[-2000:]
+        print("\n%d acknowledged, all delivered to the offline subscriber" % want)
+    finally:
+        sb.cleanup()

@@ -380,3 +380,18 @@ def test_python_pw_line_matches_docs_format():
     user, rest = line.split(":", 1)
     parts = rest.split("$")
     assert user == "u" and parts[1] == "pbkdf2-sha512" and parts[2] == "1000"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_password_file_im_listener_empty_user_name(broker, pwfile, clients, version):
+    """docs/im.md: on an IM listener the user name may be empty; with a
+    password file the password is then checked for the client id's user
+    (a wrong one is still refused)."""
+    b = broker(im_config(auth="password_file", password_file=pwfile))
+    c = clients(b, "alice@box", version=version, username="", password="alice-pw",
+                auto_connect=False)
+    c.connect()
+    c.subscribe("p2p/talk/alice", qos=1)
+    c2 = clients(b, "alice@pad", version=version, username="", password="wrong",
+                 auto_connect=False)
+    c2.connect(expect_rc=refused(version, "auth"))

@@ -472,3 +472,30 @@ def test_presence_not_stale_after_restart(store_broker, clients):
     msgs = drain(w, 0.5)
     for x in msgs:
         assert presence_of(x) == ("alice", []), x.payload
+
+
+# ---------------------------------------------------------------- wills (row 22)
+
+@pytest.mark.parametrize("will_version", [5, 4])
+def test_row22_will_is_stamped_and_synced(broker, clients, will_version):
+    """A Will of an IM device is one of its publications: a forged `from`
+    in the Will is replaced by the device's own user@device, the user's
+    other devices get the sync copy, and the device's own other
+    subscriptions do not echo it (BAD_INPUTS row 22)."""
+    b = broker(im_config())
+    bob = im(clients, b, "bob", "pc")
+    bob4 = im(clients, b, "bob", "old", version=4)
+    tablet = im(clients, b, "mallory", "tablet")
+    will = {"topic": "p2p/talk/bob", "payload": b"gone", "qos": 1}
+    if will_version == 5:
+        will["properties"] = props(PacketTypes.WILLMESSAGE,
+                                   UserProperty=[("from", "carol@laptop")])
+    w = im(clients, b, "mallory", "phone", version=will_version, will=will)
+    w.kill()  # no DISCONNECT: the will goes out
+    got = expect_exact(bob, [("p2p/talk/bob", b"gone")], "bob@pc")
+    assert from_props(got[0]) == ["mallory@phone"], from_props(got[0])
+    # and, like any chat message, it has its id in the conversation's log
+    assert "id" in dict(got[0].properties.UserProperty)
+    expect_exact(bob4, [("p2p/talk/bob", b"gone")], "bob@old")
+    sync = expect_exact(tablet, [("p2p/talk/bob", b"gone")], "mallory@tablet")
+    assert from_props(sync[0]) == ["mallory@phone"], from_props(sync[0])

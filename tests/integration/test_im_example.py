@@ -114,6 +114,24 @@ def test_chat_example_two_users_sync(broker, terms):
     assert [l for l in phone.rest() if "hi bob" in l] == []
 
 
+def test_chat_example_v311_envelope_and_history(broker, terms):
+    """chat.py --v311 on a listener with the envelope knows who wrote what
+    (from the envelope), and /history shows the conversation."""
+    b = broker(im_config(listener_extra={"im_envelope": True}))
+    phone = terms(b, "alice", "phone", ["--clean"])
+    old = terms(b, "bob", "old", ["--clean", "--v311"])
+    for t in (phone, old):
+        t.wait_text("* connected as")
+    phone.type("@bob hi from alice")
+    assert old.wait_text("hi from alice") == "[alice@phone] hi from alice"
+    old.type("@alice hi back")
+    assert phone.wait_text("hi back") == "[bob@old] hi back"
+    old.type("/history alice")
+    assert old.wait_text("* history") == "* history with @alice (2 messages):"
+    assert old.wait_text("hi from alice").endswith("[alice@phone] hi from alice")
+    assert old.wait_text("hi back").endswith("[bob@old] hi back")
+
+
 def test_example_config_accepted(tmp_path):
     """examples/im.json starts (on another port, store in a temp dir) and
     its secret works with chat.py-style tokens."""
@@ -177,7 +195,10 @@ def test_chat_takeover_stops(broker, terms):
     assert "another client connected as alice@phone" in line
     assert first.p.wait(5 * SLOW) == 1
     time.sleep(2.5)  # paho's reconnect delay is 1 s: a retry would show by now
-    assert b.stderr_text().count("alice@phone: session taken over") == 1, b.stderr_text()
+    # The broker's line: "client alice@phone (<peer>): session taken over by <peer>".
+    takeovers = [l for l in b.stderr_text().splitlines()
+                 if "client alice@phone (" in l and "session taken over" in l]
+    assert len(takeovers) == 1, b.stderr_text()
     assert not [l for l in second.rest() if "disconnected" in l or "taken over" in l]
     assert second.p.poll() is None
 
