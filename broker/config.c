@@ -501,6 +501,9 @@ int config_defaults(imqtt_config *c)
         .store_max_size = 16ull << 30,
         .store_sync_interval_ms = 1000,
         .sys_interval = 10,
+        .output_buffer = 1u << 20,
+        .stall_timeout = 60,
+        .max_pending_acks = 4096,
     };
     c->store_dir = strdup("./data");
     c->listeners = calloc(1, sizeof(*c->listeners));

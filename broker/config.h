@@ -113,6 +113,14 @@ typedef struct imqtt_config {
     uint32_t conn_rate, conn_burst;   /* new connections per address */
     uint32_t msg_rate, msg_burst;     /* PUBLISH packets per client */
     uint32_t bytes_rate, bytes_burst; /* PUBLISH bytes per client */
+    /* "limits": what one connection may hold (conn.c, docs/reliability.md,
+     * "Memory per connection"). Never off: each has a range. */
+    uint32_t output_buffer;    /* unwritten output bytes past which its
+                                  input is not read; 1 MiB */
+    uint32_t stall_timeout;    /* seconds a paused client may stay above
+                                  half of output_buffer; 60 */
+    uint32_t max_pending_acks; /* acks waiting for a commit past which its
+                                  input is not read; 4096 */
 } imqtt_config;
 
 /* Fill *c with the embedded defaults (one listener, allow-all ACL).

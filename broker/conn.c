@@ -32,6 +32,7 @@ typedef struct write_req {
 
 static void maybe_finish_close(conn *c);
 static void close_handles(conn *c);
+static void check_drain(conn *c);
 
 /* ---- life cycle ------------------------------------------------------- */
 
@@ -345,6 +346,7 @@ void conn_release_acks(conn *c, int status)
         c->ack_next = c->srv->ack_head;
         c->srv->ack_head = c;
     }
+    check_drain(c);
 }
 
 bool conn_output_full(const conn *c)
@@ -362,10 +364,12 @@ static void on_write(uv_write_t *req, int status)
         c->srv->stats.bytes_sent += w->ob.pending;
     outbuf_free(&w->ob);
     free(w);
-    if (status < 0 && status != UV_ECANCELED)
+    if (status < 0 && status != UV_ECANCELED) {
         conn_abort(c);
-    else
+    } else {
+        check_drain(c);
         maybe_finish_close(c);
+    }
     conn_unref(c);
 }
 
@@ -408,6 +412,7 @@ void conn_flush(conn *c)
         if (r > 0) {
             srv->stats.bytes_sent += (uint64_t)r;
             outbuf_consume(&c->out, (size_t)r);
+            check_drain(c);
         } else if (r < 0 && r != UV_EAGAIN) {
             conn_abort(c);
             return;
@@ -438,6 +443,72 @@ void conn_flush(conn *c)
     conn_ref(c);
     c->writes_in_flight++;
     c->bytes_in_flight += w->ob.pending;
+}
+
+/* ---- back-pressure ------------------------------------------------------- */
+
+/* A client that sends faster than it reads (pipelined QoS 1 PUBLISHes whose
+ * PUBACKs it never reads, BAD_INPUTS row 28) would grow its output without
+ * bound: once what it has not taken passes limits.output_buffer, or its
+ * acks waiting for commits pass limits.max_pending_acks, its socket is not
+ * read until the output is below half the bound (or the acks below half
+ * theirs). Checked once per read, so a bound is passed by at most what one
+ * read (READBUF_SIZE bytes) asks for. A client that stays above half its
+ * output bound for limits.stall_timeout is disconnected (0x97). */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void arm_keepalive(conn *c);
+
+static size_t unwritten(const conn *c)
+{
+    return c->out.pending + c->bytes_in_flight;
+}
+
+static void check_pressure(conn *c)
+{
+    const imqtt_config *cfg = &c->srv->cfg;
+    if (c->state != CONN_ACTIVE)
+        return;
+    uint8_t was = c->paused;
+    if (!(c->paused & CONN_PAUSED_OUTPUT) && unwritten(c) > cfg->output_buffer) {
+        c->paused |= CONN_PAUSED_OUTPUT;
+        c->paused_at = server_now(c->srv);
+        metrics_count(c->srv, METRIC_PAUSED_OUTPUT);
+    }
+    if (!(c->paused & CONN_PAUSED_ACKS) && c->nacks >= cfg->max_pending_acks) {
+        c->paused |= CONN_PAUSED_ACKS;
+        metrics_count(c->srv, METRIC_PAUSED_ACKS);
+    }
+    if (c->paused == was)
+        return;
+    if (!was) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        log_debug("%s: input paused (%zu bytes unwritten, %u acks pending)",
+                  c->sess ? c->sess->client_id : conn_peer(c), unwritten(c),
+                  c->nacks);
+    }
+    arm_keepalive(c); /* the stall deadline */
+}
+
+static void check_drain(conn *c)
+{
+    const imqtt_config *cfg = &c->srv->cfg;
+    if (!c->paused || c->state != CONN_ACTIVE)
+        return;
+    if ((c->paused & CONN_PAUSED_OUTPUT) &&
+        unwritten(c) <= cfg->output_buffer / 2)
+        c->paused &= (uint8_t)~CONN_PAUSED_OUTPUT;
+    if ((c->paused & CONN_PAUSED_ACKS) &&
+        c->nacks <= cfg->max_pending_acks / 2)
+        c->paused &= (uint8_t)~CONN_PAUSED_ACKS;
+    if (c->paused)
+        return;
+    /* Its packets waited in the socket because of us: the keepalive
+     * starts again from now. */
+    c->last_rx = server_now(c->srv);
+    arm_keepalive(c);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -572,15 +643,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->state == CONN_CLOSING)
         return;
     srv->stats.bytes_received += (uint64_t)nread;
-    if (c->tp) {
-        transport_on_read(c, (uint8_t *)buf->base, (size_t)nread);
-        return;
-    }
     conn_ref(c);
-    if (lent)
+    if (c->tp)
+        transport_on_read(c, (uint8_t *)buf->base, (size_t)nread);
+    else if (lent)
         consume(c, srv->readbuf, (size_t)nread);
     else
         consume(c, c->in, c->in_len + (size_t)nread);
+    check_pressure(c);
     conn_unref(c);
 }
 
@@ -618,8 +688,15 @@ void conn_input(conn *c, const uint8_t *data, size_t len)
 static void arm_keepalive(conn *c)
 {
     uint64_t next = 0;
-    if (c->keepalive)
+    /* While its input is paused the client's packets are not read, so
+     * they cannot count: the stall deadline applies instead. */
+    if (c->keepalive && !c->paused)
         next = c->last_rx + (uint64_t)c->keepalive * 1500;
+    if (c->paused & CONN_PAUSED_OUTPUT) {
+        uint64_t stall = c->paused_at + (uint64_t)c->srv->cfg.stall_timeout * 1000;
+        if (!next || stall < next)
+            next = stall;
+    }
     if (c->auth_deadline && (!next || c->auth_deadline < next))
         next = c->auth_deadline;
     if (!next) {
@@ -644,8 +721,17 @@ static void on_keepalive(conn *c)
         conn_disconnect(c, MQTT_RC_MAXIMUM_CONNECT_TIME);
         return;
     }
+    if ((c->paused & CONN_PAUSED_OUTPUT) &&
+        now - c->paused_at >= (uint64_t)c->srv->cfg.stall_timeout * 1000) {
+        log_info("client %s: output not drained for %u s (%zu bytes "
+                 "unwritten)",
+                 who, c->srv->cfg.stall_timeout, unwritten(c));
+        metrics_count(c->srv, METRIC_STALLED);
+        conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
+        return;
+    }
     /* One and a half keepalive periods without a packet [MQTT-3.1.2-24]. */
-    if (c->keepalive && now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
+    if (c->keepalive && !c->paused && now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
         log_info("client %s: keepalive timeout", who);
         conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
         return;
@@ -674,7 +760,7 @@ void conn_resume_input(conn *c)
     conn_ref(c);
     if (c->in_len > 0)
         consume(c, c->in, c->in_len);
-    if (c->state == CONN_ACTIVE)
+    if (c->state == CONN_ACTIVE && !c->paused)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     conn_unref(c);
 }

@@ -14,6 +14,12 @@
 #include "ratelimit.h"
 #include "server.h"
 
+/* Why a connection's input is not being read (back-pressure, conn.c). */
+enum {
+    CONN_PAUSED_OUTPUT = 1, /* unwritten output above limits.output_buffer */
+    CONN_PAUSED_ACKS = 2,   /* limits.max_pending_acks acks wait for commits */
+};
+
 enum conn_state {
     CONN_NEW,
     CONN_AUTH, /* CONNECT read, its password being checked off the loop:
@@ -73,6 +79,7 @@ struct conn {
 
     uint64_t last_rx;       /* uv_now of the last packet read */
     uint64_t auth_deadline; /* uv_now when the token expires; 0: never */
+    uint64_t paused_at;     /* uv_now when CONN_PAUSED_OUTPUT was set */
 
     conn_aliases *aliases; /* owned; NULL until the first alias */
     rate_bucket *buckets;  /* owned [msg, bytes]; NULL until the first
@@ -94,6 +101,7 @@ struct conn {
     uint16_t keepalive;          /* effective, seconds; 0 = none */
     conn_addr peer;              /* conn_peer() for text */
     uint8_t version;
+    uint8_t paused; /* CONN_PAUSED_* bits: its input is not read */
     bool request_problem_info;
     bool shutdown_started; /* its request is allocated then (conn.c) */
     bool in_flush_list;

@@ -108,6 +108,9 @@ int reload_apply(server *srv, const char *path)
     oc->msg_burst = nc.msg_burst;
     oc->bytes_rate = nc.bytes_rate;
     oc->bytes_burst = nc.bytes_burst;
+    oc->output_buffer = nc.output_buffer;
+    oc->stall_timeout = nc.stall_timeout;
+    oc->max_pending_acks = nc.max_pending_acks;
     log_set_level(oc->log_level);
     log_set_json(oc->log_json);
     config_free(&nc);

@@ -1,0 +1,184 @@
+"""One hostile client must not grow the broker without bound or stall the
+others (issue 15; BAD_INPUTS rows 28-30).
+
+Each test floods the real broker binary from raw sockets on loopback and
+checks three things while the flood runs and after it:
+  - the broker's anonymous RSS (RssAnon from /proc/PID/status: the heap,
+    not LMDB's mapped file pages) stays under a stated bound;
+  - another client's PINGREQ -> PINGRESP round trip stays under a stated
+    bound (a prober thread measures it the whole time);
+  - the broker keeps serving (assert_alive).
+RSS bounds are skipped under ASan (its quarantine keeps freed memory;
+LeakSanitizer at exit is the check there). Each test is bounded in time
+(well under 60 s) and stops what it started.
+"""
+import os
+import select
+import socket
+import threading
+import time
+
+import mqttraw
+from conftest import assert_alive, raw
+from test_bad_inputs import ASAN
+
+MB = 1024  # kB
+SLOW = float(os.environ.get("IMQTT_TEST_SLOW", "1"))
+
+
+def rss_anon_kb(b):
+    with open("/proc/%d/status" % b.pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return 0
+
+
+def assert_rss_under(b, base_kb, limit_kb, what):
+    if ASAN:
+        return
+    now = rss_anon_kb(b)
+    assert now - base_kb <= limit_kb, "%s: RssAnon grew %d kB (%d -> %d), bound %d kB" % (
+        what, now - base_kb, base_kb, now, limit_kb)
+
+
+class Prober:
+    """Measures another client's PINGREQ round trip, and the broker's
+    RssAnon, every `period` seconds until stopped."""
+
+    def __init__(self, b, period=0.2):
+        self.b = b
+        self.period = period
+        self.rtts = []
+        self.rss = []
+        self.error = None
+        self._stop = threading.Event()
+        self.client = raw(b, keepalive=0)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self.thread.join(30)
+        self.client.close()
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                self.client.send(mqttraw.pingreq())
+                self.client.expect(mqttraw.PINGRESP, timeout=30)
+                self.rtts.append(time.monotonic() - t0)
+                self.rss.append(rss_anon_kb(self.b))
+                self._stop.wait(self.period)
+        except Exception as e:  # noqa: B902 - reported by the test
+            self.error = e
+
+    def check(self, max_rtt, base_kb, max_growth_kb, what):
+        assert self.error is None, "%s: prober failed: %r" % (what, self.error)
+        assert self.rtts, "%s: no PINGREQ round trip measured" % what
+        worst = max(self.rtts)
+        assert worst < max_rtt, "%s: PINGREQ round trip %.2f s (bound %.2f s)" % (
+            what, worst, max_rtt)
+        if not ASAN:
+            peak = max(self.rss)
+            assert peak - base_kb <= max_growth_kb, (
+                "%s: RssAnon peaked %d kB above the start (bound %d kB)" % (
+                    what, peak - base_kb, max_growth_kb))
+
+
+def _settle(b, seconds=0.5):
+    time.sleep(seconds)
+    return rss_anon_kb(b)
+
+
+# ---------------------------------------------------------------- row 28
+
+def _never_reading_client(b, version=4):
+    """A connected raw socket with a tiny receive buffer, never read after
+    CONNACK."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect((b.host, b.port))
+    s.sendall(mqttraw.connect("never-reads-%d" % os.getpid(), version=version,
+                              keepalive=0))
+    buf = b""
+    while len(buf) < 4:
+        chunk = s.recv(64)
+        assert chunk, "closed before CONNACK"
+        buf += chunk
+    assert buf[0] == 0x20, buf
+    s.setblocking(False)
+    return s
+
+
+def _flood(s, seconds, version=4):
+    """Pipeline QoS 1 PUBLISHes, 1,000 per write, for `seconds`; returns
+    (packets written, whether the broker closed the connection)."""
+    pkts = b"".join(mqttraw.publish("flood/t", b"", qos=1, pid=1 + i % 65000,
+                                    version=version) for i in range(1000))
+    each = len(pkts) // 1000
+    sent = 0
+    pending = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not pending:
+            pending = pkts
+        _, w, _ = select.select([], [s], [], 0.1)
+        if not w:
+            continue
+        try:
+            n = s.send(pending)
+        except (BrokenPipeError, ConnectionResetError):
+            return sent // each, True
+        except BlockingIOError:
+            continue
+        sent += n
+        pending = pending[n:]
+    return sent // each, False
+
+
+def test_row28_never_reading_client_is_bounded(broker):
+    """A client pipelines QoS 1 PUBLISHes and never reads its PUBACKs, for
+    8 s at the defaults: today's broker read 30+ million packets and grew
+    its heap by 100+ MB; with back-pressure it stops reading that client
+    once 1 MiB of its output is unwritten. Bounds: RssAnon +24 MiB at any
+    time, another client's PINGREQ round trip < 1 s."""
+    b = broker()
+    base = _settle(b, 0.3)
+    attacker = _never_reading_client(b)
+    try:
+        with Prober(b) as p:
+            sent, closed = _flood(attacker, 8 * SLOW)
+        p.check(1.0 * SLOW, base, 24 * MB, "never-reading client")
+        assert not closed, "closed before the stall timeout (60 s)"
+        # It was read only until its output filled: far fewer packets than
+        # a reading client gets through in 8 s.
+        assert sent < 3_000_000, "broker read %d packets of a client that never reads" % sent
+        assert_alive(b)
+    finally:
+        attacker.close()
+    assert_rss_under(b, base, 16 * MB, "after the never-reading client left")
+
+
+def test_row28_stalled_client_disconnected(broker):
+    """Past limits.stall_timeout above half its output bound, the client is
+    disconnected (v5 DISCONNECT 0x97 queued behind its backlog, then the
+    socket closes): the attacker's writes fail within the timeout plus the
+    2 s linger."""
+    b = broker({"limits": {"stall_timeout": 3}})
+    attacker = _never_reading_client(b, version=5)
+    try:
+        t0 = time.monotonic()
+        _, closed = _flood(attacker, 15 * SLOW, version=5)
+        took = time.monotonic() - t0
+        assert closed, "a client stuck for 15 s with stall_timeout 3 s was not closed"
+        assert took < 3 + 2 + 4 * SLOW, took
+    finally:
+        attacker.close()
+    assert "output not drained for 3 s" in b.stderr_text()
+    assert_alive(b)
