@@ -182,3 +182,72 @@ def test_row28_stalled_client_disconnected(broker):
         attacker.close()
     assert "output not drained for 3 s" in b.stderr_text()
     assert_alive(b)
+
+
+# ---------------------------------------------------------------- row 29
+
+def _subscribe_batches(c, first, batches, per, version=4, max_wait=10.0):
+    """SUBSCRIBE `batches` packets of `per` filters s/<n> (n from `first`);
+    returns (every reason code in order, slowest SUBACK in seconds)."""
+    codes, slowest = [], 0.0
+    for k in range(batches):
+        base = first + k * per
+        pkt = mqttraw.subscribe(1 + k, [("s/%d" % n, 0) for n in range(base, base + per)],
+                                version=version)
+        t0 = time.monotonic()
+        c.send(pkt)
+        ack = c.expect(mqttraw.SUBACK, timeout=max_wait * SLOW)
+        slowest = max(slowest, time.monotonic() - t0)
+        assert len(ack.reasons) == per, ack
+        codes += ack.reasons
+    return codes, slowest
+
+
+def test_row29_many_subscriptions_cost_constant_per_filter(broker):
+    """One session subscribing to 100,000 filters in SUBSCRIBEs of 5,000
+    (max_subscriptions raised to allow it): today's per-session list made
+    every SUBACK slower (5-10 s at 80,000 held, the loop stalled for all);
+    now each SUBACK < 1 s and another client's PINGREQ < 1 s throughout,
+    RssAnon < +128 MiB while held, and after unsubscribing everything the
+    heap is back within 24 MiB of the start."""
+    b = broker({"max_subscriptions": 200000})
+    base = _settle(b, 0.3)
+    c = raw(b)
+    try:
+        with Prober(b) as p:
+            codes, slowest = _subscribe_batches(c, 0, 20, 5000)
+            assert codes == [0] * 100000
+            assert slowest < 1.0 * SLOW, "a SUBACK took %.2f s" % slowest
+            # Unsubscribing is O(1) per filter too.
+            for k in range(20):
+                t0 = time.monotonic()
+                c.send(mqttraw.unsubscribe(100 + k, ["s/%d" % n for n in range(k * 5000, (k + 1) * 5000)]))
+                c.expect(mqttraw.UNSUBACK, timeout=10 * SLOW)
+                assert time.monotonic() - t0 < 1.0 * SLOW
+        p.check(1.0 * SLOW, base, 128 * MB, "100,000 subscriptions")
+    finally:
+        c.close()
+    assert_alive(b)
+    assert_rss_under(b, base, 24 * MB, "after 100,000 subscriptions were removed")
+
+
+def test_row29_default_max_subscriptions(broker):
+    """At the defaults a session holds at most 10,000 subscriptions: the
+    rest get SUBACK 0x80 (3.1.1) / 0x97 (MQTT 5), re-subscribing a held
+    filter still works, and refusing 20,000 more stalls nobody."""
+    b = broker()
+    for version, refused in ((4, 0x80), (5, 0x97)):
+        c = raw(b, version=version)
+        try:
+            with Prober(b) as p:
+                codes, slowest = _subscribe_batches(c, 0, 15, 2000, version=version)
+            assert codes[:10000] == [0] * 10000
+            assert codes[10000:] == [refused] * 20000
+            assert slowest < 1.0 * SLOW, slowest
+            p.check(1.0 * SLOW, 0, 1 << 40, "refusing subscriptions")
+            again, _ = _subscribe_batches(c, 0, 1, 100, version=version)
+            assert again == [0] * 100
+        finally:
+            c.close()
+    assert "max_subscriptions" in b.stderr_text()
+    assert_alive(b)
