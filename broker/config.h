@@ -76,6 +76,10 @@ typedef struct imqtt_config {
                                        client asks for more (or for 0), we
                                        answer Server Keep Alive */
     bool retain_available;          /* default true */
+    uint32_t max_retained_messages; /* all retained; 0 = unlimited;
+                                       1000000 (retain_limits.h) */
+    uint64_t max_retained_bytes;    /* their topic + payload bytes; 0 =
+                                       unlimited; 256 MiB */
     uint16_t topic_alias_maximum;   /* announced to v5 clients; default 10 */
     uint32_t max_session_expiry;    /* seconds; 0xFFFFFFFF = never (default) */
     uint32_t max_topic_levels;      /* topic names and filters; default 128 */
@@ -93,6 +97,8 @@ typedef struct imqtt_config {
     /* "im" object (docs/im.md) */
     uint8_t im_inbox_qos;  /* QoS of the p2p/talk/{user} inbox; default 1 */
     bool im_presence;      /* publish p2p/presence/{user}; default true */
+    uint32_t im_max_retained_messages; /* per IM user; 0 = unlimited; 100 */
+    uint64_t im_max_retained_bytes;    /* per IM user; 0 = unlimited; 1 MiB */
     char **im_admins;      /* owned; users who may use $SYS */
     uint32_t im_admin_count;
 

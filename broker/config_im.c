@@ -151,8 +151,9 @@ int parse_auth(struct ctx *x, const cJSON *v, imqtt_config *c)
 int parse_im(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
     struct key k[] = {
-        {"inbox_qos", NULL}, {"presence", NULL}, {"admins", NULL}};
-    int rc = take_keys(x, v, "im", k, 3);
+        {"inbox_qos", NULL}, {"presence", NULL}, {"admins", NULL},
+        {"max_retained_messages", NULL}, {"max_retained_bytes", NULL}};
+    int rc = take_keys(x, v, "im", k, 5);
     if (rc != 0)
         return rc;
     if (k[0].val != NULL) {
@@ -163,6 +164,14 @@ int parse_im(struct ctx *x, const cJSON *v, imqtt_config *c)
     }
     if (k[1].val != NULL &&
         (rc = get_bool(x, k[1].val, "im.presence", &c->im_presence)) != 0)
+        return rc;
+    if (k[3].val != NULL &&
+        (rc = get_uint(x, k[3].val, "im.max_retained_messages", 0, UINT32_MAX,
+                       &c->im_max_retained_messages)) != 0)
+        return rc;
+    if (k[4].val != NULL &&
+        (rc = get_size(x, k[4].val, "im.max_retained_bytes", 0,
+                       &c->im_max_retained_bytes)) != 0)
         return rc;
     if (k[2].val != NULL) {
         if (!cJSON_IsArray(k[2].val))

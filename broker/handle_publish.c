@@ -10,6 +10,7 @@
 #include "im.h"
 #include "log.h"
 #include "reason.h"
+#include "retain_limits.h"
 #include "route.h"
 #include "session.h"
 #include "topic.h"
@@ -126,6 +127,22 @@ int handle_publish(conn *c, const mqtt_publish *p)
         return refuse(c, p, MQTT_RC_NOT_AUTHORIZED);
     }
 
+    bool retain = p->retain;
+    if (retain && !retain_admit(srv, s, topic, p->payload.len)) {
+        /* Past a retained limit (retain_limits.h): MQTT 5 is told and the
+         * message goes nowhere; 3.1.1 cannot be told, so it is delivered
+         * as an ordinary message. */
+        if (c->version == MQTT_V5) {
+            if (p->qos == 0)
+                return 0;
+            mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
+            ack.u.ack.packet_id = p->packet_id;
+            ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
+            return conn_send(c, &ack);
+        }
+        retain = false;
+    }
+
     uint64_t expiry_at = 0;
     if (c->version == MQTT_V5 &&
         mqtt_props_has(&p->props, MQTT_PROP_MESSAGE_EXPIRY))
@@ -140,11 +157,11 @@ int handle_publish(conn *c, const mqtt_publish *p)
     if (s->im) {
         im_stamp stamp = {0};
         mqtt_props stamped = im_stamp_props(s, props ? props : &empty, &stamp);
-        m = msg_new(topic, &stamped, p->payload, p->qos, p->retain, expiry_at,
+        m = msg_new(topic, &stamped, p->payload, p->qos, retain, expiry_at,
                     ++srv->next_msg_id);
         im_stamp_free(&stamp);
     } else {
-        m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
+        m = msg_new(topic, props, p->payload, p->qos, retain, expiry_at,
                     ++srv->next_msg_id);
     }
     if (!m)

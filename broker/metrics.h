@@ -32,6 +32,14 @@
       "Times reading from a client stopped until it drained, by cause")      \
     X(STALLED, "imqtt_clients_stalled_total", "",                             \
       "Clients disconnected (0x97) for not draining their output in time")   \
+    X(RETAIN_REFUSED_COUNT, "imqtt_retained_refused_total",                  \
+      "max_retained_messages", "Retained messages not kept, by limit")        \
+    X(RETAIN_REFUSED_BYTES, "imqtt_retained_refused_total",                  \
+      "max_retained_bytes", "Retained messages not kept, by limit")           \
+    X(RETAIN_REFUSED_USER_COUNT, "imqtt_retained_refused_total",             \
+      "im_max_retained_messages", "Retained messages not kept, by limit")     \
+    X(RETAIN_REFUSED_USER_BYTES, "imqtt_retained_refused_total",             \
+      "im_max_retained_bytes", "Retained messages not kept, by limit")        \
     X(RELOADS_OK, "imqtt_config_reloads_total", "ok",                         \
       "SIGHUP reloads, by result")                                            \
     X(RELOADS_FAILED, "imqtt_config_reloads_total", "failed",                 \

@@ -94,6 +94,10 @@ int reload_apply(server *srv, const char *path)
     oc->max_queued_messages = nc.max_queued_messages;
     oc->max_queued_bytes = nc.max_queued_bytes;
     oc->max_subscriptions = nc.max_subscriptions;
+    oc->max_retained_messages = nc.max_retained_messages;
+    oc->max_retained_bytes = nc.max_retained_bytes;
+    oc->im_max_retained_messages = nc.im_max_retained_messages;
+    oc->im_max_retained_bytes = nc.im_max_retained_bytes;
     oc->max_packet_size = nc.max_packet_size;
     oc->max_keepalive = nc.max_keepalive;
     oc->max_session_expiry = nc.max_session_expiry;

@@ -11,6 +11,7 @@
 #include "ops.h"
 #include "persist.h"
 #include "reason.h"
+#include "retain_limits.h"
 #include "route.h"
 #include "session.h"
 #include "transport.h"
@@ -344,6 +345,7 @@ void server_free(server *srv)
     im_server_free(srv);
     if (srv->retain)
         retain_index_free(srv->retain, free_retained);
+    retain_limits_free(srv);
     if (srv->subs)
         sub_index_free(srv->subs);
     hmap_free(&srv->sessions);

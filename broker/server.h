@@ -15,6 +15,7 @@
 
 typedef struct conn conn;
 typedef struct session session;
+typedef struct retain_quota retain_quota;
 
 typedef struct server_stats {
     uint64_t msgs_received;
@@ -45,6 +46,9 @@ typedef struct server {
     hmap sessions;        /* client id -> session (key owned by session) */
     sub_index *subs;      /* owned */
     retain_index *retain; /* owned; values are msg* holding a reference */
+    struct retain_quota *retain_quota; /* owned; its accounting, set up at
+                                          the first retained message
+                                          (retain_limits.c) */
 
     conn *conns;          /* every open connection (intrusive list) */
     conn *flush_head;     /* connections with output to write */
