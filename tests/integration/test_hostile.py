@@ -38,6 +38,8 @@ def assert_rss_under(b, base_kb, limit_kb, what):
     if ASAN:
         return
     now = rss_anon_kb(b)
+    print("%s: RssAnon %d kB -> %d kB (+%d kB, bound %d kB)" % (
+        what, base_kb, now, now - base_kb, limit_kb))
     assert now - base_kb <= limit_kb, "%s: RssAnon grew %d kB (%d -> %d), bound %d kB" % (
         what, now - base_kb, base_kb, now, limit_kb)
 
@@ -81,6 +83,8 @@ class Prober:
         assert self.error is None, "%s: prober failed: %r" % (what, self.error)
         assert self.rtts, "%s: no PINGREQ round trip measured" % what
         worst = max(self.rtts)
+        print("%s: %d PINGREQ round trips, worst %.3f s; RssAnon peak +%d kB" % (
+            what, len(self.rtts), worst, max(self.rss) - base_kb))
         assert worst < max_rtt, "%s: PINGREQ round trip %.2f s (bound %.2f s)" % (
             what, worst, max_rtt)
         if not ASAN:
