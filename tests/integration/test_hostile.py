@@ -19,11 +19,11 @@ import threading
 import time
 
 import mqttraw
-from conftest import assert_alive, raw
+from conftest import SLOW, assert_alive, raw
 from test_bad_inputs import ASAN
 
 MB = 1024  # kB
-SLOW = float(os.environ.get("IMQTT_TEST_SLOW", "1"))
+
 
 
 def rss_anon_kb(b):
