@@ -84,6 +84,9 @@ struct conn {
     conn_aliases *aliases; /* owned; NULL until the first alias */
     rate_bucket *buckets;  /* owned [msg, bytes]; NULL until the first
                               PUBLISH under a per-connection rate limit */
+    struct retained_backlog *retained; /* retained messages of a SUBSCRIBE
+                                          still to send; owned by the
+                                          pacer (retained_send.c) */
     conn *next, *prev;     /* server's list of connections */
 
     enum conn_state state;

@@ -9,30 +9,11 @@
 #include "im.h"
 #include "log.h"
 #include "reason.h"
+#include "retained_send.h"
 #include "session.h"
 #include "topic.h"
 
 #define STACK_FILTERS 32
-
-typedef struct retained_ctx {
-    session *s;
-    uint8_t qos;
-    uint32_t sub_id;
-    uint64_t now;
-} retained_ctx;
-
-static void send_retained(void *arg, mqtt_str topic, void *value)
-{
-    (void)topic;
-    retained_ctx *rc = arg;
-    msg *m = value;
-    if (msg_expired(m, rc->now))
-        return;
-    uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
-    /* Retained messages go out with RETAIN set [MQTT-3.3.1-8]. */
-    session_deliver(rc->s, m, qos, true, rc->sub_id ? &rc->sub_id : NULL,
-                    rc->sub_id ? 1 : 0, NULL);
-}
 
 /* The result for one filter: the granted QoS or a failure reason. */
 static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
@@ -77,7 +58,6 @@ static uint8_t subscribe_one(conn *c, const mqtt_sub_entry *e, uint32_t sub_id,
 
 int handle_subscribe(conn *c, const mqtt_subscribe *p)
 {
-    server *srv = c->srv;
     uint8_t stack_codes[STACK_FILTERS];
     bool stack_retain[STACK_FILTERS];
     uint8_t *codes = stack_codes;
@@ -134,8 +114,7 @@ int handle_subscribe(conn *c, const mqtt_subscribe *p)
             break;
         if (!retain[k])
             continue;
-        retained_ctx ctx = {c->sess, codes[k], sub_id, server_now(srv)};
-        retain_index_match(srv->retain, e.filter, send_retained, &ctx);
+        retained_send(c, e.filter, codes[k], sub_id);
     }
 out:
     if (codes != stack_codes) {

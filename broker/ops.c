@@ -6,6 +6,7 @@
 #include "http.h"
 #include "log.h"
 #include "memtrim.h"
+#include "retained_send.h"
 #include "ratelimit.h"
 #include "reload.h"
 #include "sys_topics.h"
@@ -42,6 +43,7 @@ int ops_start(server *srv)
     uv_signal_start(&o->sighup, on_sighup, SIGHUP);
     o->sys = sys_topics_start(srv);
     o->trim = memtrim_start(srv->loop);
+    retained_pacer_start(srv);
     return http_start(srv, &o->http);
 }
 
@@ -59,6 +61,7 @@ void ops_stop(server *srv)
     sys_topics_stop(o->sys);
     http_stop(o->http);
     memtrim_stop(o->trim);
+    retained_pacer_stop(srv->retained_pacer);
     /* The state goes with the signal handle's close callback. */
     o->sighup.data = o;
     uv_close((uv_handle_t *)&o->sighup, on_closed);

@@ -46,6 +46,9 @@ typedef struct server {
     hmap sessions;        /* client id -> session (key owned by session) */
     sub_index *subs;      /* owned */
     retain_index *retain; /* owned; values are msg* holding a reference */
+    struct retained_pacer *retained_pacer; /* owned by ops: SUBSCRIBEs'
+                                              retained backlogs
+                                              (retained_send.h) */
     struct retain_quota *retain_quota; /* owned; its accounting, set up at
                                           the first retained message
                                           (retain_limits.c) */

@@ -371,3 +371,36 @@ def test_row30_im_user_retained_quota(broker):
         assert _retain_many(c, 1, 10, version=5, prefix="room/alice/more") == [0x97]
     finally:
         c.close()
+
+
+def test_row30_many_retained_delivered_in_slices(broker):
+    """A QoS 1 SUBSCRIBE to a filter matching 5,000 retained messages: the
+    broker used to send what fit the window and queue (20 + 1,000) in one
+    go and drop the rest; now it sends them RETAINED_SLICE at a time as the
+    client acknowledges, all 5,000 arrive (with RETAIN set), and another
+    client's PINGREQ stays < 1 s meanwhile."""
+    b = broker()
+    c = raw(b)
+    try:
+        assert _retain_many(c, 5000, 100, prefix="many") == [0] * 5000
+    finally:
+        c.close()
+    s = raw(b)
+    try:
+        with Prober(b) as p:
+            s.send(mqttraw.subscribe(1, [("many/#", 1)]))
+            s.expect(mqttraw.SUBACK)
+            topics = set()
+            deadline = time.monotonic() + 30 * SLOW
+            while len(topics) < 5000 and time.monotonic() < deadline:
+                pkt = s.recv(timeout=5 * SLOW)
+                assert pkt.type == mqttraw.PUBLISH, pkt
+                assert pkt.retain and pkt.qos == 1
+                topics.add(pkt.topic)
+                s.send(mqttraw.ack(mqttraw.PUBACK, pkt.pid))
+        assert len(topics) == 5000, "%d of 5,000 retained messages delivered" % len(topics)
+        p.check(1.0 * SLOW, 0, 1 << 40, "5,000 retained messages to one SUBSCRIBE")
+    finally:
+        s.close()
+    assert "dropped message" not in b.stderr_text()
+    assert_alive(b)
