@@ -493,6 +493,7 @@ int config_defaults(imqtt_config *c)
         .max_connections = 0,
         .max_inflight_messages = 20,
         .max_queued_messages = 1000,
+        .max_queued_bytes = 64ull << 20,
         .max_subscriptions = 10000,
         .max_packet_size = 1048576,
         .max_keepalive = 0,

@@ -69,7 +69,7 @@ typedef struct imqtt_config {
                                        Receive Maximum we announce; 20 */
     uint32_t max_queued_messages;   /* per session beyond the window; 1000 */
     uint64_t max_queued_bytes;      /* payload bytes per session beyond the
-                                       window; 0 = unlimited (default) */
+                                       window; 0 = unlimited; 64 MiB */
     uint32_t max_subscriptions;     /* per client; 0 = unlimited; 10000 */
     uint32_t max_packet_size;       /* both directions; default 1048576 */
     uint16_t max_keepalive;         /* 0 = accept any; default 0. When a v5
