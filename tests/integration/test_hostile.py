@@ -18,6 +18,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 import mqttraw
 from conftest import SLOW, assert_alive, raw
 from test_bad_inputs import ASAN
@@ -185,6 +187,55 @@ def test_row28_stalled_client_disconnected(broker):
     finally:
         attacker.close()
     assert "output not drained for 3 s" in b.stderr_text()
+    assert_alive(b)
+
+
+@pytest.mark.imqtt_only
+@pytest.mark.parametrize("transport", ["ws", "tls", "wss"])
+def test_row28_never_reading_client_other_transports(broker, transport):
+    """The same flood over WebSocket, TLS and WebSocket over TLS: reading
+    stops there too (the bound is on the connection's unwritten output,
+    whatever the transport); 6 s, RssAnon +24 MiB at any time."""
+    import ssl
+    from opshelp import RawWS, certs, frame, start, tls_cfg
+    tls = transport in ("tls", "wss")
+    extra = {"transport": transport}
+    if tls:
+        extra["tls"] = tls_cfg()
+    b, (port,) = start(broker, [extra])
+    base = _settle(b, 0.3)
+    if transport == "tls":
+        raw_s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        raw_s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ctx = ssl.create_default_context(cafile=certs()["ca_crt"])
+        s = ctx.wrap_socket(raw_s, server_hostname="localhost")
+        wrap = lambda data: data  # noqa: E731
+        s.sendall(mqttraw.connect("never-reads-tls", keepalive=0))
+        assert s.recv(4)[0] == 0x20
+    else:
+        ws = RawWS(port, tls_ca=certs()["ca_crt"] if tls else None)
+        s = ws.s
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        wrap = lambda data: frame(0x2, data)  # noqa: E731
+        s.sendall(wrap(mqttraw.connect("never-reads-ws", keepalive=0)))
+        assert ws.recv_mqtt()[0] >> 4 == mqttraw.CONNACK
+    s.setblocking(False)
+    pkts = wrap(b"".join(mqttraw.publish("flood/t", b"", qos=1, pid=1 + i)
+                         for i in range(1000)))
+    try:
+        with Prober(b) as p:
+            deadline = time.monotonic() + 6 * SLOW
+            pending = b""
+            while time.monotonic() < deadline:
+                pending = pending or pkts
+                select.select([], [s], [], 0.1)
+                try:
+                    pending = pending[s.send(pending):]
+                except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    continue
+        p.check(1.0 * SLOW, base, 24 * MB, "never-reading %s client" % transport)
+    finally:
+        s.close()
     assert_alive(b)
 
 
