@@ -239,6 +239,30 @@ def test_row28_never_reading_client_other_transports(broker, transport):
     assert_alive(b)
 
 
+def test_row28_pending_acks_pause_and_resume(broker):
+    """Acks waiting for the store are bounded too: with
+    limits.max_pending_acks 64, a client pipelining 10,000 retained QoS 1
+    PUBLISHes (each recorded, so each PUBACK waits for its commit) is paused
+    and resumed as commits land, and gets all 10,000 PUBACKs in order."""
+    from conftest import free_port
+    hp = free_port()
+    b = broker({"limits": {"max_pending_acks": 64}, "http": {"port": hp}})
+    c = raw(b)
+    try:
+        pkts = [mqttraw.publish("acks/t", b"v%d" % i, qos=1, retain=True, pid=1 + i)
+                for i in range(10000)]
+        for k in range(0, 10000, 1000):
+            c.send(b"".join(pkts[k:k + 1000]))
+        for i in range(10000):
+            ack = c.expect(mqttraw.PUBACK, timeout=10 * SLOW)
+            assert ack.pid == 1 + i, (i, ack)
+    finally:
+        c.close()
+    fams, promparse = _metrics(hp)
+    assert promparse.value(fams, "imqtt_input_paused_total", cause="pending_acks") > 0
+    assert_alive(b)
+
+
 # ---------------------------------------------------------------- row 29
 
 def _subscribe_batches(c, first, batches, per, version=4, max_wait=10.0):
