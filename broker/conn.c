@@ -32,7 +32,6 @@ typedef struct write_req {
 
 static void maybe_finish_close(conn *c);
 static void close_handles(conn *c);
-static void check_drain(conn *c);
 
 /* ---- life cycle ------------------------------------------------------- */
 
@@ -346,7 +345,7 @@ void conn_release_acks(conn *c, int status)
         c->ack_next = c->srv->ack_head;
         c->srv->ack_head = c;
     }
-    check_drain(c);
+    conn_pressure_drain(c);
 }
 
 bool conn_output_full(const conn *c)
@@ -367,7 +366,7 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0 && status != UV_ECANCELED) {
         conn_abort(c);
     } else {
-        check_drain(c);
+        conn_pressure_drain(c);
         maybe_finish_close(c);
     }
     conn_unref(c);
@@ -412,7 +411,7 @@ void conn_flush(conn *c)
         if (r > 0) {
             srv->stats.bytes_sent += (uint64_t)r;
             outbuf_consume(&c->out, (size_t)r);
-            check_drain(c);
+            conn_pressure_drain(c);
         } else if (r < 0 && r != UV_EAGAIN) {
             conn_abort(c);
             return;
@@ -443,72 +442,6 @@ void conn_flush(conn *c)
     conn_ref(c);
     c->writes_in_flight++;
     c->bytes_in_flight += w->ob.pending;
-}
-
-/* ---- back-pressure ------------------------------------------------------- */
-
-/* A client that sends faster than it reads (pipelined QoS 1 PUBLISHes whose
- * PUBACKs it never reads, BAD_INPUTS row 28) would grow its output without
- * bound: once what it has not taken passes limits.output_buffer, or its
- * acks waiting for commits pass limits.max_pending_acks, its socket is not
- * read until the output is below half the bound (or the acks below half
- * theirs). Checked once per read, so a bound is passed by at most what one
- * read (READBUF_SIZE bytes) asks for. A client that stays above half its
- * output bound for limits.stall_timeout is disconnected (0x97). */
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void arm_keepalive(conn *c);
-
-static size_t unwritten(const conn *c)
-{
-    return c->out.pending + c->bytes_in_flight;
-}
-
-static void check_pressure(conn *c)
-{
-    const imqtt_config *cfg = &c->srv->cfg;
-    if (c->state != CONN_ACTIVE)
-        return;
-    uint8_t was = c->paused;
-    if (!(c->paused & CONN_PAUSED_OUTPUT) && unwritten(c) > cfg->output_buffer) {
-        c->paused |= CONN_PAUSED_OUTPUT;
-        c->paused_at = server_now(c->srv);
-        metrics_count(c->srv, METRIC_PAUSED_OUTPUT);
-    }
-    if (!(c->paused & CONN_PAUSED_ACKS) && c->nacks >= cfg->max_pending_acks) {
-        c->paused |= CONN_PAUSED_ACKS;
-        metrics_count(c->srv, METRIC_PAUSED_ACKS);
-    }
-    if (c->paused == was)
-        return;
-    if (!was) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        log_debug("%s: input paused (%zu bytes unwritten, %u acks pending)",
-                  c->sess ? c->sess->client_id : conn_peer(c), unwritten(c),
-                  c->nacks);
-    }
-    arm_keepalive(c); /* the stall deadline */
-}
-
-static void check_drain(conn *c)
-{
-    const imqtt_config *cfg = &c->srv->cfg;
-    if (!c->paused || c->state != CONN_ACTIVE)
-        return;
-    if ((c->paused & CONN_PAUSED_OUTPUT) &&
-        unwritten(c) <= cfg->output_buffer / 2)
-        c->paused &= (uint8_t)~CONN_PAUSED_OUTPUT;
-    if ((c->paused & CONN_PAUSED_ACKS) &&
-        c->nacks <= cfg->max_pending_acks / 2)
-        c->paused &= (uint8_t)~CONN_PAUSED_ACKS;
-    if (c->paused)
-        return;
-    /* Its packets waited in the socket because of us: the keepalive
-     * starts again from now. */
-    c->last_rx = server_now(c->srv);
-    arm_keepalive(c);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -650,7 +583,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         consume(c, srv->readbuf, (size_t)nread);
     else
         consume(c, c->in, c->in_len + (size_t)nread);
-    check_pressure(c);
+    conn_pressure_check(c);
     conn_unref(c);
 }
 
@@ -725,7 +658,7 @@ static void on_keepalive(conn *c)
         now - c->paused_at >= (uint64_t)c->srv->cfg.stall_timeout * 1000) {
         log_info("client %s: output not drained for %u s (%zu bytes "
                  "unwritten)",
-                 who, c->srv->cfg.stall_timeout, unwritten(c));
+                 who, c->srv->cfg.stall_timeout, conn_unwritten(c));
         metrics_count(c->srv, METRIC_STALLED);
         conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
         return;
@@ -751,6 +684,11 @@ void conn_on_deadline(wheel_node *n)
 void conn_start_keepalive(conn *c)
 {
     arm_keepalive(c);
+}
+
+void conn_read_start(conn *c)
+{
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 void conn_resume_input(conn *c)

@@ -182,6 +182,22 @@ void conn_disconnect(conn *c, uint8_t reason);
  * Runs the session's connection-lost logic (will, expiry). */
 void conn_close(conn *c);
 
+/* Output bytes of c not yet written: queued, and handed to uv_write. */
+static inline size_t conn_unwritten(const conn *c)
+{
+    return c->out.pending + c->bytes_in_flight;
+}
+
+/* Back-pressure (conn_pressure.c): after a read, stop reading c while its
+ * unwritten output is above limits.output_buffer or its acks waiting for
+ * commits reach limits.max_pending_acks; after output was written or acks
+ * released, read again once both are below half. */
+void conn_pressure_check(conn *c);
+void conn_pressure_drain(conn *c);
+
+/* Start reading c's socket (again). */
+void conn_read_start(conn *c);
+
 /* Whether the output queued for c is above the slow-reader threshold, past
  * which QoS 0 messages are dropped rather than buffered. */
 bool conn_output_full(const conn *c);

@@ -36,7 +36,7 @@ static bool has_room(const conn *c, uint8_t qos)
     const server *srv = c->srv;
     if (c->state != CONN_ACTIVE || !c->sess)
         return false;
-    if (c->out.pending + c->bytes_in_flight > srv->cfg.output_buffer / 2)
+    if (conn_unwritten(c) > srv->cfg.output_buffer / 2)
         return false;
     if (qos == 0)
         return true;
