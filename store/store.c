@@ -623,7 +623,15 @@ int store_commit(store *s, store_done_cb cb, void *arg)
     b->gen = s->next_gen++;
     s->cur = next;
     if (s->eh_count) {
-        memset(s->eh, 0, s->eh_cap * sizeof(*s->eh));
+        /* One huge batch (a fan-out to thousands of persistent sessions)
+         * must not leave a table that every later commit clears. */
+        if (s->eh_cap > STORE_EH_KEEP) {
+            free(s->eh);
+            s->eh = NULL;
+            s->eh_cap = 0;
+        } else {
+            memset(s->eh, 0, s->eh_cap * sizeof(*s->eh));
+        }
         s->eh_count = 0;
     }
     pthread_mutex_lock(&s->mu);

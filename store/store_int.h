@@ -64,6 +64,18 @@ typedef struct batch {
     int status;
 } batch;
 
+/* Largest scratch kept between commits: the entry table of the open batch
+ * (slots, 24 bytes each) and the store thread's list of new message ids
+ * (8 bytes each). Past these they are freed after use, so one huge batch
+ * does not keep its memory (issue 15). */
+#define STORE_EH_KEEP 16384
+#define STORE_NEW_KEEP 8192
+#define STORE_CARRY_KEEP 65536
+/* Ops bytes committed in one LMDB transaction (at least one batch): LMDB
+ * keeps the pages a write transaction dirtied on its own free list for
+ * good, so the largest transaction sets what the store thread holds. */
+#define STORE_TXN_OPS_MAX (4u << 20)
+
 typedef struct ehash_slot {
     uint64_t sid, seq; /* seq == 0: empty (sequences start at 1) */
     size_t off;        /* offset of the add in the open batch */

@@ -367,6 +367,22 @@ static int commit_batches(store *s, batch *list)
     return IMQTT_ESTOREFULL;
 }
 
+/* After a commit: give back scratch that one large transaction grew. */
+static void shrink_scratch(store *s)
+{
+    if (s->new_cap > STORE_NEW_KEEP) {
+        free(s->new_msgs);
+        s->new_msgs = NULL;
+        s->new_cap = 0;
+        s->nnew = 0;
+    }
+    if (s->carry_len == 0 && s->carry_cap > STORE_CARRY_KEEP) {
+        free(s->carry);
+        s->carry = NULL;
+        s->carry_cap = 0;
+    }
+}
+
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -401,19 +417,27 @@ void *store_thread(void *arg)
         bool stop = s->stop;
         pthread_mutex_unlock(&s->mu);
 
-        if (list) {
-            int status = commit_batches(s, list);
-            dirty = s->durability == STORE_PROCESS;
-            batch *tail = list;
-            for (batch *b = list; b; b = b->next) {
-                b->status = status;
-                tail = b;
+        while (list) {
+            /* Consecutive transactions commit the same as one; smaller
+             * ones bound the pages LMDB keeps (STORE_TXN_OPS_MAX). */
+            batch *chunk = list, *tail = list;
+            size_t bytes = list->len;
+            while (tail->next && bytes + tail->next->len <= STORE_TXN_OPS_MAX) {
+                tail = tail->next;
+                bytes += tail->len;
             }
+            list = tail->next;
+            tail->next = NULL;
+            int status = commit_batches(s, chunk);
+            dirty = s->durability == STORE_PROCESS;
+            for (batch *b = chunk; b; b = b->next)
+                b->status = status;
+            shrink_scratch(s);
             pthread_mutex_lock(&s->mu);
             if (s->done_tail)
-                s->done_tail->next = list;
+                s->done_tail->next = chunk;
             else
-                s->done_head = list;
+                s->done_head = chunk;
             s->done_tail = tail;
             pthread_mutex_unlock(&s->mu);
             if (s->notify)

@@ -331,8 +331,8 @@ static int parse_log(struct ctx *x, const cJSON *v, imqtt_config *c)
 }
 
 /* A byte size: an integer up to 2^53 (JSON numbers are doubles). */
-static int get_size(struct ctx *x, const cJSON *v, const char *path,
-                    uint64_t min, uint64_t *out)
+int get_size(struct ctx *x, const cJSON *v, const char *path, uint64_t min,
+             uint64_t *out)
 {
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min) ||
         !(v->valuedouble <= 9007199254740992.0) ||
@@ -399,6 +399,8 @@ enum {
     K_MAX_PACKET,
     K_MAX_KEEPALIVE,
     K_RETAIN,
+    K_MAX_RETAINED,
+    K_MAX_RETAINED_BYTES,
     K_ALIAS_MAX,
     K_SESSION_EXPIRY,
     K_TOPIC_LEVELS,
@@ -428,6 +430,8 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_MAX_PACKET] = {"max_packet_size", NULL},
         [K_MAX_KEEPALIVE] = {"max_keepalive", NULL},
         [K_RETAIN] = {"retain_available", NULL},
+        [K_MAX_RETAINED] = {"max_retained_messages", NULL},
+        [K_MAX_RETAINED_BYTES] = {"max_retained_bytes", NULL},
         [K_ALIAS_MAX] = {"topic_alias_maximum", NULL},
         [K_SESSION_EXPIRY] = {"max_session_expiry", NULL},
         [K_TOPIC_LEVELS] = {"max_topic_levels", NULL},
@@ -475,6 +479,10 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
     OPT(K_MAX_KEEPALIVE,
         get_u16(x, V(K_MAX_KEEPALIVE), 0, 65535, &c->max_keepalive));
     OPT(K_RETAIN, get_bool(x, V(K_RETAIN), &c->retain_available));
+    OPT(K_MAX_RETAINED, get_uint(x, V(K_MAX_RETAINED), 0, UINT32_MAX,
+                                 &c->max_retained_messages));
+    OPT(K_MAX_RETAINED_BYTES,
+        get_size(x, V(K_MAX_RETAINED_BYTES), 0, &c->max_retained_bytes));
     OPT(K_ALIAS_MAX,
         get_u16(x, V(K_ALIAS_MAX), 0, 65535, &c->topic_alias_maximum));
     OPT(K_SESSION_EXPIRY, get_uint(x, V(K_SESSION_EXPIRY), 0, UINT32_MAX,
@@ -506,9 +514,15 @@ int config_defaults(imqtt_config *c)
         .max_queued_messages = 1000,
         .max_stored_messages = 10000000,
         .max_stored_bytes = 1ull << 30,
+        .max_queued_bytes = 64ull << 20,
+        .max_subscriptions = 10000,
         .max_packet_size = 1048576,
         .max_keepalive = 0,
         .retain_available = true,
+        .max_retained_messages = 1000000,
+        .max_retained_bytes = 256ull << 20,
+        .im_max_retained_messages = 100,
+        .im_max_retained_bytes = 1u << 20,
         .topic_alias_maximum = 10,
         .max_session_expiry = UINT32_MAX,
         .max_topic_levels = 128,
@@ -531,6 +545,9 @@ int config_defaults(imqtt_config *c)
         .auth_cache_ttl = 900,
         .auth_fail_burst = 10,
         .auth_fail_rate = 10,
+        .output_buffer = 1u << 20,
+        .stall_timeout = 60,
+        .max_pending_acks = 4096,
     };
     c->store_dir = strdup("./data");
     c->listeners = calloc(1, sizeof(*c->listeners));

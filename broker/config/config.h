@@ -70,18 +70,22 @@ typedef struct imqtt_config {
                                        Receive Maximum we announce; 20 */
     uint32_t max_queued_messages;   /* per session beyond the window; 1000 */
     uint64_t max_queued_bytes;      /* payload bytes per session beyond the
-                                       window; 0 = unlimited (default) */
+                                       window; 0 = unlimited; 64 MiB */
     /* The same for persistent sessions, whose queues are in the store:
      * sized for the disk (issue 13 item 6); as above, 0 messages means
      * none wait, 0 bytes means no byte bound. */
     uint64_t max_stored_messages;   /* default 10,000,000 */
     uint64_t max_stored_bytes;      /* default 1 GiB */
-    uint32_t max_subscriptions;     /* per client; 0 = unlimited (default) */
+    uint32_t max_subscriptions;     /* per client; 0 = unlimited; 10000 */
     uint32_t max_packet_size;       /* both directions; default 1048576 */
     uint16_t max_keepalive;         /* 0 = accept any; default 0. When a v5
                                        client asks for more (or for 0), we
                                        answer Server Keep Alive */
     bool retain_available;          /* default true */
+    uint32_t max_retained_messages; /* all retained; 0 = unlimited;
+                                       1000000 (retain_limits.h) */
+    uint64_t max_retained_bytes;    /* their topic + payload bytes; 0 =
+                                       unlimited; 256 MiB */
     uint16_t topic_alias_maximum;   /* announced to v5 clients; default 10 */
     uint32_t max_session_expiry;    /* seconds; 0xFFFFFFFF = never (default) */
     uint32_t max_topic_levels;      /* topic names and filters; default 128 */
@@ -107,6 +111,8 @@ typedef struct imqtt_config {
     /* "im" object (docs/im.md) */
     uint8_t im_inbox_qos;  /* QoS of the p2p/talk/{user} inbox; default 1 */
     bool im_presence;      /* publish p2p/presence/{user}; default true */
+    uint32_t im_max_retained_messages; /* per IM user; 0 = unlimited; 100 */
+    uint64_t im_max_retained_bytes;    /* per IM user; 0 = unlimited; 1 MiB */
     char **im_admins;      /* owned; users who may use $SYS */
     uint32_t im_admin_count;
     /* "im.history" (docs/im.md, History): the conversation log */
@@ -133,6 +139,14 @@ typedef struct imqtt_config {
     uint32_t conn_rate, conn_burst;   /* new connections per address */
     uint32_t msg_rate, msg_burst;     /* PUBLISH packets per client */
     uint32_t bytes_rate, bytes_burst; /* PUBLISH bytes per client */
+    /* "limits": what one connection may hold (conn.c, docs/reliability.md,
+     * "Memory per connection"). Never off: each has a range. */
+    uint32_t output_buffer;    /* unwritten output bytes past which its
+                                  input is not read; 1 MiB */
+    uint32_t stall_timeout;    /* seconds a paused client may stay above
+                                  half of output_buffer; 60 */
+    uint32_t max_pending_acks; /* acks waiting for a commit past which its
+                                  input is not read; 4096 */
 } imqtt_config;
 
 /* Fill *c with the embedded defaults (one listener, allow-all ACL).

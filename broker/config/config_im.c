@@ -209,8 +209,10 @@ int parse_im(struct ctx *x, const cJSON *v, imqtt_config *c)
     struct key k[] = {{"inbox_qos", NULL},
                       {"presence", NULL},
                       {"admins", NULL},
-                      {"history", NULL}};
-    int rc = take_keys(x, v, "im", k, 4);
+                      {"history", NULL},
+                      {"max_retained_messages", NULL},
+                      {"max_retained_bytes", NULL}};
+    int rc = take_keys(x, v, "im", k, 6);
     if (rc != 0)
         return rc;
     if (k[3].val != NULL && (rc = parse_history(x, k[3].val, c)) != 0)
@@ -223,6 +225,14 @@ int parse_im(struct ctx *x, const cJSON *v, imqtt_config *c)
     }
     if (k[1].val != NULL &&
         (rc = get_bool(x, k[1].val, "im.presence", &c->im_presence)) != 0)
+        return rc;
+    if (k[4].val != NULL &&
+        (rc = get_uint(x, k[4].val, "im.max_retained_messages", 0, UINT32_MAX,
+                       &c->im_max_retained_messages)) != 0)
+        return rc;
+    if (k[5].val != NULL &&
+        (rc = get_size(x, k[5].val, "im.max_retained_bytes", 0,
+                       &c->im_max_retained_bytes)) != 0)
         return rc;
     if (k[2].val != NULL) {
         if (!cJSON_IsArray(k[2].val))

@@ -170,15 +170,27 @@ int parse_limits(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
     struct key k[] = {{"connection_rate", NULL}, {"connection_burst", NULL},
                       {"message_rate", NULL},    {"message_burst", NULL},
-                      {"bytes_rate", NULL},      {"bytes_burst", NULL}};
-    uint32_t *out[] = {&c->conn_rate, &c->conn_burst, &c->msg_rate,
-                       &c->msg_burst, &c->bytes_rate, &c->bytes_burst};
-    int rc = take_keys(x, v, "limits", k, 6);
-    for (int i = 0; rc == 0 && i < 6; i++) {
+                      {"bytes_rate", NULL},      {"bytes_burst", NULL},
+                      {"output_buffer", NULL},   {"stall_timeout", NULL},
+                      {"max_pending_acks", NULL}};
+    uint32_t *out[] = {&c->conn_rate,     &c->conn_burst,
+                       &c->msg_rate,      &c->msg_burst,
+                       &c->bytes_rate,    &c->bytes_burst,
+                       &c->output_buffer, &c->stall_timeout,
+                       &c->max_pending_acks};
+    /* The per-connection bounds cannot be turned off: below 64 KiB one
+     * read's acks would pause a client at once, and an ack bound below 64
+     * would throttle an ordinary QoS 1 window. */
+    static const uint32_t lo[] = {0, 0, 0, 0, 0, 0, 65536, 1, 64};
+    static const uint32_t hi[] = {UINT32_MAX, UINT32_MAX, UINT32_MAX,
+                                  UINT32_MAX, UINT32_MAX, UINT32_MAX,
+                                  1u << 30,   86400,      1u << 24};
+    int rc = take_keys(x, v, "limits", k, 9);
+    for (int i = 0; rc == 0 && i < 9; i++) {
         char sub[PATH_MAX_LEN];
         join(sub, "limits", k[i].name);
         if (k[i].val != NULL)
-            rc = get_uint(x, k[i].val, sub, 0, UINT32_MAX, out[i]);
+            rc = get_uint(x, k[i].val, sub, lo[i], hi[i], out[i]);
     }
     return rc;
 }

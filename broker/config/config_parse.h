@@ -38,6 +38,9 @@ int get_uint(struct ctx *x, const cJSON *v, const char *path, uint32_t min,
 int get_u16(struct ctx *x, const cJSON *v, const char *path, uint16_t min,
             uint16_t max, uint16_t *out);
 int get_bool(struct ctx *x, const cJSON *v, const char *path, bool *out);
+/* A byte size: an integer from min up to 2^53. */
+int get_size(struct ctx *x, const cJSON *v, const char *path, uint64_t min,
+             uint64_t *out);
 /* One of a fixed set of words; *out gets its index in `words`. */
 int get_word(struct ctx *x, const cJSON *v, const char *path,
              const char *const *words, size_t n, const char *expected,

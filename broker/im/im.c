@@ -570,6 +570,14 @@ static msg *will_publish(session *s, msg *w, bool *as_device)
     return s->im->im_listener ? im_will_publish(s, w) : msg_ref(w);
 }
 
+static bool quota_user(const session *s, mqtt_str *user)
+{
+    if (!s->im->im_listener || s->im->user.len == 0)
+        return false;
+    *user = s->im->user;
+    return true;
+}
+
 static const policy im_rules = {
     .authenticate = im_authenticate,
     .identity_free = im_info_free,
@@ -577,6 +585,7 @@ static const policy im_rules = {
     .authorize = im_access,
     .authorize_identity = im_access_identity,
     .may_receive = im_may_receive,
+    .quota_user = quota_user,
     .adjust_sub_opts = im_adjust_sub_opts,
     .message_new = im_message_new,
     .will_new = will_new,

@@ -351,6 +351,7 @@ void conn_release_acks(conn *c, int status)
         c->ack_next = c->w->ack_head;
         c->w->ack_head = c;
     }
+    conn_pressure_drain(c);
 }
 
 bool conn_output_full(const conn *c)
@@ -368,10 +369,12 @@ static void on_write(uv_write_t *req, int status)
         c->srv->stats.bytes_sent += w->ob.pending;
     outbuf_free(&w->ob);
     free(w);
-    if (status < 0 && status != UV_ECANCELED)
+    if (status < 0 && status != UV_ECANCELED) {
         conn_abort(c);
-    else
+    } else {
+        conn_pressure_drain(c);
         maybe_finish_close(c);
+    }
     conn_unref(c);
 }
 
@@ -414,6 +417,7 @@ void conn_flush(conn *c)
         if (r > 0) {
             srv->stats.bytes_sent += (uint64_t)r;
             outbuf_consume(&c->out, (size_t)r);
+            conn_pressure_drain(c);
         } else if (r < 0 && r != UV_EAGAIN) {
             conn_abort(c);
             return;
@@ -575,15 +579,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->state == CONN_CLOSING)
         return;
     srv->stats.bytes_received += (uint64_t)nread;
-    if (c->tp) {
-        transport_on_read(c, (uint8_t *)buf->base, (size_t)nread);
-        return;
-    }
     conn_ref(c);
-    if (lent)
+    if (c->tp)
+        transport_on_read(c, (uint8_t *)buf->base, (size_t)nread);
+    else if (lent)
         consume(c, c->w->readbuf, (size_t)nread);
     else
         consume(c, c->in, c->in_len + (size_t)nread);
+    conn_pressure_check(c);
     conn_unref(c);
 }
 
@@ -621,8 +624,15 @@ void conn_input(conn *c, const uint8_t *data, size_t len)
 static void arm_keepalive(conn *c)
 {
     uint64_t next = 0;
-    if (c->keepalive)
+    /* While its input is paused the client's packets are not read, so
+     * they cannot count: the stall deadline applies instead. */
+    if (c->keepalive && !c->paused)
         next = c->last_rx + (uint64_t)c->keepalive * 1500;
+    if (c->paused & CONN_PAUSED_OUTPUT) {
+        uint64_t stall = c->paused_at + (uint64_t)c->srv->cfg.stall_timeout * 1000;
+        if (!next || stall < next)
+            next = stall;
+    }
     if (c->auth_deadline && (!next || c->auth_deadline < next))
         next = c->auth_deadline;
     if (!next) {
@@ -647,8 +657,17 @@ static void on_keepalive(conn *c)
         conn_disconnect(c, MQTT_RC_MAXIMUM_CONNECT_TIME);
         return;
     }
+    if ((c->paused & CONN_PAUSED_OUTPUT) &&
+        now - c->paused_at >= (uint64_t)c->srv->cfg.stall_timeout * 1000) {
+        log_info("client %s: output not drained for %u s (%zu bytes "
+                 "unwritten)",
+                 who, c->srv->cfg.stall_timeout, conn_unwritten(c));
+        metrics_count(c->srv, METRIC_STALLED);
+        conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
+        return;
+    }
     /* One and a half keepalive periods without a packet [MQTT-3.1.2-24]. */
-    if (c->keepalive && now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
+    if (c->keepalive && !c->paused && now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
         log_info("%s: keepalive timeout", who);
         conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
         return;
@@ -670,6 +689,11 @@ void conn_start_keepalive(conn *c)
     arm_keepalive(c);
 }
 
+void conn_read_start(conn *c)
+{
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
 void conn_resume_input(conn *c)
 {
     if (c->state != CONN_ACTIVE)
@@ -677,7 +701,7 @@ void conn_resume_input(conn *c)
     conn_ref(c);
     if (c->in_len > 0)
         consume(c, c->in, c->in_len);
-    if (c->state == CONN_ACTIVE)
+    if (c->state == CONN_ACTIVE && !c->paused)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     conn_unref(c);
 }

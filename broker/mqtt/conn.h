@@ -14,6 +14,12 @@
 #include "ratelimit.h"
 #include "server.h"
 
+/* Why a connection's input is not being read (back-pressure, conn.c). */
+enum {
+    CONN_PAUSED_OUTPUT = 1, /* unwritten output above limits.output_buffer */
+    CONN_PAUSED_ACKS = 2,   /* limits.max_pending_acks acks wait for commits */
+};
+
 enum conn_state {
     CONN_NEW,
     CONN_AUTH, /* CONNECT read, its password being checked off the loop:
@@ -74,10 +80,14 @@ struct conn {
 
     uint64_t last_rx;       /* uv_now of the last packet read */
     uint64_t auth_deadline; /* uv_now when the token expires; 0: never */
+    uint64_t paused_at;     /* uv_now when CONN_PAUSED_OUTPUT was set */
 
     conn_aliases *aliases; /* owned; NULL until the first alias */
     rate_bucket *buckets;  /* owned [msg, bytes]; NULL until the first
                               PUBLISH under a per-connection rate limit */
+    struct retained_backlog *retained; /* retained messages of a SUBSCRIBE
+                                          still to send; owned by the
+                                          pacer (retained_send.c) */
     conn *next, *prev;     /* server's list of connections */
 
     enum conn_state state;
@@ -95,6 +105,7 @@ struct conn {
     uint16_t keepalive;          /* effective, seconds; 0 = none */
     conn_addr peer;              /* conn_peer() for text */
     uint8_t version;
+    uint8_t paused; /* CONN_PAUSED_* bits: its input is not read */
     bool request_problem_info;
     bool shutdown_started; /* its request is allocated then (conn.c) */
     bool in_flush_list;
@@ -169,6 +180,22 @@ void conn_disconnect(conn *c, uint8_t reason);
 /* Close now: stop reading, write what is pending, then close the socket.
  * Runs the session's connection-lost logic (will, expiry). */
 void conn_close(conn *c);
+
+/* Output bytes of c not yet written: queued, and handed to uv_write. */
+static inline size_t conn_unwritten(const conn *c)
+{
+    return c->out.pending + c->bytes_in_flight;
+}
+
+/* Back-pressure (conn_pressure.c): after a read, stop reading c while its
+ * unwritten output is above limits.output_buffer or its acks waiting for
+ * commits reach limits.max_pending_acks; after output was written or acks
+ * released, read again once both are below half. */
+void conn_pressure_check(conn *c);
+void conn_pressure_drain(conn *c);
+
+/* Start reading c's socket (again). */
+void conn_read_start(conn *c);
 
 /* Whether the output queued for c is above the slow-reader threshold, past
  * which QoS 0 messages are dropped rather than buffered. */

@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "reason.h"
+#include "retain_limits.h"
 #include "route.h"
 #include "session.h"
 #include "topic.h"
@@ -142,6 +143,22 @@ int handle_publish(conn *c, const mqtt_publish *p)
         return refuse(c, p, MQTT_RC_NOT_AUTHORIZED);
     }
 
+    bool retain = p->retain;
+    if (retain && !retain_admit(srv, s, topic, p->payload.len)) {
+        /* Past a retained limit (retain_limits.h): MQTT 5 is told and the
+         * message goes nowhere; 3.1.1 cannot be told, so it is delivered
+         * as an ordinary message. */
+        if (c->version == MQTT_V5) {
+            if (p->qos == 0)
+                return 0;
+            mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
+            ack.u.ack.packet_id = p->packet_id;
+            ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
+            return conn_send(c, &ack);
+        }
+        retain = false;
+    }
+
     uint64_t expiry_at = 0;
     if (c->version == MQTT_V5 &&
         mqtt_props_has(&p->props, MQTT_PROP_MESSAGE_EXPIRY))
@@ -154,10 +171,10 @@ int handle_publish(conn *c, const mqtt_publish *p)
     msg *m;
     bool logged = false;
     if (s->im) {
-        m = srv->policy->message_new(s, topic, props, p->payload, p->qos, p->retain,
+        m = srv->policy->message_new(s, topic, props, p->payload, p->qos, retain,
                            expiry_at, &logged);
     } else {
-        m = msg_new(topic, props, p->payload, p->qos, p->retain, expiry_at,
+        m = msg_new(topic, props, p->payload, p->qos, retain, expiry_at,
                     ++srv->next_msg_id);
     }
     if (!m)

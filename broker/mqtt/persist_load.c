@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "retain_limits.h"
 #include "log.h"
 #include "persist.h"
 
@@ -115,12 +116,10 @@ static int on_retained(void *arg, uint64_t id, const store_msg *sm)
                              persist_from_wall(srv, sm->expiry_ms), id);
     if (!m)
         return IMQTT_ECORRUPT;
-    void *old = NULL;
-    if (retain_index_set(srv->retain, sm->topic, m, &old) < 0) {
-        msg_unref(m);
+    int rc = retain_set(srv, m, NULL);
+    msg_unref(m); /* the index holds its own reference */
+    if (rc < 0)
         return IMQTT_ENOMEM;
-    }
-    msg_unref(old);
     x->retained++;
     return 0;
 }

@@ -70,6 +70,9 @@ typedef struct policy {
                                mqtt_str topic);
     /* At delivery: may s still receive a message on `topic`? */
     bool (*may_receive)(const struct session *s, mqtt_str topic);
+    /* The user whose per-user quotas (retained messages) s's publications
+     * count against, when there is one (s has an identity). */
+    bool (*quota_user)(const struct session *s, mqtt_str *user);
     /* Subscription options the policy imposes on a filter of s. */
     void (*adjust_sub_opts)(const struct session *s, mqtt_str filter,
                             mqtt_sub_opts *o);

@@ -5,6 +5,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "persist.h"
+#include "retain_limits.h"
 #include "session.h"
 
 /* One session matched by the current publish. Subscription ids of
@@ -187,17 +188,8 @@ void route_scratch_free(worker *w)
 uint32_t route_message(server *srv, msg *m, session *from)
 {
     persist_retained(srv, m); /* no-op unless m->retain */
-    if (m->retain) {
-        void *old = NULL;
-        if (m->payload_len == 0) {
-            /* An empty retained message clears the topic [MQTT-3.3.1-6]. */
-            old = retain_index_remove(srv->retain, msg_topic(m));
-        } else if (retain_index_set(srv->retain, msg_topic(m), msg_ref(m),
-                                    &old) < 0) {
-            msg_unref(m);
-        }
-        msg_unref(old);
-    }
+    if (m->retain)
+        retain_set(srv, m, from);
     srv->stats.msgs_received++;
     uint32_t n = route_publish(srv, m, from);
     srv->policy->sync(srv, m, from);

@@ -12,6 +12,7 @@
 #include "rate_limits.h"
 #include "persist.h"
 #include "reason.h"
+#include "retain_limits.h"
 #include "route.h"
 #include "session.h"
 #include "transport.h"
@@ -410,6 +411,7 @@ void server_free(server *srv)
         srv->policy->on_free(srv);
     if (srv->retain)
         retain_index_free(srv->retain, free_retained);
+    retain_limits_free(srv);
     if (srv->subs)
         sub_index_free(srv->subs);
     hmap_free(&srv->sessions);

@@ -17,6 +17,7 @@
 
 typedef struct conn conn;
 typedef struct session session;
+typedef struct retain_quota retain_quota;
 
 typedef struct server_stats {
     uint64_t msgs_received;
@@ -49,6 +50,12 @@ typedef struct server {
     hmap sessions;        /* client id -> session (key owned by session) */
     sub_index *subs;      /* owned */
     retain_index *retain; /* owned; values are msg* holding a reference */
+    struct retained_pacer *retained_pacer; /* owned by ops: SUBSCRIBEs'
+                                              retained backlogs
+                                              (retained_send.h) */
+    struct retain_quota *retain_quota; /* owned; its accounting, set up at
+                                          the first retained message
+                                          (retain_limits.c) */
 
     worker *workers; /* owned [nworkers]: one per loop; workers[0] runs on
                         `loop` */

@@ -757,13 +757,7 @@ void session_end(session *s)
         store_del_session(
             srv->store, mqtt_str_from(s->client_id, s->client_id_len), s->sid);
     s->sid = 0; /* nothing below is recorded */
-    while (s->subs) {
-        sess_sub *ss = s->subs;
-        s->subs = ss->next;
-        sub_index_remove(srv->subs, (mqtt_str){(uint8_t *)ss->filter, ss->len},
-                         s);
-        free(ss);
-    }
+    session_subs_clear(s);
     list_clear(&s->inflight);
     pid_map_clear(&s->pids);
     s->pids_partial = false;

@@ -61,6 +61,60 @@ static void persist_sub(session *s, mqtt_str filter, const mqtt_sub_opts *o,
         persist_fatal(IMQTT_ENOMEM, "recording a subscription");
 }
 
+/* Below this many subscriptions the list is searched (no map memory for
+ * the sessions of an IM app, which hold one or two). */
+#define SESS_SUBS_LINEAR 16
+
+static sess_sub *find_sub(const session *s, mqtt_str filter)
+{
+    if (s->sub_map)
+        return hmap_get(s->sub_map, filter);
+    for (sess_sub *ss = s->subs; ss; ss = ss->next)
+        if (ss->len == filter.len &&
+            memcmp(ss->filter, filter.ptr, filter.len) == 0)
+            return ss;
+    return NULL;
+}
+
+bool session_has_sub(const session *s, mqtt_str filter)
+{
+    return find_sub(s, filter) != NULL;
+}
+
+static mqtt_str sub_key(const sess_sub *ss)
+{
+    return (mqtt_str){(const uint8_t *)ss->filter, ss->len};
+}
+
+static void drop_map(session *s)
+{
+    if (!s->sub_map)
+        return;
+    hmap_free(s->sub_map);
+    free(s->sub_map);
+    s->sub_map = NULL;
+}
+
+/* Index ss (already in the list) in the map, building the map when the
+ * list reaches SESS_SUBS_LINEAR. Without memory for it the session keeps
+ * searching its list: slower, still correct. */
+static void map_add(session *s, sess_sub *ss)
+{
+    if (s->sub_map) {
+        if (hmap_put(s->sub_map, sub_key(ss), ss, NULL) < 0)
+            drop_map(s);
+        return;
+    }
+    if (s->nsubs < SESS_SUBS_LINEAR || !(s->sub_map = calloc(1, sizeof(hmap))))
+        return;
+    for (sess_sub *e = s->subs; e; e = e->next) {
+        if (hmap_put(s->sub_map, sub_key(e), e, NULL) < 0) {
+            drop_map(s);
+            return;
+        }
+    }
+}
+
 int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
                       uint32_t sub_id, bool *existed)
 {
@@ -70,15 +124,15 @@ int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
     *existed = rc == 0;
     if (persist_on(s) && !s->srv->loading)
         persist_sub(s, filter, o, sub_id);
-    for (sess_sub *ss = s->subs; ss; ss = ss->next) {
-        if (ss->len == filter.len &&
-            memcmp(ss->filter, filter.ptr, filter.len) == 0) {
-            ss->opts = *o;
-            ss->sub_id = sub_id;
-            return 0;
-        }
+    /* The index knows whether the session held it: only a replacement
+     * looks for its entry. */
+    sess_sub *ss = rc == 0 ? find_sub(s, filter) : NULL;
+    if (ss) {
+        ss->opts = *o;
+        ss->sub_id = sub_id;
+        return 0;
     }
-    sess_sub *ss = malloc(sizeof(*ss) + filter.len + 1);
+    ss = malloc(sizeof(*ss) + filter.len + 1);
     if (!ss) {
         sub_index_remove(s->srv->subs, filter, s);
         return IMQTT_ENOMEM;
@@ -88,10 +142,37 @@ int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
     ss->len = (uint16_t)filter.len;
     memcpy(ss->filter, filter.ptr, filter.len);
     ss->filter[filter.len] = '\0';
+    ss->prev = NULL;
     ss->next = s->subs;
+    if (s->subs)
+        s->subs->prev = ss;
     s->subs = ss;
     s->nsubs++;
+    map_add(s, ss);
     return 0;
+}
+
+static void unlink_sub(session *s, sess_sub *ss)
+{
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        s->subs = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    s->nsubs--;
+}
+
+void session_subs_clear(session *s)
+{
+    drop_map(s);
+    while (s->subs) {
+        sess_sub *ss = s->subs;
+        s->subs = ss->next;
+        sub_index_remove(s->srv->subs, sub_key(ss), s);
+        free(ss);
+    }
+    s->nsubs = 0;
 }
 
 static void forget_groups(session *s)
@@ -109,15 +190,16 @@ int session_unsubscribe(session *s, mqtt_str filter)
     int rc = sub_index_remove(s->srv->subs, filter, s);
     if (rc > 0 && persist_on(s))
         store_del_sub(s->srv->store, s->sid, filter);
-    for (sess_sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
-        sess_sub *ss = *pp;
-        if (ss->len == filter.len &&
-            memcmp(ss->filter, filter.ptr, filter.len) == 0) {
-            *pp = ss->next;
-            free(ss);
-            s->nsubs--;
-            break;
-        }
+    sess_sub *ss = find_sub(s, filter);
+    if (ss) {
+        if (s->sub_map)
+            hmap_remove(s->sub_map, filter);
+        unlink_sub(s, ss);
+        free(ss);
+        /* Back to the list when few are left: the map's slots (sized for
+         * the most the session ever held) are given back. */
+        if (s->nsubs < SESS_SUBS_LINEAR / 2)
+            drop_map(s);
     }
     mqtt_str group, inner;
     if (rc > 0 && mqtt_share_parse(filter, &group, &inner) == 1)

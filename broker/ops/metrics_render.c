@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "metrics_process.h"
+#include "retain_limits.h"
 #include "server.h"
 #include "session.h"
 
@@ -146,6 +147,8 @@ char *metrics_render(server *srv, size_t *len)
         "Bytes written to client sockets", st->bytes_sent);
     one(&b, "imqtt_retained_messages", "gauge", "Retained messages",
         retain_index_count(srv->retain));
+    one(&b, "imqtt_retained_bytes", "gauge",
+        "Topic and payload bytes of the retained messages", retain_bytes(srv));
     one(&b, "imqtt_subscriptions", "gauge", "Subscriptions",
         sub_index_count(srv->subs));
     one(&b, "imqtt_output_pending_bytes", "gauge",

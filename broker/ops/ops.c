@@ -5,6 +5,8 @@
 
 #include "http.h"
 #include "log.h"
+#include "memtrim.h"
+#include "retained_send.h"
 #include "reload.h"
 #include "sys_topics.h"
 
@@ -12,6 +14,7 @@ struct ops_state {
     uv_signal_t sighup;
     sys_topics *sys;
     http_listener *http;
+    memtrim *trim; /* owned; NULL without memory */
 };
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -39,6 +42,8 @@ int ops_start(server *srv)
     o->sighup.data = srv;
     uv_signal_start(&o->sighup, on_sighup, SIGHUP);
     o->sys = sys_topics_start(srv);
+    o->trim = memtrim_start(srv->loop);
+    retained_pacer_start(srv);
     return http_start(srv, &o->http);
 }
 
@@ -55,6 +60,8 @@ void ops_stop(server *srv)
     srv->ops = NULL;
     sys_topics_stop(o->sys);
     http_stop(o->http);
+    memtrim_stop(o->trim);
+    retained_pacer_stop(srv->retained_pacer);
     /* The state goes with the signal handle's close callback. */
     o->sighup.data = o;
     uv_close((uv_handle_t *)&o->sighup, on_closed);

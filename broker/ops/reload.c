@@ -95,6 +95,10 @@ int reload_apply(server *srv, const char *path)
     oc->max_stored_messages = nc.max_stored_messages;
     oc->max_stored_bytes = nc.max_stored_bytes;
     oc->max_subscriptions = nc.max_subscriptions;
+    oc->max_retained_messages = nc.max_retained_messages;
+    oc->max_retained_bytes = nc.max_retained_bytes;
+    oc->im_max_retained_messages = nc.im_max_retained_messages;
+    oc->im_max_retained_bytes = nc.im_max_retained_bytes;
     oc->max_packet_size = nc.max_packet_size;
     oc->max_keepalive = nc.max_keepalive;
     oc->max_session_expiry = nc.max_session_expiry;
@@ -115,6 +119,9 @@ int reload_apply(server *srv, const char *path)
     oc->auth_fail_rate = nc.auth_fail_rate;
     oc->auth_fail_jwt = nc.auth_fail_jwt;
     auth_guard_reload(srv); /* new password file: verified anew */
+    oc->output_buffer = nc.output_buffer;
+    oc->stall_timeout = nc.stall_timeout;
+    oc->max_pending_acks = nc.max_pending_acks;
     log_set_level(oc->log_level);
     log_set_json(oc->log_json);
     config_free(&nc);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "retain_limits.h"
 #include "msg.h"
 #include "route.h"
 
@@ -67,11 +68,7 @@ static void publish(server *srv, const char *topic, const char *value)
         0, true, 0, ++srv->next_msg_id);
     if (!m)
         return;
-    void *old = NULL;
-    if (retain_index_set(srv->retain, t, msg_ref(m), &old) < 0)
-        msg_unref(m);
-    else
-        msg_unref(old);
+    retain_set(srv, m, NULL);
     route_publish(srv, m, NULL);
     msg_unref(m);
 }

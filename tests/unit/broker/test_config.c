@@ -58,6 +58,16 @@ static void test_defaults_from_empty_object(void **state)
     assert_int_equal(c.max_session_expiry, UINT32_MAX);
     assert_int_equal(c.max_topic_levels, 128);
     assert_int_equal(c.max_topic_length, 65535);
+    /* Bounded at the defaults (issue 15). */
+    assert_int_equal(c.max_subscriptions, 10000);
+    assert_int_equal(c.max_queued_bytes, 64ull << 20);
+    assert_int_equal(c.max_retained_messages, 1000000);
+    assert_int_equal(c.max_retained_bytes, 256ull << 20);
+    assert_int_equal(c.im_max_retained_messages, 100);
+    assert_int_equal(c.im_max_retained_bytes, 1u << 20);
+    assert_int_equal(c.output_buffer, 1u << 20);
+    assert_int_equal(c.stall_timeout, 60);
+    assert_int_equal(c.max_pending_acks, 4096);
     assert_int_equal(c.log_level, LOG_INFO);
     /* No "acl" at all: the documented anonymous default, allow-all. */
     assert_non_null(c.acl);
@@ -226,6 +236,16 @@ static void test_out_of_range(void **state)
                  "max_topic_length: expected an integer 1..65535");
     expect_error("{\"max_topic_length\": 1e400}",
                  "max_topic_length: expected an integer 1..65535");
+    expect_error("{\"limits\": {\"output_buffer\": 1024}}",
+                 "limits.output_buffer: expected an integer 65536..1073741824");
+    expect_error("{\"limits\": {\"stall_timeout\": 0}}",
+                 "limits.stall_timeout: expected an integer 1..86400");
+    expect_error("{\"limits\": {\"max_pending_acks\": 1}}",
+                 "limits.max_pending_acks: expected an integer 64..16777216");
+    expect_error("{\"max_retained_bytes\": -1}",
+                 "max_retained_bytes: expected an integer number of bytes >= 0");
+    expect_error("{\"im\": {\"max_retained_messages\": -1}}",
+                 "im.max_retained_messages: expected an integer 0..4294967295");
 }
 
 static void test_listener_errors(void **state)
