@@ -125,13 +125,16 @@ static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
                       {"max_connections", NULL}, {"im", NULL},
                       {"auth", NULL},     {"clientid", NULL},
                       {"transport", NULL}, {"tls", NULL},
-                      {"ws_path", NULL}};
-    int rc = take_keys(x, v, path, k, 9);
+                      {"ws_path", NULL}, {"proxy_protocol", NULL},
+                      {"proxy_from", NULL}};
+    int rc = take_keys(x, v, path, k, 11);
     if (rc != 0)
         return rc;
     if ((rc = parse_listener_im(x, k + 3, path, l)) != 0)
         return rc;
     if ((rc = parse_listener_transport(x, k + 6, path, l)) != 0)
+        return rc;
+    if ((rc = parse_listener_proxy(x, k + 9, path, l)) != 0)
         return rc;
     char sub[PATH_MAX_LEN];
     const char *bind = "0.0.0.0";
@@ -166,6 +169,7 @@ static void free_listeners(listener_config *l, uint32_t n)
 {
     for (uint32_t i = 0; l != NULL && i < n; i++) {
         free(l[i].bind);
+        free(l[i].proxy_from);
         free_listener_transport(&l[i]);
     }
     free(l);

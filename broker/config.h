@@ -58,7 +58,16 @@ typedef struct listener_config {
     enum listener_transport transport; /* default TRANSPORT_TCP */
     listener_tls_config tls;           /* transport tls and wss */
     char *ws_path; /* owned; ws and wss; NULL means "/mqtt" */
+    /* PROXY protocol (conn_proxy.c): a header is required first, and only
+     * from these networks (owned array; non-empty when proxy_protocol) */
+    bool proxy_protocol;
+    uint32_t proxy_from_count;
+    struct proxy_net *proxy_from;
 } listener_config;
+
+/* Whether a and b have the same PROXY protocol settings (a reload that
+ * changes them needs a restart; config_proxy.c). */
+bool listener_proxy_same(const listener_config *a, const listener_config *b);
 
 typedef struct imqtt_config {
     listener_config *listeners; /* owned array */

@@ -132,6 +132,13 @@ void conn_resume_input(conn *c);
  * packet, keep a partial one in c->in. data is borrowed for the call. */
 void conn_input(conn *c, const uint8_t *data, size_t len);
 
+/* Read c's socket with the MQTT read path (conn_proxy.c, once the PROXY
+ * header is read), and hand it bytes already read from the socket (to the
+ * transport if any, else as MQTT bytes; data is writable and borrowed for
+ * the call). */
+void conn_read_start(conn *c);
+void conn_feed(conn *c, uint8_t *data, size_t len);
+
 /* Called by the listener for a new TCP connection. */
 void conn_accept(listener *lst);
 

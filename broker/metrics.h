@@ -22,6 +22,8 @@
       "Connections refused, by cause")                                        \
     X(REFUSED_RATE, "imqtt_connections_refused_total", "rate_limit",          \
       "Connections refused, by cause")                                        \
+    X(REFUSED_PROXY, "imqtt_connections_refused_total", "proxy",              \
+      "Connections refused, by cause")                                        \
     X(REFUSED_MSG_RATE, "imqtt_clients_limited_total", "message_rate",        \
       "Clients disconnected for a rate limit (0x96), by cause")               \
     X(REFUSED_BYTES_RATE, "imqtt_clients_limited_total", "bytes_rate",        \

@@ -54,7 +54,9 @@
     /* store */                                                                \
     X(CORRUPT, "store record corrupt")                                         \
     X(SCHEMA, "store written by a newer imqtt (unknown schema version)")       \
-    X(STOREFULL, "store full")
+    X(STOREFULL, "store full")                                                 \
+    /* network */                                                              \
+    X(PROXY, "invalid or missing PROXY protocol header")
 
 enum imqtt_err {
     IMQTT_OK = 0,

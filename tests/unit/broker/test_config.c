@@ -236,6 +236,44 @@ static void test_listener_errors(void **state)
                  "listeners[1]: same bind and port as listeners[0]");
 }
 
+/* PROXY protocol keys of a listener (BAD_INPUTS row 26) */
+static void test_listener_proxy(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[256] = "";
+    const char *ok = "{\"listeners\": [{\"port\": 1883, \"proxy_protocol\": true,"
+                     " \"proxy_from\": [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]},"
+                     " {\"port\": 1884}]}";
+    assert_int_equal(parse(ok, &c, err, sizeof(err)), 0);
+    assert_true(c.listeners[0].proxy_protocol);
+    assert_int_equal(c.listeners[0].proxy_from_count, 3);
+    assert_false(c.listeners[1].proxy_protocol);
+    assert_int_equal(c.listeners[1].proxy_from_count, 0);
+    assert_null(c.listeners[1].proxy_from);
+    assert_true(listener_proxy_same(&c.listeners[0], &c.listeners[0]));
+    assert_false(listener_proxy_same(&c.listeners[0], &c.listeners[1]));
+    config_free(&c);
+
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true}]}",
+                 "listeners[0].proxy_from: required with proxy_protocol");
+    expect_error("{\"listeners\": [{\"proxy_from\": [\"127.0.0.1\"]}]}",
+                 "listeners[0].proxy_from: only with \"proxy_protocol\": true");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": []}]}",
+                 "listeners[0].proxy_from: expected an array of 1 to 64");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": \"x\"}]}",
+                 "listeners[0].proxy_from: expected an array");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true,"
+                 " \"proxy_from\": [\"127.0.0.1\", \"10.1.0.0/8\"]}]}",
+                 "listeners[0].proxy_from[1]: expected an IPv4 or IPv6 address");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true,"
+                 " \"proxy_from\": [\"lb.example\"]}]}",
+                 "listeners[0].proxy_from[0]: expected");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": 1,"
+                 " \"proxy_from\": [\"127.0.0.1\"]}]}",
+                 "listeners[0].proxy_protocol: expected true or false");
+}
+
 static void test_bad_acl_rules(void **state)
 {
     (void)state;
@@ -478,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_paho_config),
         cmocka_unit_test(test_log),
+        cmocka_unit_test(test_listener_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
