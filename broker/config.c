@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "config_cluster.h"
 #include "config_parse.h"
 #include "jwt_verify.h"
 #include "password.h"
@@ -409,6 +410,7 @@ enum {
     K_SYS_INTERVAL,
     K_HTTP,
     K_LIMITS,
+    K_CLUSTER,
     K_COUNT_
 };
 
@@ -436,6 +438,7 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_SYS_INTERVAL] = {"sys_interval", NULL},
         [K_HTTP] = {"http", NULL},
         [K_LIMITS] = {"limits", NULL},
+        [K_CLUSTER] = {"cluster", NULL},
     };
     int rc = take_keys(x, root, "", k, K_COUNT_);
     if (rc != 0)
@@ -477,6 +480,7 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         get_uint(x, V(K_SYS_INTERVAL), 0, 86400, &c->sys_interval));
     OPT(K_HTTP, parse_http(x, k[K_HTTP].val, c));
     OPT(K_LIMITS, parse_limits(x, k[K_LIMITS].val, c));
+    OPT(K_CLUSTER, parse_cluster(x, k[K_CLUSTER].val, c));
 #undef V
 #undef OPT
     return check_listener_auth(x, c);
@@ -648,6 +652,8 @@ void config_free(imqtt_config *c)
     c->store_dir = NULL;
     free(c->http_bind);
     c->http_bind = NULL;
+    cluster_config_free(c->cluster);
+    c->cluster = NULL;
     c->listeners = NULL;
     c->listener_count = 0;
     c->acl = NULL;

@@ -115,6 +115,8 @@ typedef struct imqtt_config {
     /* operations (config_ops.c, docs/operations.md) */
     uint32_t sys_interval;  /* $SYS period, seconds; 0 off; default 10 */
     char *http_bind;        /* owned; metrics listener; "127.0.0.1" */
+    /* "cluster" (config_cluster.h); owned; NULL: the single node */
+    struct cluster_config *cluster;
     uint16_t http_port;     /* 0: no metrics listener (default) */
     bool log_json;          /* log.format "json" */
     /* "limits": token buckets, per second; 0 = off (the default). A

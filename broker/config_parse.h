@@ -65,6 +65,9 @@ int parse_http(struct ctx *x, const cJSON *v, imqtt_config *c);
  * with the listener (config.c). */
 int parse_listener_proxy(struct ctx *x, const struct key *k,
                          const char *path, listener_config *l);
+
+/* config_cluster.c: the "cluster" object into c->cluster. */
+int parse_cluster(struct ctx *x, const cJSON *v, imqtt_config *c);
 int parse_limits(struct ctx *x, const cJSON *v, imqtt_config *c);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_nats.h"
 #include "cmd_passwd.h"
 #include "cmd_token.h"
 #include "config.h"
@@ -119,6 +120,22 @@ int main(int argc, char **argv)
     /* A peer that goes away mid-write must not kill the broker. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* Cluster mode needs NATS with JetStream from the first message on:
+     * refuse to start without it rather than acknowledge what only this
+     * node would keep. */
+    if (cfg.cluster) {
+        char info[512];
+        rc = cluster_startup_check(cfg.cluster, info, sizeof info, err,
+                                   sizeof err);
+        if (rc < 0) {
+            log_error("start-up failed: cluster: %s", err);
+            config_free(&cfg);
+            cluster_nats_shutdown();
+            return 1;
+        }
+        log_info("cluster node %s: %s", cfg.cluster->node, info);
+    }
+
     uv_loop_t *loop = uv_default_loop();
     server srv;
     rc = server_init(&srv, loop, &cfg);
@@ -132,6 +149,7 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_NOWAIT);
         server_free(&srv);
         uv_loop_close(loop);
+        cluster_nats_shutdown();
         return 1;
     }
     srv.config_path = config_path; /* for SIGHUP (reload.c) */
@@ -139,6 +157,7 @@ int main(int argc, char **argv)
     int code = server_run(&srv);
     server_free(&srv);
     uv_loop_close(loop);
+    cluster_nats_shutdown();
     log_info("stopped");
     return code;
 }

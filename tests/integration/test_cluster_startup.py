@@ -1,0 +1,72 @@
+"""Cluster mode's start-up check (issue 11): with a "cluster" section the
+broker starts only when a NATS server of cluster.nats_urls answers and
+JetStream is there, and says clearly why not otherwise. Real nats-server
+processes from clusterhelp.py."""
+import json
+import os
+import subprocess
+import tempfile
+
+from clusterhelp import nats_cluster  # noqa: F401 (fixture)
+from conftest import IMQTT_BIN, SLOW, assert_alive, free_port, wait_for
+
+
+def cluster_cfg(urls, **kw):
+    c = {"nats_urls": urls, "node": "node-1", "replicas": 1}
+    c.update(kw)
+    return {"cluster": c}
+
+
+def run_refused(cfg):
+    """Start the broker with cfg, expect it to exit by itself; returns
+    (exit code, stderr)."""
+    d = tempfile.mkdtemp(prefix="imqtt-cl-")
+    cfg = dict(cfg)
+    cfg.setdefault("store", {"dir": os.path.join(d, "data")})
+    path = os.path.join(d, "imqtt.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    r = subprocess.run([IMQTT_BIN, "--config", path, "--port", str(free_port()),
+                        "--bind", "127.0.0.1"], capture_output=True,
+                       timeout=30 * SLOW)
+    return r.returncode, r.stderr.decode("utf-8", "replace")
+
+
+def test_refuses_to_start_when_nats_is_unreachable():
+    port = free_port()
+    rc, err = run_refused(cluster_cfg(["nats://127.0.0.1:%d" % port],
+                                      connect_timeout_ms=500))
+    assert rc == 1, err
+    assert "start-up failed: cluster: cannot reach NATS at nats://127.0.0.1:%d" % port in err, err
+
+
+def test_refuses_to_start_without_jetstream(nats_cluster):
+    plain = nats_cluster(n=1, jetstream=False)
+    rc, err = run_refused(cluster_cfg([plain.servers[0].url]))
+    assert rc == 1, err
+    assert "JetStream is not enabled on NATS at" in err, err
+    assert "-js" in err, err
+
+
+def test_refuses_a_bad_cluster_section():
+    rc, err = run_refused(cluster_cfg(["nats://127.0.0.1:4222"], node="a.b"))
+    assert rc == 2, err
+    assert "cluster.node: expected 1 to 64 of A-Z a-z 0-9 _ -" in err, err
+
+
+def test_starts_with_a_jetstream_cluster(nats_cluster, broker):
+    nc = nats_cluster()
+    urls = [s.url for s in nc.servers]
+    b = broker(cluster_cfg(urls, node="n-a", replicas=3))
+    assert "cluster node n-a: NATS at nats://127.0.0.1:" in b.stderr_text()
+    assert "JetStream available" in b.stderr_text()
+    assert_alive(b)
+    # the first server may be down: any listed one will do, once the other
+    # two agree on a JetStream meta leader again (an election when the
+    # killed server led; meanwhile JetStream does not answer)
+    nc.servers[0].kill()
+    wait_for(lambda: nc.meta_leader(servers=nc.servers[1:]) not in (None, "n1"),
+             timeout=30, what="a meta leader among n2, n3")
+    b2 = broker(cluster_cfg(urls, node="n-b", replicas=3))
+    assert "cluster node n-b: NATS at" in b2.stderr_text()
+    assert_alive(b2)
