@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_link.h"
 #include "cluster_nats.h"
 #include "cmd_passwd.h"
 #include "cmd_token.h"
@@ -153,11 +154,15 @@ int main(int argc, char **argv)
         return 1;
     }
     srv.config_path = config_path; /* for SIGHUP (reload.c) */
+    if (srv.cfg.cluster)
+        srv.cluster = cluster_link_start(loop, srv.cfg.cluster);
     log_info("imqtt %s started", IMQTT_VERSION);
     int code = server_run(&srv);
+    cluster_link_release(srv.cluster);
+    cluster_nats_shutdown();
+    cluster_link_free(srv.cluster);
     server_free(&srv);
     uv_loop_close(loop);
-    cluster_nats_shutdown();
     log_info("stopped");
     return code;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_link.h"
 #include "conn.h"
 #include "errors.h"
 #include "store_guard.h"
@@ -238,6 +239,7 @@ static void server_stop(server *srv)
     srv->stopping = true;
     log_info("shutting down: %u connections", srv->nconns);
     ops_stop(srv);
+    cluster_link_stop(srv->cluster);
     for (uint32_t i = 0; i < srv->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
             uv_close((uv_handle_t *)&srv->listeners[i].tcp, on_listener_closed);

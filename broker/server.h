@@ -88,6 +88,7 @@ typedef struct server {
     server_stats stats;
     metrics_counters metrics; /* refusals and failures (metrics.h) */
     struct ops_state *ops;    /* owned: SIGHUP, $SYS, metrics (ops.c) */
+    struct cluster_link *cluster; /* owned by main; NULL: single node */
     const char *config_path;  /* borrowed from main; NULL: no file */
     bool stopping;
     int exit_code;

@@ -14,7 +14,10 @@
  *       subjects of a set of MQTT filters (broker/cluster/subject.h),
  *       publish the subjects of a set of MQTT topics through PUB_URL (so
  *       across a route), and check that each filter received exactly the
- *       topics proto's mqtt_topic_match says it matches. */
+ *       topics proto's mqtt_topic_match says it matches.
+ *   nats_probe request URL SUBJECT
+ *       send a request, print "reply: <data>" (exit 1 without a reply
+ *       within 2 s). */
 #include <nats/nats.h>
 
 #include "subject.h"
@@ -247,6 +250,27 @@ static int cmd_match(const char *sub_url, const char *pub_url)
     return mismatches == 0 && deliveries > 0 ? 0 : 1;
 }
 
+static int cmd_request(const char *urls, const char *subject)
+{
+    natsConnection *nc = connect_to(urls);
+    if (!nc)
+        return 2;
+    natsMsg *reply = NULL;
+    natsStatus s = natsConnection_RequestString(&reply, nc, subject, "ping",
+                                                2000);
+    int rc = 1;
+    if (s == NATS_OK) {
+        printf("reply: %.*s\n", natsMsg_GetDataLength(reply),
+               natsMsg_GetData(reply));
+        rc = 0;
+    } else {
+        printf("no reply: %s\n", natsStatus_GetText(s));
+    }
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int rc = 64;
@@ -256,8 +280,11 @@ int main(int argc, char **argv)
         rc = cmd_js(argv[2]);
     else if (argc == 4 && strcmp(argv[1], "match") == 0)
         rc = cmd_match(argv[2], argv[3]);
+    else if (argc == 4 && strcmp(argv[1], "request") == 0)
+        rc = cmd_request(argv[2], argv[3]);
     else
-        fprintf(stderr, "usage: nats_probe check|js URLS | match SUB PUB\n");
+        fprintf(stderr, "usage: nats_probe check|js URLS | match SUB PUB | "
+                        "request URLS SUBJECT\n");
     nats_Close();
     return rc;
 }
