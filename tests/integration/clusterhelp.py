@@ -363,3 +363,47 @@ def haproxy():
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
 
+
+
+# ------------------------------------------------------- imqtt cluster nodes
+
+def node_config(nats, name, proxy=True, **extra):
+    """A node's config: cluster section on all of `nats`'s servers, an
+    HTTP listener for /healthz and /metrics, and (proxy=True) a first
+    listener that takes PROXY headers from 127.0.0.1 (HAProxy)."""
+    cfg = {"http": {"port": free_port()},
+           "cluster": {"nats_urls": [s.url for s in nats.servers],
+                       "node": name, "replicas": min(3, len(nats.servers))}}
+    if proxy:
+        cfg["listeners"] = [{"proxy_protocol": True, "proxy_from": ["127.0.0.1"]}]
+    cfg.update(extra)
+    return cfg
+
+
+class ImqttCluster:
+    def __init__(self, nats, nodes, haproxy):
+        self.nats = nats
+        self.nodes = nodes      # conftest Broker objects, node i is "imqtt<i+1>"
+        self.haproxy = haproxy  # HAProxy in front of them (send-proxy-v2)
+
+    @property
+    def port(self):
+        """Where clients connect: HAProxy."""
+        return self.haproxy.port
+
+
+@pytest.fixture
+def imqtt_cluster(broker, nats_cluster, haproxy):
+    """Factory: imqtt_cluster(n=3, nats=None) -> ImqttCluster: n imqtt
+    nodes in cluster mode on a 3-server JetStream NATS cluster (a new one
+    unless given), behind HAProxy from the example config, every node
+    healthy. Everything is stopped by the fixtures it is built from."""
+    def start(n=3, nats=None, **extra):
+        nats = nats or nats_cluster()
+        nodes = [broker(node_config(nats, "imqtt%d" % (i + 1), **extra))
+                 for i in range(n)]
+        hp = haproxy(nodes)
+        hp.wait_servers_up()
+        return ImqttCluster(nats, nodes, hp)
+
+    return start

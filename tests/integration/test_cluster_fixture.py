@@ -9,7 +9,7 @@ import pytest
 
 import mqttraw
 import promparse
-from clusterhelp import haproxy, http_get, nats_cluster, probe  # noqa: F401
+from clusterhelp import haproxy, http_get, imqtt_cluster, nats_cluster, probe  # noqa: F401
 from conftest import SLOW, free_port
 
 
@@ -144,3 +144,40 @@ def test_haproxy_moves_users_off_a_dead_node(broker, haproxy):
             time.sleep(0.2)
     assert _connections(nodes[1]) >= 1
     c2.close()
+
+
+def test_three_nodes_behind_haproxy(imqtt_cluster):
+    """The fixture the cluster tests (T1-T7) will build on: three nodes in
+    cluster mode, each connected to NATS and answering its inbox from any
+    NATS server, clients spread over them through HAProxy, each node
+    seeing its clients' own addresses (PROXY v2)."""
+    cl = imqtt_cluster()
+    for i, node in enumerate(cl.nodes):
+        status, body = http_get(node.config["http"]["port"], "/metrics")
+        fams = promparse.parse(body)
+        assert fams["imqtt_cluster_nats_connected"]["samples"][0][2] == 1
+        # asked through another NATS server than the node may use
+        url = cl.nats.servers[(i + 1) % 3].url
+        rc, out = probe("request", url, "imqtt.node.imqtt%d.ping" % (i + 1))
+        assert rc == 0 and "reply: imqtt%d" % (i + 1) in out, out
+    clients, ports = [], {}
+    for u in range(24):
+        c = mqttraw.RawClient("127.0.0.1", cl.port)
+        ports["t%d@d" % u] = c.sock.getsockname()[1]
+        assert c.connect("t%d@d" % u).reason == 0
+        clients.append(c)
+    def where(cid):
+        for i, node in enumerate(cl.nodes):
+            if "client %s connected from 127.0.0.1:%d " % (cid, ports[cid]) in node.stderr_text():
+                return i
+        return None
+    deadline = time.monotonic() + 5 * SLOW
+    while time.monotonic() < deadline and any(where(c) is None for c in ports):
+        time.sleep(0.05)
+    seen = {cid: where(cid) for cid in ports}
+    assert None not in seen.values(), seen
+    # 24 users on two nodes or fewer: 3 x (2/3)^24, about 1 in 5,600 with
+    # an even hash
+    assert set(seen.values()) == {0, 1, 2}, seen
+    for c in clients:
+        c.close()
