@@ -95,8 +95,20 @@ int cluster_startup_check(const cluster_config *cc, char *info, size_t infolen,
     jsOptions_Init(&jo);
     jo.Wait = cc->connect_timeout_ms;
     s = natsConnection_JetStream(&js, nc, &jo);
-    if (s == NATS_OK)
+    /* A JetStream cluster electing its meta leader (all servers starting
+     * together, or its leader just lost) does not answer for a few
+     * seconds: wait for it up to startup_wait_ms, not for a JetStream
+     * that is not there at all. */
+    int64_t deadline = nats_Now() + cc->startup_wait_ms;
+    while (s == NATS_OK) {
+        jerr = 0;
         s = js_GetAccountInfo(&ai, js, NULL, &jerr);
+        bool electing = s == NATS_TIMEOUT || jerr == JSClusterNotAvailErr;
+        if (!electing || nats_Now() >= deadline)
+            break;
+        nats_Sleep(250);
+        s = NATS_OK;
+    }
     if (s != NATS_OK) {
         char where[256] = "?";
         natsConnection_GetConnectedUrl(nc, where, sizeof where);
@@ -108,9 +120,10 @@ int cluster_startup_check(const cluster_config *cc, char *info, size_t infolen,
                      where);
         else
             snprintf(err, errlen,
-                     "JetStream at %s does not answer: %s (error %d; a "
-                     "clustered JetStream without a meta leader answers so)",
-                     where, nats_why(s), (int)jerr);
+                     "JetStream at %s did not answer within %u ms: %s "
+                     "(error %d; a clustered JetStream without a meta "
+                     "leader answers so)",
+                     where, cc->startup_wait_ms, nats_why(s), (int)jerr);
         goto out;
     }
     char where[256] = "?";

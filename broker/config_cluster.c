@@ -149,7 +149,7 @@ static int parse_tls(struct ctx *x, const cJSON *v, cluster_config *cc)
 static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
 {
     enum { URLS, NODE, PREFIX, CREDS, TLS, STREAM, SESS, RET, REPL, AGE,
-           BYTES, TIMEOUT, NKEYS };
+           BYTES, TIMEOUT, WAIT, NKEYS };
     struct key k[NKEYS] = {
         [URLS] = {"nats_urls", NULL},
         [NODE] = {"node", NULL},
@@ -163,6 +163,7 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
         [AGE] = {"max_age", NULL},
         [BYTES] = {"max_bytes", NULL},
         [TIMEOUT] = {"connect_timeout_ms", NULL},
+        [WAIT] = {"startup_wait_ms", NULL},
     };
     int rc = take_keys(x, v, "cluster", k, NKEYS);
     if (rc != 0)
@@ -200,6 +201,7 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
     cc->replicas = 3;
     cc->max_age = 604800;
     cc->connect_timeout_ms = 2000;
+    cc->startup_wait_ms = 15000;
     /* NATS allows at most 5 replicas */
     if ((k[REPL].val && (rc = get_uint(x, k[REPL].val, "cluster.replicas", 1,
                                        5, &cc->replicas)) != 0))
@@ -223,6 +225,10 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
     if (k[TIMEOUT].val &&
         (rc = get_uint(x, k[TIMEOUT].val, "cluster.connect_timeout_ms", 100,
                        60000, &cc->connect_timeout_ms)) != 0)
+        return rc;
+    if (k[WAIT].val &&
+        (rc = get_uint(x, k[WAIT].val, "cluster.startup_wait_ms", 0, 600000,
+                       &cc->startup_wait_ms)) != 0)
         return rc;
     return set_defaults(x, cc);
 }

@@ -23,6 +23,7 @@ typedef struct cluster_config {
     uint64_t max_age;       /* seconds the stream keeps a message; 604800 */
     uint64_t max_bytes;     /* stream size limit; 0: none */
     uint32_t connect_timeout_ms; /* default 2000 */
+    uint32_t startup_wait_ms;    /* for JetStream to answer; 15000 */
 } cluster_config;
 
 void cluster_config_free(cluster_config *cc);

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 
 from clusterhelp import nats_cluster  # noqa: F401 (fixture)
 from conftest import IMQTT_BIN, SLOW, assert_alive, free_port, wait_for
@@ -61,12 +62,30 @@ def test_starts_with_a_jetstream_cluster(nats_cluster, broker):
     assert "cluster node n-a: NATS at nats://127.0.0.1:" in b.stderr_text()
     assert "JetStream available" in b.stderr_text()
     assert_alive(b)
-    # the first server may be down: any listed one will do, once the other
-    # two agree on a JetStream meta leader again (an election when the
-    # killed server led; meanwhile JetStream does not answer)
-    nc.servers[0].kill()
-    wait_for(lambda: nc.meta_leader(servers=nc.servers[1:]) not in (None, "n1"),
-             timeout=30, what="a meta leader among n2, n3")
+    # the JetStream meta leader dies: a node starting now waits for the
+    # election (startup_wait_ms) instead of failing, through any listed
+    # server that is still up
+    leader = nc.meta_leader()
+    dead = [s for s in nc.servers if s.name == leader][0]
+    dead.kill()
+    t0 = time.monotonic()
     b2 = broker(cluster_cfg(urls, node="n-b", replicas=3))
+    print("started %.1f s after the meta leader's death" % (time.monotonic() - t0))
     assert "cluster node n-b: NATS at" in b2.stderr_text()
     assert_alive(b2)
+
+
+def test_refuses_when_jetstream_has_no_quorum(nats_cluster):
+    """Two of three servers gone: JetStream cannot elect a leader; the node
+    waits startup_wait_ms, then refuses with the reason."""
+    nc = nats_cluster()
+    urls = [s.url for s in nc.servers]
+    nc.servers[0].kill()
+    nc.servers[1].kill()
+    t0 = time.monotonic()
+    rc, err = run_refused(cluster_cfg(urls, replicas=3, connect_timeout_ms=500,
+                                      startup_wait_ms=1500))
+    took = time.monotonic() - t0
+    assert rc == 1, err
+    assert "did not answer within 1500 ms" in err, err
+    assert took >= 1.5, took

@@ -300,6 +300,7 @@ static void test_cluster(void **state)
     assert_int_equal(c.cluster->max_age, 604800);
     assert_int_equal(c.cluster->max_bytes, 0);
     assert_int_equal(c.cluster->connect_timeout_ms, 2000);
+    assert_int_equal(c.cluster->startup_wait_ms, 15000);
     assert_null(c.cluster->credentials_file);
     config_free(&c);
 
@@ -345,6 +346,8 @@ static void test_cluster(void **state)
     expect_error(CL(URL ", \"node\": \"n\", \"max_bytes\": -1"), "cluster.max_bytes");
     expect_error(CL(URL ", \"node\": \"n\", \"connect_timeout_ms\": 10"),
                  "cluster.connect_timeout_ms");
+    expect_error(CL(URL ", \"node\": \"n\", \"startup_wait_ms\": 600001"),
+                 "cluster.startup_wait_ms: expected an integer 0..600000");
     expect_error(CL(URL ", \"node\": \"n\", \"credentials_file\": \"/nonexistent/x.creds\""),
                  "cluster.credentials_file: cannot read /nonexistent/x.creds");
     expect_error(CL(URL ", \"node\": \"n\", \"tls\": {\"ca_file\": \"/nonexistent/ca\"}"),
