@@ -97,8 +97,7 @@ static void on_reconnected(natsConnection *nc, void *arg)
 static void handle(cluster_link *l, natsMsg *m)
 {
     const char *reply = natsMsg_GetReply(m);
-    if (strcmp(natsMsg_GetSubject(m), l->inbox_subject) == 0 && reply &&
-        *reply)
+    if (strcmp(natsMsg_GetSubject(m), l->inbox_subject) == 0 && reply && *reply)
         natsConnection_PublishString(l->nc, reply, l->cc->node);
     natsMsg_Destroy(m);
 }
@@ -184,9 +183,8 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
         s = natsOptions_LoadCertificatesChain(o, cc->tls_cert_file,
                                               cc->tls_key_file);
     if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach,
-                                     natsLibuv_Read, natsLibuv_Write,
-                                     natsLibuv_Detach);
+        s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read,
+                                     natsLibuv_Write, natsLibuv_Detach);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&l->nc, o);
         if (s == NATS_OK) {
@@ -197,8 +195,8 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
         }
     }
     if (s == NATS_OK)
-        s = natsConnection_Subscribe(&l->inbox, l->nc, l->inbox_subject,
-                                     on_msg, l);
+        s = natsConnection_Subscribe(&l->inbox, l->nc, l->inbox_subject, on_msg,
+                                     l);
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
         log_error("cluster: NATS connection: %s", natsStatus_GetText(s));

@@ -86,8 +86,7 @@ int cluster_startup_check(const cluster_config *cc, char *info, size_t infolen,
     natsOptions_SetAllowReconnect(o, false);
     s = natsConnection_Connect(&nc, o);
     if (s != NATS_OK) {
-        snprintf(err, errlen, "cannot reach NATS at %s: %s", urls,
-                 nats_why(s));
+        snprintf(err, errlen, "cannot reach NATS at %s: %s", urls, nats_why(s));
         goto out;
     }
     jsErrCode jerr = 0;

@@ -18,9 +18,9 @@ void cluster_config_free(cluster_config *cc)
         return;
     for (uint32_t i = 0; i < cc->nurls; i++)
         free(cc->urls[i]);
-    char *strs[] = {cc->node,          cc->subject_prefix, cc->credentials_file,
-                    cc->tls_ca_file,   cc->tls_cert_file,  cc->tls_key_file,
-                    cc->stream,        cc->sessions_bucket, cc->retained_bucket};
+    char *strs[] = {cc->node,        cc->subject_prefix,  cc->credentials_file,
+                    cc->tls_ca_file, cc->tls_cert_file,   cc->tls_key_file,
+                    cc->stream,      cc->sessions_bucket, cc->retained_bucket};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         free(strs[i]);
     free(cc);
@@ -52,16 +52,15 @@ static int get_string(struct ctx *x, const cJSON *v, const char *path,
     return *out ? 0 : fail_nomem(x);
 }
 
-static int get_name(struct ctx *x, const cJSON *v, const char *path,
-                    size_t max, char **out)
+static int get_name(struct ctx *x, const cJSON *v, const char *path, size_t max,
+                    char **out)
 {
     if (!cJSON_IsString(v) || !plain_name(v->valuestring, max))
         return fail(x, "%s: expected 1 to %zu of A-Z a-z 0-9 _ -", path, max);
     return get_string(x, v, path, out);
 }
 
-static int get_file(struct ctx *x, const cJSON *v, const char *path,
-                    char **out)
+static int get_file(struct ctx *x, const cJSON *v, const char *path, char **out)
 {
     int rc = get_string(x, v, path, out);
     if (rc == 0 && access(*out, R_OK) != 0)
@@ -118,8 +117,10 @@ static int parse_urls(struct ctx *x, const cJSON *v, cluster_config *cc)
         char sub[PATH_MAX_LEN];
         snprintf(sub, sizeof sub, "cluster.nats_urls[%u]", cc->nurls);
         if (!cJSON_IsString(it) || !url_ok(it->valuestring))
-            return fail(x, "%s: expected \"nats://host:port\" or "
-                           "\"tls://host:port\"", sub);
+            return fail(x,
+                        "%s: expected \"nats://host:port\" or "
+                        "\"tls://host:port\"",
+                        sub);
         if (!(cc->urls[cc->nurls] = strdup(it->valuestring)))
             return fail_nomem(x);
         cc->nurls++;
@@ -129,7 +130,8 @@ static int parse_urls(struct ctx *x, const cJSON *v, cluster_config *cc)
 
 static int parse_tls(struct ctx *x, const cJSON *v, cluster_config *cc)
 {
-    struct key k[] = {{"ca_file", NULL}, {"cert_file", NULL}, {"key_file", NULL}};
+    struct key k[] = {
+        {"ca_file", NULL}, {"cert_file", NULL}, {"key_file", NULL}};
     int rc = take_keys(x, v, "cluster.tls", k, 3);
     if (rc != 0)
         return rc;
@@ -148,8 +150,22 @@ static int parse_tls(struct ctx *x, const cJSON *v, cluster_config *cc)
 
 static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
 {
-    enum { URLS, NODE, PREFIX, CREDS, TLS, STREAM, SESS, RET, REPL, AGE,
-           BYTES, TIMEOUT, WAIT, NKEYS };
+    enum {
+        URLS,
+        NODE,
+        PREFIX,
+        CREDS,
+        TLS,
+        STREAM,
+        SESS,
+        RET,
+        REPL,
+        AGE,
+        BYTES,
+        TIMEOUT,
+        WAIT,
+        NKEYS
+    };
     struct key k[NKEYS] = {
         [URLS] = {"nats_urls", NULL},
         [NODE] = {"node", NULL},
@@ -178,16 +194,18 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
     if (k[PREFIX].val) {
         if (!cJSON_IsString(k[PREFIX].val) ||
             cluster_prefix_check(k[PREFIX].val->valuestring) != 0)
-            return fail(x, "cluster.subject_prefix: expected tokens of "
-                           "A-Z a-z 0-9 _ - joined by dots, at most %d "
-                           "bytes", CLUSTER_PREFIX_MAX);
+            return fail(x,
+                        "cluster.subject_prefix: expected tokens of "
+                        "A-Z a-z 0-9 _ - joined by dots, at most %d "
+                        "bytes",
+                        CLUSTER_PREFIX_MAX);
         if ((rc = get_string(x, k[PREFIX].val, "cluster.subject_prefix",
                              &cc->subject_prefix)) != 0)
             return rc;
     }
-    if (k[CREDS].val && (rc = get_file(x, k[CREDS].val,
-                                       "cluster.credentials_file",
-                                       &cc->credentials_file)) != 0)
+    if (k[CREDS].val &&
+        (rc = get_file(x, k[CREDS].val, "cluster.credentials_file",
+                       &cc->credentials_file)) != 0)
         return rc;
     if (k[TLS].val && (rc = parse_tls(x, k[TLS].val, cc)) != 0)
         return rc;
@@ -203,8 +221,8 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
     cc->connect_timeout_ms = 2000;
     cc->startup_wait_ms = 15000;
     /* NATS allows at most 5 replicas */
-    if ((k[REPL].val && (rc = get_uint(x, k[REPL].val, "cluster.replicas", 1,
-                                       5, &cc->replicas)) != 0))
+    if ((k[REPL].val && (rc = get_uint(x, k[REPL].val, "cluster.replicas", 1, 5,
+                                       &cc->replicas)) != 0))
         return rc;
     uint32_t age = 0;
     if (k[AGE].val) {
@@ -226,9 +244,8 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
         (rc = get_uint(x, k[TIMEOUT].val, "cluster.connect_timeout_ms", 100,
                        60000, &cc->connect_timeout_ms)) != 0)
         return rc;
-    if (k[WAIT].val &&
-        (rc = get_uint(x, k[WAIT].val, "cluster.startup_wait_ms", 0, 600000,
-                       &cc->startup_wait_ms)) != 0)
+    if (k[WAIT].val && (rc = get_uint(x, k[WAIT].val, "cluster.startup_wait_ms",
+                                      0, 600000, &cc->startup_wait_ms)) != 0)
         return rc;
     return set_defaults(x, cc);
 }

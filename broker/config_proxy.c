@@ -25,16 +25,20 @@ int parse_listener_proxy(struct ctx *x, const struct key *k, const char *path,
     join(sub, path, "proxy_from");
     if (k[1].val == NULL) {
         if (l->proxy_protocol)
-            return fail(x, "%s: required with proxy_protocol (the addresses "
-                           "of the load balancers)", sub);
+            return fail(x,
+                        "%s: required with proxy_protocol (the addresses "
+                        "of the load balancers)",
+                        sub);
         return 0;
     }
     if (!l->proxy_protocol)
         return fail(x, "%s: only with \"proxy_protocol\": true", sub);
     int n = cJSON_IsArray(k[1].val) ? cJSON_GetArraySize(k[1].val) : -1;
     if (n < 1 || n > PROXY_FROM_MAX)
-        return fail(x, "%s: expected an array of 1 to %d addresses or "
-                       "networks (\"10.0.0.0/8\")", sub, PROXY_FROM_MAX);
+        return fail(x,
+                    "%s: expected an array of 1 to %d addresses or "
+                    "networks (\"10.0.0.0/8\")",
+                    sub, PROXY_FROM_MAX);
     l->proxy_from = calloc((size_t)n, sizeof(*l->proxy_from));
     if (!l->proxy_from)
         return fail_nomem(x);
@@ -45,8 +49,9 @@ int parse_listener_proxy(struct ctx *x, const struct key *k, const char *path,
     {
         if (!cJSON_IsString(it) ||
             proxy_net_parse(it->valuestring, &l->proxy_from[i]) != 0)
-            return fail(x, "%s[%d]: expected an IPv4 or IPv6 address, "
-                           "optionally /prefix with the host bits zero",
+            return fail(x,
+                        "%s[%d]: expected an IPv4 or IPv6 address, "
+                        "optionally /prefix with the host bits zero",
                         sub, i);
         i++;
     }

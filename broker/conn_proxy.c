@@ -18,8 +18,7 @@ bool conn_proxy_trusted(conn *c)
     const listener_config *lc = c->lst->cfg;
     const conn_addr *a = &c->peer;
     if ((a->family == 4 || a->family == 6) &&
-        proxy_net_match(lc->proxy_from, lc->proxy_from_count, a->family,
-                        a->ip))
+        proxy_net_match(lc->proxy_from, lc->proxy_from_count, a->family, a->ip))
         return true;
     log_warn("%s: refused: not a proxy_from address of PROXY listener %s:%u",
              conn_peer(c), lc->bind, lc->port);
@@ -86,8 +85,7 @@ static void proxy_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         memcpy(c->peer.ip, info.src, info.family == 4 ? 4 : 16);
         c->peer.port = info.src_port;
     }
-    log_debug("%s: PROXY v%u header from %s", conn_peer(c), info.version,
-              via);
+    log_debug("%s: PROXY v%u header from %s", conn_peer(c), info.version, via);
     /* the rate limit is the client's, now that it is known */
     char ip[48] = "?";
     uv_inet_ntop(c->peer.family == 6 ? AF_INET6 : AF_INET, c->peer.ip, ip,

@@ -225,7 +225,7 @@ static bool in_net(const proxy_net *net, const uint8_t *ip)
 bool proxy_net_match(const proxy_net *nets, uint32_t n, uint8_t family,
                      const uint8_t *ip)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
                                        0, 0, 0, 0, 0xff, 0xff};
     /* a mapped address also matches as itself (a "::ffff:0:0/96" entry) */
     bool is_mapped = family == 6 && memcmp(ip, mapped, 12) == 0;

@@ -159,8 +159,7 @@ int cluster_filter_to_subject(const char *prefix, mqtt_str f, char *out,
     return rc;
 }
 
-int cluster_token_decode(const char *tok, size_t len, uint8_t *out,
-                         size_t cap)
+int cluster_token_decode(const char *tok, size_t len, uint8_t *out, size_t cap)
 {
     if (len == 0)
         return IMQTT_EINVAL;
@@ -263,8 +262,7 @@ bool cluster_subject_match(const char *pattern, const char *subject)
         if (pn == 1 && pt[0] == '>' && pattern[pp] == '\0')
             return true; /* one or more tokens left: s is not at its end */
         size_t sn = next_token(subject, &sp, &st);
-        if (!(pn == 1 && pt[0] == '*') &&
-            (pn != sn || memcmp(pt, st, pn) != 0))
+        if (!(pn == 1 && pt[0] == '*') && (pn != sn || memcmp(pt, st, pn) != 0))
             return false;
     }
 }

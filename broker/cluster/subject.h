@@ -90,8 +90,7 @@ int cluster_token_encode(const uint8_t *p, size_t n, char *out, size_t cap);
 /* The inverse of cluster_token_encode for tok[0..len), canonical forms
  * only. Returns the byte count written to out, IMQTT_ENOSPACE, or
  * IMQTT_EINVAL for anything cluster_token_encode cannot produce. */
-int cluster_token_decode(const char *tok, size_t len, uint8_t *out,
-                         size_t cap);
+int cluster_token_decode(const char *tok, size_t len, uint8_t *out, size_t cap);
 
 /* The KV key of a session's client id: its token (see above). Kept as its
  * own name so the key layout can change in one place. */

@@ -137,14 +137,15 @@ out:
 }
 
 static const char *filters[] = {
-    "#", "+", "+/+", "+/#", "a/#", "a/+", "a/+/c", "a/b", "a", "/#", "/+",
-    "$SYS/#", "$SYS/+", "a.b/#", "a/*", "a/>", "a b/#", "=/#", "a//#",
-    "u@x/#", "\xc3\xa9/+",
+    "#",   "+",   "+/+",   "+/#", "a/#",    "a/+",    "a/+/c",
+    "a/b", "a",   "/#",    "/+",  "$SYS/#", "$SYS/+", "a.b/#",
+    "a/*", "a/>", "a b/#", "=/#", "a//#",   "u@x/#",  "\xc3\xa9/+",
 };
 static const char *topics[] = {
-    "a", "a/b", "a/b/c", "a/x/c", "/", "/a", "a/", "$SYS", "$SYS/x",
-    "$SYS/x/y", "a.b", "a.b/c", "a/*", "a/>", "*", ">", "a b/c", "=",
-    "=/x", "a//b", "u@x/1", "u/x", "\xc3\xa9/1", "a/b.c", "a\t/b",
+    "a",    "a/b",        "a/b/c",    "a/x/c", "/",     "/a",   "a/",
+    "$SYS", "$SYS/x",     "$SYS/x/y", "a.b",   "a.b/c", "a/*",  "a/>",
+    "*",    ">",          "a b/c",    "=",     "=/x",   "a//b", "u@x/1",
+    "u/x",  "\xc3\xa9/1", "a/b.c",    "a\t/b",
 };
 #define NF (sizeof filters / sizeof *filters)
 #define NT (sizeof topics / sizeof *topics)
@@ -234,8 +235,8 @@ static int cmd_match(const char *sub_url, const char *pub_url)
         for (size_t j = 0; j < NT; j++) {
             bool want = mqtt_topic_match(str(filters[i]), str(topics[j]));
             if (want != got[j]) {
-                printf("filter '%s' topic '%s': mqtt %d nats %d\n",
-                       filters[i], topics[j], want, got[j]);
+                printf("filter '%s' topic '%s': mqtt %d nats %d\n", filters[i],
+                       topics[j], want, got[j]);
                 mismatches++;
             }
         }
@@ -256,8 +257,8 @@ static int cmd_request(const char *urls, const char *subject)
     if (!nc)
         return 2;
     natsMsg *reply = NULL;
-    natsStatus s = natsConnection_RequestString(&reply, nc, subject, "ping",
-                                                2000);
+    natsStatus s =
+        natsConnection_RequestString(&reply, nc, subject, "ping", 2000);
     int rc = 1;
     if (s == NATS_OK) {
         printf("reply: %.*s\n", natsMsg_GetDataLength(reply),

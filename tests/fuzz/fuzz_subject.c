@@ -24,8 +24,8 @@
 #include <string.h>
 
 #define MAX_LINES 32
-#define P "imqtt"
-#define CAP CLUSTER_SUBJECT_CAP(5, 4096)
+#define P         "imqtt"
+#define CAP       CLUSTER_SUBJECT_CAP(5, 4096)
 
 static bool safe_subject(const char *s, size_t n, bool wild_ok)
 {
@@ -157,8 +157,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 got = cluster_subject_match(tmp, tsub[j]);
             }
             if (got != want) {
-                fprintf(stderr, "filter '%.*s' (%s) topic '%.*s' (%s): "
-                                "mqtt %d nats %d\n",
+                fprintf(stderr,
+                        "filter '%.*s' (%s) topic '%.*s' (%s): "
+                        "mqtt %d nats %d\n",
                         (int)line[i].len, (const char *)line[i].ptr, fsub[i],
                         (int)line[j].len, (const char *)line[j].ptr, tsub[j],
                         want, got);

@@ -72,22 +72,22 @@ static void test_v1_refused(void **state)
     (void)state;
     proxy_info info;
     const char *bad[] = {
-        "PROXY TCP4 192.0.2.7 10.0.0.1 56324\r\n",         /* no dport */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 56324 1883 9\r\n",  /* one more */
-        "PROXY TCP4 192.0.2.7  10.0.0.1 56324 1883\r\n",   /* two spaces */
-        "PROXY TCP4 2001:db8::1 10.0.0.1 1 2\r\n",         /* v6 in TCP4 */
-        "PROXY TCP6 192.0.2.7 10.0.0.1 1 2\r\n",           /* v4 in TCP6 */
-        "PROXY TCP4 192.0.2.256 10.0.0.1 1 2\r\n",         /* bad octet */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 65536 2\r\n",       /* bad port */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 01 2\r\n",          /* leading 0 */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 56324\r\n",        /* no dport */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 56324 1883 9\r\n", /* one more */
+        "PROXY TCP4 192.0.2.7  10.0.0.1 56324 1883\r\n",  /* two spaces */
+        "PROXY TCP4 2001:db8::1 10.0.0.1 1 2\r\n",        /* v6 in TCP4 */
+        "PROXY TCP6 192.0.2.7 10.0.0.1 1 2\r\n",          /* v4 in TCP6 */
+        "PROXY TCP4 192.0.2.256 10.0.0.1 1 2\r\n",        /* bad octet */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 65536 2\r\n",      /* bad port */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 01 2\r\n",         /* leading 0 */
         "PROXY TCP4 192.0.2.7 10.0.0.1 -1 2\r\n",
-        "PROXY UDP4 192.0.2.7 10.0.0.1 1 2\r\n",           /* protocol */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 1 2\n",             /* bare LF */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 1 2\rX",            /* CR alone */
+        "PROXY UDP4 192.0.2.7 10.0.0.1 1 2\r\n", /* protocol */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 1 2\n",   /* bare LF */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 1 2\rX",  /* CR alone */
         "PROXY \r\n",
-        "proxy TCP4 192.0.2.7 10.0.0.1 1 2\r\n",           /* case */
+        "proxy TCP4 192.0.2.7 10.0.0.1 1 2\r\n", /* case */
         "PROXYTCP4",
-        "\x10\x0c\x00\x04MQTT",                            /* a CONNECT */
+        "\x10\x0c\x00\x04MQTT", /* a CONNECT */
         "GET / HTTP/1.1\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -197,7 +197,7 @@ static void test_v2_refused(void **state)
     n = v2(h, 0x11, 0x11, in4, 12); /* version 1 in the binary form */
     assert_int_equal(proxy_parse(h, n, &info), IMQTT_EPROXY);
     assert_int_equal(proxy_parse(h, 13, &info), IMQTT_EPROXY); /* early */
-    n = v2(h, 0x22, 0x11, in4, 12); /* command 2 */
+    n = v2(h, 0x22, 0x11, in4, 12);                            /* command 2 */
     assert_int_equal(proxy_parse(h, n, &info), IMQTT_EPROXY);
     n = v2(h, 0x21, 0x12, in4, 12); /* DGRAM */
     assert_int_equal(proxy_parse(h, n, &info), IMQTT_EPROXY);
@@ -243,8 +243,8 @@ static void test_nets(void **state)
     v6[3] = 0xb9;
     assert_false(proxy_net_match(nets, 3, 6, v6));
     /* IPv4-mapped IPv6 is the IPv4 address */
-    uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
-                          10, 1, 2, 3};
+    uint8_t mapped[16] = {0, 0, 0,    0,    0,  0, 0, 0,
+                          0, 0, 0xff, 0xff, 10, 1, 2, 3};
     assert_true(proxy_net_match(nets, 3, 6, mapped));
     mapped[12] = 127;
     assert_false(proxy_net_match(nets, 3, 6, mapped));
@@ -257,9 +257,10 @@ static void test_nets(void **state)
     assert_int_equal(net("127.0.0.1").bits, 32);
     assert_int_equal(net("10.0.0.0/8").bits, 8);
 
-    const char *bad[] = {"", "10.1.0.0/8", "10.0.0.0/33", "::/129", "10.0.0.0/",
-                         "10.0.0.0/08", "localhost", "10.0.0.0/8/8",
-                         "1.2.3", "2001:db8::1/64", " 10.0.0.1"};
+    const char *bad[] = {
+        "",          "10.1.0.0/8",     "10.0.0.0/33", "::/129",
+        "10.0.0.0/", "10.0.0.0/08",    "localhost",   "10.0.0.0/8/8",
+        "1.2.3",     "2001:db8::1/64", " 10.0.0.1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (proxy_net_parse(bad[i], &n) != IMQTT_EINVAL)
             fail_msg("accepted %s", bad[i]);
@@ -268,10 +269,8 @@ static void test_nets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_v1),
-        cmocka_unit_test(test_v1_refused),
-        cmocka_unit_test(test_v2),
-        cmocka_unit_test(test_v2_refused),
+        cmocka_unit_test(test_v1),   cmocka_unit_test(test_v1_refused),
+        cmocka_unit_test(test_v2),   cmocka_unit_test(test_v2_refused),
         cmocka_unit_test(test_nets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,8 +36,8 @@ static void assert_round_trip(const uint8_t *t, size_t len)
 {
     char s[1024];
     uint8_t back[512];
-    int n = cluster_topic_to_subject(P, (mqtt_str){t, (uint32_t)len}, s,
-                                     sizeof s);
+    int n =
+        cluster_topic_to_subject(P, (mqtt_str){t, (uint32_t)len}, s, sizeof s);
     assert_true(n > 0);
     int m = cluster_subject_to_topic(P, s, (size_t)n, back, sizeof back);
     assert_int_equal(m, (int)len);
@@ -47,8 +47,8 @@ static void assert_round_trip(const uint8_t *t, size_t len)
     for (int i = 0; i < n; i++) {
         char c = s[i];
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                  (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                  c == '=' || c == '.';
+                  (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '=' ||
+                  c == '.';
         assert_true(ok);
         if (c == '.')
             assert_true(i > 0 && i + 1 < n && s[i + 1] != '.');
@@ -96,8 +96,8 @@ static void test_every_byte(void **state)
         if (b != '/')
             all[n++] = (uint8_t)b;
     assert_round_trip(all, n);
-    const char *odd[] = {"/", "//", "a/", "/a", "$", "$/", "=", "==", "=2E",
-                         "a/=/b", "$SYS/#x", "++/##"};
+    const char *odd[] = {"/", "//", "a/",  "/a",    "$",       "$/",
+                         "=", "==", "=2E", "a/=/b", "$SYS/#x", "++/##"};
     for (size_t i = 0; i < sizeof odd / sizeof *odd; i++)
         assert_round_trip((const uint8_t *)odd[i], strlen(odd[i]));
 }
@@ -140,30 +140,30 @@ static void test_decode_refusals(void **state)
 {
     (void)state;
     assert_int_equal(dec("imqtt.m.a.b"), 3);
-    assert_int_equal(dec("imqtt.m.=.="), 1); /* "/" */
+    assert_int_equal(dec("imqtt.m.=.="), 1);          /* "/" */
     assert_int_equal(dec("imqtt.m.="), IMQTT_ETOPIC); /* "" is no topic */
     const char *bad[] = {
-        "imqtt.m.a.*",     /* wildcard */
-        "imqtt.m.>",       /* wildcard */
-        "imqtt.m.=41",     /* 'A' escaped: not canonical */
-        "imqtt.m.=2e",     /* lower-case hex */
-        "imqtt.m.=2",      /* short escape */
-        "imqtt.m.a=",      /* escape at the end */
-        "imqtt.m.==",      /* '=' must be =3D */
-        "imqtt.m.a..b",    /* empty token */
-        "imqtt.m.a.",      /* empty last token */
-        "imqtt.m.",        /* no level */
-        "imqtt.m",         /* no namespace end */
-        "imqtt.d.a",       /* '$' namespace for a topic without '$' */
-        "imqtt.m.=24SYS",  /* a '$' topic outside its namespace */
-        "imqtt.x.a",       /* unknown namespace */
-        "other.m.a",       /* another prefix */
-        "imqttx.m.a",      /* prefix is a whole token */
-        "imqtt.m.a b",     /* whitespace */
-        "imqtt.m.a@b",     /* outside the alphabet */
-        "imqtt.m.a.=2B",   /* a "+" level: a filter, not a name */
-        "imqtt.m.=23",     /* a "#" level */
-        "imqtt.m.a=2Fb",   /* an escaped '/': "a.b" is its spelling */
+        "imqtt.m.a.*",    /* wildcard */
+        "imqtt.m.>",      /* wildcard */
+        "imqtt.m.=41",    /* 'A' escaped: not canonical */
+        "imqtt.m.=2e",    /* lower-case hex */
+        "imqtt.m.=2",     /* short escape */
+        "imqtt.m.a=",     /* escape at the end */
+        "imqtt.m.==",     /* '=' must be =3D */
+        "imqtt.m.a..b",   /* empty token */
+        "imqtt.m.a.",     /* empty last token */
+        "imqtt.m.",       /* no level */
+        "imqtt.m",        /* no namespace end */
+        "imqtt.d.a",      /* '$' namespace for a topic without '$' */
+        "imqtt.m.=24SYS", /* a '$' topic outside its namespace */
+        "imqtt.x.a",      /* unknown namespace */
+        "other.m.a",      /* another prefix */
+        "imqttx.m.a",     /* prefix is a whole token */
+        "imqtt.m.a b",    /* whitespace */
+        "imqtt.m.a@b",    /* outside the alphabet */
+        "imqtt.m.a.=2B",  /* a "+" level: a filter, not a name */
+        "imqtt.m.=23",    /* a "#" level */
+        "imqtt.m.a=2Fb",  /* an escaped '/': "a.b" is its spelling */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         if (dec(bad[i]) != IMQTT_ETOPIC)
@@ -195,8 +195,7 @@ static void test_filters(void **state)
         {"a/b", "imqtt.m.a.b", NULL},
     };
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
-        int n = cluster_filter_to_subject(P, str(v[i].f), s, sizeof s,
-                                          &parent);
+        int n = cluster_filter_to_subject(P, str(v[i].f), s, sizeof s, &parent);
         assert_int_equal(n, (int)strlen(v[i].subj));
         assert_string_equal(s, v[i].subj);
         if (v[i].parent) {
@@ -206,12 +205,12 @@ static void test_filters(void **state)
             assert_int_equal(parent, 0);
         }
     }
-    assert_int_equal(cluster_filter_to_subject(P, str("#/a"), s, sizeof s,
-                                               &parent),
-                     IMQTT_EFILTER);
-    assert_int_equal(cluster_filter_to_subject(P, str(""), s, sizeof s,
-                                               &parent),
-                     IMQTT_EFILTER);
+    assert_int_equal(
+        cluster_filter_to_subject(P, str("#/a"), s, sizeof s, &parent),
+        IMQTT_EFILTER);
+    assert_int_equal(
+        cluster_filter_to_subject(P, str(""), s, sizeof s, &parent),
+        IMQTT_EFILTER);
     assert_int_equal(cluster_filter_to_subject(P, str("a/#"), s, 11, &parent),
                      IMQTT_ENOSPACE);
     assert_int_equal(parent, 0);
@@ -222,8 +221,8 @@ static bool mapped_match(const char *f, const char *t)
 {
     char fs[256], ts[256];
     size_t parent;
-    assert_true(cluster_filter_to_subject(P, str(f), fs, sizeof fs,
-                                          &parent) > 0);
+    assert_true(cluster_filter_to_subject(P, str(f), fs, sizeof fs, &parent) >
+                0);
     assert_true(cluster_topic_to_subject(P, str(t), ts, sizeof ts) > 0);
     if (cluster_subject_match(fs, ts))
         return true;
@@ -238,14 +237,15 @@ static void test_wildcard_semantics(void **state)
 {
     (void)state;
     const char *filters[] = {
-        "#", "+", "+/+", "+/#", "a/#", "a/+", "a/+/c", "a/b", "a", "/#",
-        "/+", "+/", "$SYS/#", "$SYS/+", "$SYS", "+/b/#", "a.b/#", "a/*",
-        "a/>", "*", ">", "a b/#", "$share", "=/#", "a//#", "+/+/+",
+        "#",   "+",  "+/+", "+/#",    "a/#",    "a/+",  "a/+/c", "a/b",   "a",
+        "/#",  "/+", "+/",  "$SYS/#", "$SYS/+", "$SYS", "+/b/#", "a.b/#", "a/*",
+        "a/>", "*",  ">",   "a b/#",  "$share", "=/#",  "a//#",  "+/+/+",
     };
     const char *topics[] = {
-        "a", "a/b", "a/b/c", "a/x/c", "/", "/a", "a/", "$SYS", "$SYS/x",
-        "$SYS/x/y", "a.b", "a.b/c", "a/*", "a/>", "*", ">", "a b/c", "a",
-        "$share", "=", "=/x", "a//b", "b/b/b", "x/b", "x/b/y", "a/b.c",
+        "a",    "a/b",    "a/b/c",    "a/x/c", "/",      "/a",  "a/",
+        "$SYS", "$SYS/x", "$SYS/x/y", "a.b",   "a.b/c",  "a/*", "a/>",
+        "*",    ">",      "a b/c",    "a",     "$share", "=",   "=/x",
+        "a//b", "b/b/b",  "x/b",      "x/b/y", "a/b.c",
     };
     int matched = 0;
     for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
@@ -254,8 +254,8 @@ static void test_wildcard_semantics(void **state)
             bool want = mqtt_topic_match(str(filters[i]), str(topics[j]));
             bool got = mapped_match(filters[i], topics[j]);
             if (want != got)
-                fail_msg("filter '%s' topic '%s': mqtt %d nats %d",
-                         filters[i], topics[j], want, got);
+                fail_msg("filter '%s' topic '%s': mqtt %d nats %d", filters[i],
+                         topics[j], want, got);
             matched += want;
         }
     }
@@ -301,9 +301,8 @@ static void test_tokens_and_keys(void **state)
     assert_int_equal(cluster_client_key(str(""), k, sizeof k), 1);
     assert_string_equal(k, "=");
     assert_int_equal(cluster_token_decode("=", 1, back, sizeof back), 0);
-    assert_int_equal(cluster_token_decode("alice=40phone", 13, back,
-                                          sizeof back),
-                     11);
+    assert_int_equal(
+        cluster_token_decode("alice=40phone", 13, back, sizeof back), 11);
     assert_memory_equal(back, "alice@phone", 11);
     assert_int_equal(cluster_token_decode("", 0, back, sizeof back),
                      IMQTT_EINVAL);
