@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli_args.h"
+#include "cluster_link.h"
+#include "cluster_nats.h"
 #include "cmd_passwd.h"
 #include "cmd_token.h"
 #include "config.h"
@@ -53,6 +55,12 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+static void stop_cluster(server *srv, void *link)
+{
+    (void)srv;
+    cluster_link_stop(link);
+}
+
 int main(int argc, char **argv)
 {
     /* Subcommands for operators and tests (docs/auth.md). */
@@ -97,6 +105,22 @@ int main(int argc, char **argv)
     /* A peer that goes away mid-write must not kill the broker. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* Cluster mode needs NATS with JetStream from the first message on:
+     * refuse to start without it rather than acknowledge what only this
+     * node would keep. */
+    if (cfg.cluster) {
+        char info[512];
+        rc = cluster_startup_check(cfg.cluster, info, sizeof info, err,
+                                   sizeof err);
+        if (rc < 0) {
+            log_error("start-up failed: cluster: %s", err);
+            config_free(&cfg);
+            cluster_nats_shutdown();
+            return 1;
+        }
+        log_info("cluster node %s: %s", cfg.cluster->node, info);
+    }
+
     uv_loop_t *loop = uv_default_loop();
     server srv;
     rc = server_init(&srv, loop, &cfg, im_policy());
@@ -113,12 +137,20 @@ int main(int argc, char **argv)
         ops_free(&srv);
         server_free(&srv);
         uv_loop_close(loop);
+        cluster_nats_shutdown();
         return 1;
     }
     srv.config_path = config_path; /* for SIGHUP (reload.c) */
+    if (srv.cfg.cluster) {
+        srv.cluster = cluster_link_start(loop, srv.cfg.cluster);
+        server_on_stopping(&srv, stop_cluster, srv.cluster);
+    }
     log_info("imqtt %s started", IMQTT_VERSION);
     int code = server_run(&srv);
     ops_free(&srv);
+    cluster_link_release(srv.cluster);
+    cluster_nats_shutdown();
+    cluster_link_free(srv.cluster);
     server_free(&srv);
     uv_loop_close(loop);
     log_info("stopped");

@@ -60,7 +60,9 @@
     /* authentication limits (auth/authlimit.h) */                             \
     X(AUTHRATE, "too many failed authentications from this address")        \
     /* IM */                                                                   \
-    X(NOHISTORY, "no conversation history kept")
+    X(NOHISTORY, "no conversation history kept")                    \
+    /* network */                                                              \
+    X(PROXY, "invalid or missing PROXY protocol header")
 
 enum imqtt_err {
     IMQTT_OK = 0,

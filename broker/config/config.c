@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "config_cluster.h"
 #include "config_parse.h"
 #include "jwt_verify.h"
 #include "password.h"
@@ -122,11 +123,11 @@ static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
                           listener_config *l)
 {
     struct key k[] = {
-        {"bind", NULL},       {"port", NULL}, {"max_connections", NULL},
-        {"im", NULL},         {"auth", NULL}, {"clientid", NULL},
-        {"transport", NULL},  {"tls", NULL},  {"ws_path", NULL},
-        {"im_envelope", NULL}};
-    int rc = take_keys(x, v, path, k, 10);
+        {"bind", NULL},        {"port", NULL},          {"max_connections", NULL},
+        {"im", NULL},          {"auth", NULL},          {"clientid", NULL},
+        {"transport", NULL},   {"tls", NULL},           {"ws_path", NULL},
+        {"im_envelope", NULL}, {"proxy_protocol", NULL}, {"proxy_from", NULL}};
+    int rc = take_keys(x, v, path, k, 12);
     if (rc != 0)
         return rc;
     if ((rc = parse_listener_im(x, k + 3, path, l)) != 0)
@@ -138,6 +139,8 @@ static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
             return rc;
     }
     if ((rc = parse_listener_transport(x, k + 6, path, l)) != 0)
+        return rc;
+    if ((rc = parse_listener_proxy(x, k + 10, path, l)) != 0)
         return rc;
     char sub[PATH_MAX_LEN];
     const char *bind = "0.0.0.0";
@@ -172,6 +175,7 @@ static void free_listeners(listener_config *l, uint32_t n)
 {
     for (uint32_t i = 0; l != NULL && i < n; i++) {
         free(l[i].bind);
+        free(l[i].proxy_from);
         free_listener_transport(&l[i]);
     }
     free(l);
@@ -415,6 +419,7 @@ enum {
     K_LIMITS,
     K_MAX_STORED,
     K_MAX_STORED_BYTES,
+    K_CLUSTER,
     K_COUNT_
 };
 
@@ -446,6 +451,7 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_LIMITS] = {"limits", NULL},
         [K_MAX_STORED] = {"max_stored_messages", NULL},
         [K_MAX_STORED_BYTES] = {"max_stored_bytes", NULL},
+        [K_CLUSTER] = {"cluster", NULL},
     };
     int rc = take_keys(x, root, "", k, K_COUNT_);
     if (rc != 0)
@@ -500,6 +506,7 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         get_uint(x, V(K_SYS_INTERVAL), 0, 86400, &c->sys_interval));
     OPT(K_HTTP, parse_http(x, k[K_HTTP].val, c));
     OPT(K_LIMITS, parse_limits(x, k[K_LIMITS].val, c));
+    OPT(K_CLUSTER, parse_cluster(x, k[K_CLUSTER].val, c));
 #undef V
 #undef OPT
     return check_listener_auth(x, c);
@@ -718,6 +725,8 @@ void config_free(imqtt_config *c)
     c->store_dir = NULL;
     free(c->http_bind);
     c->http_bind = NULL;
+    cluster_config_free(c->cluster);
+    c->cluster = NULL;
     c->listeners = NULL;
     c->listener_count = 0;
     c->acl = NULL;

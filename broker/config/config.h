@@ -59,7 +59,16 @@ typedef struct listener_config {
     listener_tls_config tls;           /* transport tls and wss */
     char *ws_path; /* owned; ws and wss; NULL means "/mqtt" */
     bool im_envelope; /* 3.1.1 receivers get the envelope (docs/im.md) */
+    /* PROXY protocol (conn_proxy.c): a header is required first, and only
+     * from these networks (owned array; non-empty when proxy_protocol) */
+    bool proxy_protocol;
+    uint32_t proxy_from_count;
+    struct proxy_net *proxy_from;
 } listener_config;
+
+/* Whether a and b have the same PROXY protocol settings (a reload that
+ * changes them needs a restart; config_proxy.c). */
+bool listener_proxy_same(const listener_config *a, const listener_config *b);
 
 typedef struct imqtt_config {
     listener_config *listeners; /* owned array */
@@ -132,6 +141,8 @@ typedef struct imqtt_config {
     /* operations (config_ops.c, docs/operations.md) */
     uint32_t sys_interval;  /* $SYS period, seconds; 0 off; default 10 */
     char *http_bind;        /* owned; metrics listener; "127.0.0.1" */
+    /* "cluster" (config_cluster.h); owned; NULL: the single node */
+    struct cluster_config *cluster;
     uint16_t http_port;     /* 0: no metrics listener (default) */
     bool log_json;          /* log.format "json" */
     /* "limits": token buckets, per second; 0 = off (the default). A

@@ -1,4 +1,5 @@
 #include "conn.h"
+#include "conn_proxy.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -590,6 +591,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     conn_unref(c);
 }
 
+void conn_read_start(conn *c)
+{
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+void conn_feed(conn *c, uint8_t *data, size_t len)
+{
+    if (c->tp)
+        transport_on_read(c, data, len);
+    else
+        conn_input(c, data, len);
+}
+
 void conn_input(conn *c, const uint8_t *data, size_t len)
 {
     if (c->state == CONN_CLOSING || len == 0)
@@ -689,11 +703,6 @@ void conn_start_keepalive(conn *c)
     arm_keepalive(c);
 }
 
-void conn_read_start(conn *c)
-{
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-}
-
 void conn_resume_input(conn *c)
 {
     if (c->state != CONN_ACTIVE)
@@ -757,11 +766,17 @@ static int conn_begin(conn *c)
             a->port = ntohs(s4->sin_port);
             a->family = 4;
         }
-        if (!limits_accept(srv, ip)) {
+        /* a PROXY listener limits the client's address, once the header
+         * has told it (conn_proxy.c) */
+        if (!lst->cfg->proxy_protocol && !limits_accept(srv, ip)) {
             log_warn("%s: refused: connection rate limit", conn_peer(c));
             conn_abort(c);
             return -1;
         }
+    }
+    if (lst->cfg->proxy_protocol && !conn_proxy_trusted(c)) {
+        conn_abort(c);
+        return -1;
     }
     if ((srv->cfg.max_connections && server_nconns(srv) > srv->cfg.max_connections) ||
         (lst->cfg->max_connections && lst->nconns > lst->cfg->max_connections)) {
@@ -778,7 +793,10 @@ static int conn_begin(conn *c)
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx = server_now(srv);
     arm_deadline(c, server_now(srv) + CONN_CONNECT_TIMEOUT_MS);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (lst->cfg->proxy_protocol)
+        conn_proxy_read_start(c);
+    else
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     return 0;
 }
 

@@ -142,6 +142,14 @@ void conn_resume_input(conn *c);
  * packet, keep a partial one in c->in. data is borrowed for the call. */
 void conn_input(conn *c, const uint8_t *data, size_t len);
 
+/* Start (or, after back-pressure, resume) reading c's socket with the MQTT
+ * read path (also conn_proxy.c, once the PROXY header is read), and hand
+ * it bytes already read from the socket (to the
+ * transport if any, else as MQTT bytes; data is writable and borrowed for
+ * the call). */
+void conn_read_start(conn *c);
+void conn_feed(conn *c, uint8_t *data, size_t len);
+
 /* Called by the listener for a new TCP connection. */
 void conn_accept(listener *lst);
 
@@ -193,9 +201,6 @@ static inline size_t conn_unwritten(const conn *c)
  * released, read again once both are below half. */
 void conn_pressure_check(conn *c);
 void conn_pressure_drain(conn *c);
-
-/* Start reading c's socket (again). */
-void conn_read_start(conn *c);
 
 /* Whether the output queued for c is above the slow-reader threshold, past
  * which QoS 0 messages are dropped rather than buffered. */

@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 /* X(enum name, metric name, label, help) — one counter each. Counters
- * that share a metric name differ by label (rendered {cause="..."}). */
+ * that share a metric name differ by label (rendered {cause="..."}) and
+ * must stand next to each other: they are rendered under one HELP. */
 #define METRICS_MAP(X)                                                        \
     X(TLS_HANDSHAKE_FAILED, "imqtt_tls_handshake_failures_total", "",         \
       "TLS handshakes that failed")                                           \
@@ -24,6 +25,8 @@
       "Connections refused, by cause")                                        \
     X(REFUSED_AUTH_FAILURES, "imqtt_connections_refused_total",               \
       "auth_failures", "Connections refused, by cause")                       \
+    X(REFUSED_PROXY, "imqtt_connections_refused_total", "proxy",              \
+      "Connections refused, by cause")                                        \
     X(AUTH_CACHE_HIT, "imqtt_password_cache_lookups_total", "hit",            \
       "Password checks answered by the credential cache (hit) or not (miss)") \
     X(AUTH_CACHE_MISS, "imqtt_password_cache_lookups_total", "miss",          \

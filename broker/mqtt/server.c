@@ -46,6 +46,15 @@ void worker_want_flush(worker *w, conn *c)
     w->flush_head = c;
 }
 
+int server_on_stopping(server *srv, void (*fn)(server *srv, void *arg),
+                       void *arg)
+{
+    if (srv->nstop_hooks == SERVER_STOP_HOOKS)
+        return IMQTT_ENOMEM;
+    srv->stop_hooks[srv->nstop_hooks++] = (struct server_hook){fn, arg};
+    return 0;
+}
+
 uint32_t server_nconns(const server *srv)
 {
     uint32_t n = 0;
@@ -273,8 +282,8 @@ static void server_stop(server *srv)
         return;
     srv->stopping = true;
     log_info("shutting down: %u connections", server_nconns(srv));
-    if (srv->on_stopping)
-        srv->on_stopping(srv);
+    for (uint32_t i = 0; i < srv->nstop_hooks; i++)
+        srv->stop_hooks[i].fn(srv, srv->stop_hooks[i].arg);
     for (uint32_t i = 0; i < srv->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
             uv_close((uv_handle_t *)&srv->listeners[i].tcp, on_listener_closed);

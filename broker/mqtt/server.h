@@ -38,6 +38,8 @@ typedef struct listener {
     uint32_t conns_alive;  /* allocated, including closing ones */
 } listener;
 
+#define SERVER_STOP_HOOKS 4
+
 typedef struct server {
     uv_loop_t *loop;  /* the main loop: signals, shutdown, ops, timers */
     imqtt_config cfg; /* owned */
@@ -83,8 +85,14 @@ typedef struct server {
     server_stats stats;
     metrics_counters metrics; /* refusals and failures (metrics.h) */
     struct ops_state *ops;    /* owned by ops/: SIGHUP, $SYS, metrics */
-    /* Called when the server starts to stop (ops/ closes its handles). */
-    void (*on_stopping)(struct server *srv);
+    /* Run when the server starts to stop, in order: the layers above
+     * mqtt/ close their handles (ops/, the cluster link). */
+    struct server_hook {
+        void (*fn)(struct server *srv, void *arg);
+        void *arg;
+    } stop_hooks[SERVER_STOP_HOOKS];
+    uint32_t nstop_hooks;
+    struct cluster_link *cluster; /* owned by main; NULL: single node */
     const char *config_path;  /* borrowed from main; NULL: no file */
     bool stopping;
     int exit_code;
@@ -105,6 +113,12 @@ void server_free(server *srv);
 
 /* Free every session (srv->stopping set: the store keeps them). */
 void server_end_sessions(server *srv);
+
+/* Run fn(srv, arg) when the server starts to stop (SIGTERM/SIGINT), before
+ * the connections are told. Returns 0, or IMQTT_ENOMEM when
+ * SERVER_STOP_HOOKS are taken. */
+int server_on_stopping(server *srv, void (*fn)(server *srv, void *arg),
+                       void *arg);
 
 /* Open connections on every worker. */
 uint32_t server_nconns(const server *srv);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_link.h"
 #include "conn.h"
 #include "metrics_process.h"
 #include "retain_limits.h"
@@ -162,6 +163,17 @@ char *metrics_render(server *srv, size_t *len)
         store_message_count(srv->store));
     commit_histogram(&b, &srv->metrics.commit);
     queue_depths(&b, srv);
+    if (srv->cluster) {
+        one(&b, "imqtt_cluster_nats_connected", "gauge",
+            "1 while the node's NATS connection is up (cluster mode)",
+            cluster_link_connected(srv->cluster));
+        one(&b, "imqtt_cluster_nats_reconnects_total", "counter",
+            "NATS reconnections since start",
+            cluster_link_reconnects(srv->cluster));
+        one(&b, "imqtt_cluster_queue_dropped_total", "counter",
+            "NATS messages dropped because the loop's queue was full",
+            cluster_link_dropped(srv->cluster));
+    }
 
     /* Counters sharing a name are one metric family with a cause label:
      * HELP and TYPE once, before the first. */

@@ -30,13 +30,19 @@ static void on_sighup(uv_signal_t *h, int signum)
         sys_topics_set_interval(srv->ops->sys, srv->cfg.sys_interval);
 }
 
+static void stop_hook(server *srv, void *arg)
+{
+    (void)arg;
+    ops_stop(srv);
+}
+
 int ops_start(server *srv)
 {
     struct ops_state *o = calloc(1, sizeof(*o));
     if (!o)
         return -1;
     srv->ops = o;
-    srv->on_stopping = ops_stop;
+    server_on_stopping(srv, stop_hook, NULL);
     log_set_json(srv->cfg.log_json);
     uv_signal_init(srv->loop, &o->sighup);
     o->sighup.data = srv;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_cluster.h"
 #include "errors.h"
 
 #define S(lit) mqtt_str_from((lit), strlen(lit))
@@ -254,6 +255,131 @@ static void test_listener_errors(void **state)
     expect_error("{\"listeners\": []}", "listeners: must not be empty");
     expect_error("{\"listeners\": [{\"port\": 1}, {\"port\": 1}]}",
                  "listeners[1]: same bind and port as listeners[0]");
+}
+
+/* PROXY protocol keys of a listener (BAD_INPUTS row 26) */
+static void test_listener_proxy(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[256] = "";
+    const char *ok = "{\"listeners\": [{\"port\": 1883, \"proxy_protocol\": true,"
+                     " \"proxy_from\": [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]},"
+                     " {\"port\": 1884}]}";
+    assert_int_equal(parse(ok, &c, err, sizeof(err)), 0);
+    assert_true(c.listeners[0].proxy_protocol);
+    assert_int_equal(c.listeners[0].proxy_from_count, 3);
+    assert_false(c.listeners[1].proxy_protocol);
+    assert_int_equal(c.listeners[1].proxy_from_count, 0);
+    assert_null(c.listeners[1].proxy_from);
+    assert_true(listener_proxy_same(&c.listeners[0], &c.listeners[0]));
+    assert_false(listener_proxy_same(&c.listeners[0], &c.listeners[1]));
+    config_free(&c);
+
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true}]}",
+                 "listeners[0].proxy_from: required with proxy_protocol");
+    expect_error("{\"listeners\": [{\"proxy_from\": [\"127.0.0.1\"]}]}",
+                 "listeners[0].proxy_from: only with \"proxy_protocol\": true");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": []}]}",
+                 "listeners[0].proxy_from: expected an array of 1 to 64");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": \"x\"}]}",
+                 "listeners[0].proxy_from: expected an array");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true,"
+                 " \"proxy_from\": [\"127.0.0.1\", \"10.1.0.0/8\"]}]}",
+                 "listeners[0].proxy_from[1]: expected an IPv4 or IPv6 address");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": true,"
+                 " \"proxy_from\": [\"lb.example\"]}]}",
+                 "listeners[0].proxy_from[0]: expected");
+    expect_error("{\"listeners\": [{\"proxy_protocol\": 1,"
+                 " \"proxy_from\": [\"127.0.0.1\"]}]}",
+                 "listeners[0].proxy_protocol: expected true or false");
+}
+
+/* The "cluster" section (docs/config.md, docs/cluster.md) */
+static void test_cluster(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[256] = "";
+    assert_int_equal(parse("{}", &c, err, sizeof(err)), 0);
+    assert_null(c.cluster); /* absent: the single node */
+    config_free(&c);
+
+    const char *min = "{\"cluster\": {\"nats_urls\": [\"nats://10.0.0.1:4222\"],"
+                      " \"node\": \"n1\"}}";
+    assert_int_equal(parse(min, &c, err, sizeof(err)), 0);
+    assert_non_null(c.cluster);
+    assert_int_equal(c.cluster->nurls, 1);
+    assert_string_equal(c.cluster->urls[0], "nats://10.0.0.1:4222");
+    assert_string_equal(c.cluster->node, "n1");
+    assert_string_equal(c.cluster->subject_prefix, "imqtt");
+    assert_string_equal(c.cluster->stream, "IMQTT_MSGS");
+    assert_string_equal(c.cluster->sessions_bucket, "imqtt_sessions");
+    assert_string_equal(c.cluster->retained_bucket, "imqtt_retained");
+    assert_int_equal(c.cluster->replicas, 3);
+    assert_int_equal(c.cluster->max_age, 604800);
+    assert_int_equal(c.cluster->max_bytes, 0);
+    assert_int_equal(c.cluster->connect_timeout_ms, 2000);
+    assert_int_equal(c.cluster->startup_wait_ms, 15000);
+    assert_null(c.cluster->credentials_file);
+    config_free(&c);
+
+    const char *full =
+        "{\"cluster\": {\"nats_urls\": [\"nats://a:4222\", \"tls://b:4222\", \"c:4222\"],"
+        " \"node\": \"node_2-x\", \"subject_prefix\": \"prod.im\","
+        " \"stream\": \"MSGS\", \"sessions_bucket\": \"s\", \"retained_bucket\": \"r\","
+        " \"replicas\": 5, \"max_age\": 3600, \"max_bytes\": 1e9,"
+        " \"connect_timeout_ms\": 500}}";
+    assert_int_equal(parse(full, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.cluster->nurls, 3);
+    assert_string_equal(c.cluster->subject_prefix, "prod.im");
+    assert_int_equal(c.cluster->replicas, 5);
+    assert_int_equal(c.cluster->max_age, 3600);
+    assert_int_equal(c.cluster->max_bytes, 1000000000);
+    config_free(&c);
+
+#define CL(body) "{\"cluster\": {" body "}}"
+#define URL "\"nats_urls\": [\"nats://a:1\"]"
+    expect_error(CL("\"node\": \"n\""), "cluster.nats_urls: required");
+    expect_error(CL(URL), "cluster.node: required");
+    expect_error(CL("\"nats_urls\": [], \"node\": \"n\""),
+                 "cluster.nats_urls: expected an array of 1 to 16");
+    expect_error(CL("\"nats_urls\": [\"http://a:1\"], \"node\": \"n\""),
+                 "cluster.nats_urls[0]: expected \"nats://host:port\"");
+    expect_error(CL("\"nats_urls\": [\"nats://a:1,nats://b:2\"], \"node\": \"n\""),
+                 "cluster.nats_urls[0]");
+    expect_error(CL("\"nats_urls\": [\"nats://a\"], \"node\": \"n\""),
+                 "cluster.nats_urls[0]");
+    expect_error(CL(URL ", \"node\": \"n@1\""), "cluster.node: expected 1 to 64");
+    expect_error(CL(URL ", \"node\": \"\""), "cluster.node: expected 1 to 64");
+    expect_error(CL(URL ", \"node\": \"n\", \"subject_prefix\": \"a.*\""),
+                 "cluster.subject_prefix: expected tokens");
+    expect_error(CL(URL ", \"node\": \"n\", \"stream\": \"a.b\""),
+                 "cluster.stream: expected 1 to 64");
+    expect_error(CL(URL ", \"node\": \"n\", \"sessions_bucket\": \"a b\""),
+                 "cluster.sessions_bucket: expected");
+    expect_error(CL(URL ", \"node\": \"n\", \"replicas\": 0"),
+                 "cluster.replicas: expected an integer 1..5");
+    expect_error(CL(URL ", \"node\": \"n\", \"replicas\": 6"),
+                 "cluster.replicas: expected an integer 1..5");
+    expect_error(CL(URL ", \"node\": \"n\", \"max_age\": 0"), "cluster.max_age");
+    expect_error(CL(URL ", \"node\": \"n\", \"max_bytes\": -1"), "cluster.max_bytes");
+    expect_error(CL(URL ", \"node\": \"n\", \"connect_timeout_ms\": 10"),
+                 "cluster.connect_timeout_ms");
+    expect_error(CL(URL ", \"node\": \"n\", \"startup_wait_ms\": 600001"),
+                 "cluster.startup_wait_ms: expected an integer 0..600000");
+    expect_error(CL(URL ", \"node\": \"n\", \"credentials_file\": \"/nonexistent/x.creds\""),
+                 "cluster.credentials_file: cannot read /nonexistent/x.creds");
+    expect_error(CL(URL ", \"node\": \"n\", \"tls\": {\"ca_file\": \"/nonexistent/ca\"}"),
+                 "cluster.tls.ca_file: cannot read");
+    expect_error(CL(URL ", \"node\": \"n\", \"tls\": {\"cert_file\": \"/dev/null\"}"),
+                 "cluster.tls: \"cert_file\" and \"key_file\" go together");
+    expect_error(CL(URL ", \"node\": \"n\", \"tls\": {\"verify\": true}"),
+                 "cluster.tls");
+    expect_error(CL(URL ", \"node\": \"n\", \"nodes\": 3"), "cluster");
+    expect_error("{\"cluster\": true}", "cluster");
+#undef CL
+#undef URL
 }
 
 static void test_bad_acl_rules(void **state)
@@ -504,6 +630,8 @@ int main(void)
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_paho_config),
         cmocka_unit_test(test_log),
+        cmocka_unit_test(test_listener_proxy),
+        cmocka_unit_test(test_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

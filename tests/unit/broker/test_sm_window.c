@@ -277,6 +277,14 @@ static void ids_wrap_past_65535(void **state)
     for (unsigned i = 0; i < nunacked; i++)
         sm_ack(sub, MQTT_PUBACK, unacked[i], 0);
     sm_settle(b);
+    /* PUBACKs whose commit completed during the settle (a slow store
+     * thread on a loaded machine) arrive only now. */
+    const mqtt_packet *late;
+    while ((late = sm_take(pub)) != NULL) {
+        assert_int_equal(late->type, MQTT_PUBACK);
+        assert_int_equal(late->u.ack.packet_id, acked_by_broker % 65535 + 1);
+        acked_by_broker++;
+    }
     assert_int_equal(acked_by_broker, WRAP_TOTAL);
     session *s = sm_session(b, "sub");
     assert_int_equal(s->inflight.count, 1);

@@ -1,0 +1,265 @@
+/* The node's NATS connection on the loop (cluster_link.h). */
+#include <nats/adapters/libuv.h> /* first: it sets _GNU_SOURCE for uv.h */
+
+#include "cluster_link.h"
+
+#include "log.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Messages waiting for the loop. A full queue drops (and counts) what
+ * arrives: core NATS delivery is at most once anyway, and the durable
+ * path will read from JetStream, never from here. */
+#define LINK_QUEUE_CAP 4096
+
+struct cluster_link {
+    uv_loop_t *loop;
+    const cluster_config *cc; /* borrowed */
+    natsConnection *nc;
+    natsSubscription *inbox;
+    char inbox_subject[128];
+    uv_async_t async; /* wakes the loop: messages or a state change */
+
+    uv_mutex_t lock; /* guards the queue, `closing` and `events` */
+    natsMsg *queue[LINK_QUEUE_CAP];
+    uint32_t head, count;
+    bool closing;
+    unsigned events; /* EV_* seen by library threads, logged by the loop */
+
+    atomic_bool connected;
+    atomic_uint_least64_t reconnects, dropped;
+};
+
+enum { EV_CONNECTED = 1, EV_DISCONNECTED = 2, EV_RECONNECTED = 4 };
+
+static void post(cluster_link *l, unsigned ev, natsMsg *m)
+{
+    uv_mutex_lock(&l->lock);
+    if (l->closing) {
+        uv_mutex_unlock(&l->lock);
+        natsMsg_Destroy(m);
+        return;
+    }
+    l->events |= ev;
+    if (m) {
+        if (l->count == LINK_QUEUE_CAP) {
+            atomic_fetch_add(&l->dropped, 1);
+            natsMsg_Destroy(m);
+        } else {
+            l->queue[(l->head + l->count) % LINK_QUEUE_CAP] = m;
+            l->count++;
+        }
+    }
+    uv_async_send(&l->async); /* under the lock: the handle is open */
+    uv_mutex_unlock(&l->lock);
+}
+
+/* ---- libnats threads ---------------------------------------------------- */
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                   void *arg)
+{
+    (void)nc;
+    (void)sub;
+    post(arg, 0, m);
+}
+
+static void on_connected(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    cluster_link *l = arg;
+    atomic_store(&l->connected, true);
+    post(l, EV_CONNECTED, NULL);
+}
+
+static void on_disconnected(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    cluster_link *l = arg;
+    atomic_store(&l->connected, false);
+    post(l, EV_DISCONNECTED, NULL);
+}
+
+static void on_reconnected(natsConnection *nc, void *arg)
+{
+    (void)nc;
+    cluster_link *l = arg;
+    atomic_fetch_add(&l->reconnects, 1);
+    atomic_store(&l->connected, true);
+    post(l, EV_RECONNECTED, NULL);
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static void handle(cluster_link *l, natsMsg *m)
+{
+    const char *reply = natsMsg_GetReply(m);
+    if (strcmp(natsMsg_GetSubject(m), l->inbox_subject) == 0 && reply && *reply)
+        natsConnection_PublishString(l->nc, reply, l->cc->node);
+    natsMsg_Destroy(m);
+}
+
+static void on_async(uv_async_t *h)
+{
+    cluster_link *l = h->data;
+    natsMsg *batch[256];
+    for (;;) {
+        uv_mutex_lock(&l->lock);
+        unsigned ev = l->events;
+        l->events = 0;
+        uint32_t n = 0;
+        while (l->count > 0 && n < 256) {
+            batch[n++] = l->queue[l->head];
+            l->head = (l->head + 1) % LINK_QUEUE_CAP;
+            l->count--;
+        }
+        uv_mutex_unlock(&l->lock);
+        if (ev) {
+            char url[256] = "?";
+            natsConnection_GetConnectedUrl(l->nc, url, sizeof url);
+            if (ev & EV_DISCONNECTED)
+                log_warn("cluster: NATS connection lost; reconnecting "
+                         "(local clients are still served)");
+            if (ev & (EV_CONNECTED | EV_RECONNECTED))
+                log_info("cluster: NATS connected to %s", url);
+        }
+        for (uint32_t i = 0; i < n; i++)
+            handle(l, batch[i]);
+        if (n < 256)
+            return;
+    }
+}
+
+cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
+{
+    cluster_link *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->loop = loop;
+    l->cc = cc;
+    snprintf(l->inbox_subject, sizeof l->inbox_subject, "%s.node.%s.ping",
+             cc->subject_prefix, cc->node);
+    if (uv_mutex_init(&l->lock) != 0) {
+        free(l);
+        return NULL;
+    }
+    uv_async_init(loop, &l->async, on_async);
+    l->async.data = l;
+
+    natsLibuv_Init();
+    natsLibuv_SetThreadLocalLoop(loop);
+    natsOptions *o = NULL;
+    const char *urls[CLUSTER_MAX_URLS];
+    for (uint32_t i = 0; i < cc->nurls; i++)
+        urls[i] = cc->urls[i];
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(o, urls, (int)cc->nurls);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, cc->node);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, cc->connect_timeout_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1); /* forever */
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 500);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, l);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, l);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, on_reconnected, l);
+    if (s == NATS_OK && cc->credentials_file)
+        s = natsOptions_SetUserCredentialsFromFiles(o, cc->credentials_file,
+                                                    NULL);
+    if (s == NATS_OK && (cc->tls_ca_file || cc->tls_cert_file))
+        s = natsOptions_SetSecure(o, true);
+    if (s == NATS_OK && cc->tls_ca_file)
+        s = natsOptions_LoadCATrustedCertificates(o, cc->tls_ca_file);
+    if (s == NATS_OK && cc->tls_cert_file)
+        s = natsOptions_LoadCertificatesChain(o, cc->tls_cert_file,
+                                              cc->tls_key_file);
+    if (s == NATS_OK)
+        s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read,
+                                     natsLibuv_Write, natsLibuv_Detach);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&l->nc, o);
+        if (s == NATS_OK) {
+            atomic_store(&l->connected, true);
+            post(l, EV_CONNECTED, NULL);
+        } else if (s == NATS_NOT_YET_CONNECTED) {
+            s = NATS_OK; /* retrying in the background */
+        }
+    }
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&l->inbox, l->nc, l->inbox_subject, on_msg,
+                                     l);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK) {
+        log_error("cluster: NATS connection: %s", natsStatus_GetText(s));
+        cluster_link_stop(l);
+        return l; /* stopped; main frees it after the loop */
+    }
+    return l;
+}
+
+void cluster_link_stop(cluster_link *l)
+{
+    if (!l)
+        return;
+    uv_mutex_lock(&l->lock);
+    bool was = l->closing;
+    l->closing = true;
+    uv_mutex_unlock(&l->lock);
+    if (was)
+        return;
+    if (l->inbox)
+        natsSubscription_Unsubscribe(l->inbox);
+    if (l->nc)
+        natsConnection_Close(l->nc); /* detaches from the loop */
+    atomic_store(&l->connected, false);
+    uv_close((uv_handle_t *)&l->async, NULL);
+}
+
+void cluster_link_release(cluster_link *l)
+{
+    if (!l)
+        return;
+    /* what arrived before `closing` and was not drained; later arrivals
+     * are destroyed by post() itself */
+    uv_mutex_lock(&l->lock);
+    for (uint32_t i = 0; i < l->count; i++)
+        natsMsg_Destroy(l->queue[(l->head + i) % LINK_QUEUE_CAP]);
+    l->count = 0;
+    uv_mutex_unlock(&l->lock);
+    natsSubscription_Destroy(l->inbox);
+    natsConnection_Destroy(l->nc);
+    l->inbox = NULL;
+    l->nc = NULL;
+}
+
+void cluster_link_free(cluster_link *l)
+{
+    if (!l)
+        return;
+    uv_mutex_destroy(&l->lock);
+    free(l);
+}
+
+bool cluster_link_connected(const cluster_link *l)
+{
+    return atomic_load(&((cluster_link *)l)->connected);
+}
+
+uint64_t cluster_link_reconnects(const cluster_link *l)
+{
+    return atomic_load(&((cluster_link *)l)->reconnects);
+}
+
+uint64_t cluster_link_dropped(const cluster_link *l)
+{
+    return atomic_load(&((cluster_link *)l)->dropped);
+}

@@ -1,0 +1,43 @@
+/* The node's NATS connection on the broker's event loop (cluster mode,
+ * docs/cluster.md). Socket I/O runs on the loop through libnats's libuv
+ * adapter; message and state callbacks run on libnats's threads and are
+ * handed to the loop through a bounded queue and a uv_async_t, so nothing
+ * of the broker is touched off the loop.
+ *
+ * What travels on it today: the node's inbox, "<prefix>.node.<node>.ping"
+ * (answered with the node's name: which nodes are alive), and the
+ * connection state for /metrics and the log. It reconnects forever with
+ * the single node's service going on meanwhile. */
+#ifndef IMQTT_CLUSTER_LINK_H
+#define IMQTT_CLUSTER_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config_cluster.h"
+
+typedef struct cluster_link cluster_link;
+
+/* Connect cc's servers on `loop` (call on the loop's thread, before or
+ * while it runs). The connection retries in the background when no server
+ * answers yet. Returns the link (owned by the caller: cluster_link_free)
+ * or NULL on ENOMEM / a libnats option error (logged). cc is borrowed for
+ * the link's life. */
+cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc);
+
+/* Close the NATS connection and the link's handle (on the loop thread,
+ * when the server stops); the loop can then end. */
+void cluster_link_stop(cluster_link *l);
+
+/* After the loop has ended: destroy the libnats objects (release), then
+ * let libnats's threads end (cluster_nats_shutdown), and only then free
+ * the link, since a library thread may still call into it until then. */
+void cluster_link_release(cluster_link *l);
+void cluster_link_free(cluster_link *l);
+
+bool cluster_link_connected(const cluster_link *l);
+uint64_t cluster_link_reconnects(const cluster_link *l);
+uint64_t cluster_link_dropped(const cluster_link *l);
+
+#endif
