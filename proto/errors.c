@@ -7,8 +7,8 @@ const char *imqtt_strerror(int err)
     switch (err) {
     case IMQTT_OK:
         return "success";
-#define IMQTT_ERR_CASE_(name, text)                                            \
-    case IMQTT_E##name:                                                        \
+#define IMQTT_ERR_CASE_(name, text) \
+    case IMQTT_E##name:             \
         return text;
         IMQTT_ERRNO_MAP(IMQTT_ERR_CASE_)
 #undef IMQTT_ERR_CASE_

@@ -23,7 +23,8 @@ typedef struct mqtt_frame {
     uint8_t flags;      /* low nibble of the first byte */
     uint8_t header_len; /* 2..5 */
     uint32_t remaining; /* body length */
-    const uint8_t *body;/* buf + header_len; valid when the parse returned > 0 */
+    const uint8_t
+        *body; /* buf + header_len; valid when the parse returned > 0 */
 } mqtt_frame;
 
 /* Cut one packet from buf[0..len).
@@ -44,21 +45,21 @@ int mqtt_frame_parse(const uint8_t *buf, size_t len, uint32_t max_size,
 /* ---- packet structs ---------------------------------------------------- */
 
 typedef struct mqtt_connect {
-    uint8_t version;        /* protocol level: 3, 4 or 5 */
-    bool clean_start;       /* clean session (3.x) / clean start (5) */
+    uint8_t version;  /* protocol level: 3, 4 or 5 */
+    bool clean_start; /* clean session (3.x) / clean start (5) */
     bool will;
     uint8_t will_qos;
     bool will_retain;
     bool has_username;
     bool has_password;
     uint16_t keepalive;
-    mqtt_props props;       /* v5 */
+    mqtt_props props; /* v5 */
     mqtt_str client_id;
-    mqtt_props will_props;  /* v5, when will */
-    mqtt_str will_topic;    /* when will */
-    mqtt_bytes will_payload;/* when will */
-    mqtt_str username;      /* when has_username */
-    mqtt_bytes password;    /* when has_password */
+    mqtt_props will_props;   /* v5, when will */
+    mqtt_str will_topic;     /* when will */
+    mqtt_bytes will_payload; /* when will */
+    mqtt_str username;       /* when has_username */
+    mqtt_bytes password;     /* when has_password */
 } mqtt_connect;
 
 typedef struct mqtt_connack {
@@ -206,8 +207,8 @@ int mqtt_encode_publish_header(const mqtt_publish *p, uint8_t version,
  * buf[0..cap) (client side). Returns bytes written or IMQTT_ENOSPACE. */
 int mqtt_sub_encode_entries(const mqtt_sub_entry *e, uint32_t n,
                             uint8_t version, uint8_t *buf, size_t cap);
-int mqtt_unsub_encode_entries(const mqtt_str *filters, uint32_t n,
-                              uint8_t *buf, size_t cap);
+int mqtt_unsub_encode_entries(const mqtt_str *filters, uint32_t n, uint8_t *buf,
+                              size_t cap);
 
 /* ---- variable byte integers (exposed for the WebSocket layer and tests) */
 

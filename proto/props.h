@@ -75,32 +75,32 @@ typedef struct mqtt_user_prop {
 typedef struct mqtt_props {
     uint64_t present;
 
-    uint8_t payload_format;       /* 0x01 */
-    uint32_t message_expiry;      /* 0x02 */
-    mqtt_str content_type;        /* 0x03 */
-    mqtt_str response_topic;      /* 0x08 */
-    mqtt_bytes correlation_data;  /* 0x09 */
-    uint32_t subscription_id;     /* 0x0B: SUBSCRIBE's one identifier */
-    uint32_t session_expiry;      /* 0x11 */
-    mqtt_str assigned_client_id;  /* 0x12 */
-    uint16_t server_keep_alive;   /* 0x13 */
-    mqtt_str auth_method;         /* 0x15 */
-    mqtt_bytes auth_data;         /* 0x16 */
-    uint8_t request_problem_info; /* 0x17 */
-    uint32_t will_delay;          /* 0x18 */
-    uint8_t request_response_info;/* 0x19 */
-    mqtt_str response_info;       /* 0x1A */
-    mqtt_str server_reference;    /* 0x1C */
-    mqtt_str reason_string;       /* 0x1F */
-    uint16_t receive_maximum;     /* 0x21 */
-    uint16_t topic_alias_maximum; /* 0x22 */
-    uint16_t topic_alias;         /* 0x23 */
-    uint8_t maximum_qos;          /* 0x24 */
-    uint8_t retain_available;     /* 0x25 */
-    uint32_t maximum_packet_size; /* 0x27 */
+    uint8_t payload_format;         /* 0x01 */
+    uint32_t message_expiry;        /* 0x02 */
+    mqtt_str content_type;          /* 0x03 */
+    mqtt_str response_topic;        /* 0x08 */
+    mqtt_bytes correlation_data;    /* 0x09 */
+    uint32_t subscription_id;       /* 0x0B: SUBSCRIBE's one identifier */
+    uint32_t session_expiry;        /* 0x11 */
+    mqtt_str assigned_client_id;    /* 0x12 */
+    uint16_t server_keep_alive;     /* 0x13 */
+    mqtt_str auth_method;           /* 0x15 */
+    mqtt_bytes auth_data;           /* 0x16 */
+    uint8_t request_problem_info;   /* 0x17 */
+    uint32_t will_delay;            /* 0x18 */
+    uint8_t request_response_info;  /* 0x19 */
+    mqtt_str response_info;         /* 0x1A */
+    mqtt_str server_reference;      /* 0x1C */
+    mqtt_str reason_string;         /* 0x1F */
+    uint16_t receive_maximum;       /* 0x21 */
+    uint16_t topic_alias_maximum;   /* 0x22 */
+    uint16_t topic_alias;           /* 0x23 */
+    uint8_t maximum_qos;            /* 0x24 */
+    uint8_t retain_available;       /* 0x25 */
+    uint32_t maximum_packet_size;   /* 0x27 */
     uint8_t wildcard_sub_available; /* 0x28 */
-    uint8_t sub_id_available;     /* 0x29 */
-    uint8_t shared_sub_available; /* 0x2A */
+    uint8_t sub_id_available;       /* 0x29 */
+    uint8_t shared_sub_available;   /* 0x2A */
 
     /* Decode: how many user properties / subscription ids `raw` holds.
      * Encode: user properties written are `user[0..user_count)` followed by

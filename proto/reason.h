@@ -7,49 +7,49 @@
 #include <stdint.h>
 
 /* X(name, value, text) */
-#define MQTT_REASON_MAP(X)                                                     \
-    X(SUCCESS, 0x00, "Success")                                                \
-    X(GRANTED_QOS1, 0x01, "Granted QoS 1")                                     \
-    X(GRANTED_QOS2, 0x02, "Granted QoS 2")                                     \
-    X(DISCONNECT_WITH_WILL, 0x04, "Disconnect with Will Message")              \
-    X(NO_MATCHING_SUBSCRIBERS, 0x10, "No matching subscribers")                \
-    X(NO_SUBSCRIPTION_EXISTED, 0x11, "No subscription existed")                \
-    X(CONTINUE_AUTH, 0x18, "Continue authentication")                          \
-    X(REAUTHENTICATE, 0x19, "Re-authenticate")                                 \
-    X(UNSPECIFIED_ERROR, 0x80, "Unspecified error")                            \
-    X(MALFORMED_PACKET, 0x81, "Malformed Packet")                              \
-    X(PROTOCOL_ERROR, 0x82, "Protocol Error")                                  \
-    X(IMPLEMENTATION_SPECIFIC, 0x83, "Implementation specific error")          \
-    X(UNSUPPORTED_PROTOCOL_VERSION, 0x84, "Unsupported Protocol Version")      \
-    X(CLIENT_ID_NOT_VALID, 0x85, "Client Identifier not valid")                \
-    X(BAD_USERNAME_OR_PASSWORD, 0x86, "Bad User Name or Password")             \
-    X(NOT_AUTHORIZED, 0x87, "Not authorized")                                  \
-    X(SERVER_UNAVAILABLE, 0x88, "Server unavailable")                          \
-    X(SERVER_BUSY, 0x89, "Server busy")                                        \
-    X(BANNED, 0x8A, "Banned")                                                  \
-    X(SERVER_SHUTTING_DOWN, 0x8B, "Server shutting down")                      \
-    X(BAD_AUTH_METHOD, 0x8C, "Bad authentication method")                      \
-    X(KEEP_ALIVE_TIMEOUT, 0x8D, "Keep Alive timeout")                          \
-    X(SESSION_TAKEN_OVER, 0x8E, "Session taken over")                          \
-    X(TOPIC_FILTER_INVALID, 0x8F, "Topic Filter invalid")                      \
-    X(TOPIC_NAME_INVALID, 0x90, "Topic Name invalid")                          \
-    X(PACKET_ID_IN_USE, 0x91, "Packet Identifier in use")                      \
-    X(PACKET_ID_NOT_FOUND, 0x92, "Packet Identifier not found")                \
-    X(RECEIVE_MAXIMUM_EXCEEDED, 0x93, "Receive Maximum exceeded")              \
-    X(TOPIC_ALIAS_INVALID, 0x94, "Topic Alias invalid")                        \
-    X(PACKET_TOO_LARGE, 0x95, "Packet too large")                              \
-    X(MESSAGE_RATE_TOO_HIGH, 0x96, "Message rate too high")                    \
-    X(QUOTA_EXCEEDED, 0x97, "Quota exceeded")                                  \
-    X(ADMINISTRATIVE_ACTION, 0x98, "Administrative action")                    \
-    X(PAYLOAD_FORMAT_INVALID, 0x99, "Payload format invalid")                  \
-    X(RETAIN_NOT_SUPPORTED, 0x9A, "Retain not supported")                      \
-    X(QOS_NOT_SUPPORTED, 0x9B, "QoS not supported")                            \
-    X(USE_ANOTHER_SERVER, 0x9C, "Use another server")                          \
-    X(SERVER_MOVED, 0x9D, "Server moved")                                      \
-    X(SHARED_SUBS_NOT_SUPPORTED, 0x9E, "Shared Subscriptions not supported")   \
-    X(CONNECTION_RATE_EXCEEDED, 0x9F, "Connection rate exceeded")              \
-    X(MAXIMUM_CONNECT_TIME, 0xA0, "Maximum connect time")                      \
-    X(SUB_IDS_NOT_SUPPORTED, 0xA1, "Subscription Identifiers not supported")   \
+#define MQTT_REASON_MAP(X)                                                   \
+    X(SUCCESS, 0x00, "Success")                                              \
+    X(GRANTED_QOS1, 0x01, "Granted QoS 1")                                   \
+    X(GRANTED_QOS2, 0x02, "Granted QoS 2")                                   \
+    X(DISCONNECT_WITH_WILL, 0x04, "Disconnect with Will Message")            \
+    X(NO_MATCHING_SUBSCRIBERS, 0x10, "No matching subscribers")              \
+    X(NO_SUBSCRIPTION_EXISTED, 0x11, "No subscription existed")              \
+    X(CONTINUE_AUTH, 0x18, "Continue authentication")                        \
+    X(REAUTHENTICATE, 0x19, "Re-authenticate")                               \
+    X(UNSPECIFIED_ERROR, 0x80, "Unspecified error")                          \
+    X(MALFORMED_PACKET, 0x81, "Malformed Packet")                            \
+    X(PROTOCOL_ERROR, 0x82, "Protocol Error")                                \
+    X(IMPLEMENTATION_SPECIFIC, 0x83, "Implementation specific error")        \
+    X(UNSUPPORTED_PROTOCOL_VERSION, 0x84, "Unsupported Protocol Version")    \
+    X(CLIENT_ID_NOT_VALID, 0x85, "Client Identifier not valid")              \
+    X(BAD_USERNAME_OR_PASSWORD, 0x86, "Bad User Name or Password")           \
+    X(NOT_AUTHORIZED, 0x87, "Not authorized")                                \
+    X(SERVER_UNAVAILABLE, 0x88, "Server unavailable")                        \
+    X(SERVER_BUSY, 0x89, "Server busy")                                      \
+    X(BANNED, 0x8A, "Banned")                                                \
+    X(SERVER_SHUTTING_DOWN, 0x8B, "Server shutting down")                    \
+    X(BAD_AUTH_METHOD, 0x8C, "Bad authentication method")                    \
+    X(KEEP_ALIVE_TIMEOUT, 0x8D, "Keep Alive timeout")                        \
+    X(SESSION_TAKEN_OVER, 0x8E, "Session taken over")                        \
+    X(TOPIC_FILTER_INVALID, 0x8F, "Topic Filter invalid")                    \
+    X(TOPIC_NAME_INVALID, 0x90, "Topic Name invalid")                        \
+    X(PACKET_ID_IN_USE, 0x91, "Packet Identifier in use")                    \
+    X(PACKET_ID_NOT_FOUND, 0x92, "Packet Identifier not found")              \
+    X(RECEIVE_MAXIMUM_EXCEEDED, 0x93, "Receive Maximum exceeded")            \
+    X(TOPIC_ALIAS_INVALID, 0x94, "Topic Alias invalid")                      \
+    X(PACKET_TOO_LARGE, 0x95, "Packet too large")                            \
+    X(MESSAGE_RATE_TOO_HIGH, 0x96, "Message rate too high")                  \
+    X(QUOTA_EXCEEDED, 0x97, "Quota exceeded")                                \
+    X(ADMINISTRATIVE_ACTION, 0x98, "Administrative action")                  \
+    X(PAYLOAD_FORMAT_INVALID, 0x99, "Payload format invalid")                \
+    X(RETAIN_NOT_SUPPORTED, 0x9A, "Retain not supported")                    \
+    X(QOS_NOT_SUPPORTED, 0x9B, "QoS not supported")                          \
+    X(USE_ANOTHER_SERVER, 0x9C, "Use another server")                        \
+    X(SERVER_MOVED, 0x9D, "Server moved")                                    \
+    X(SHARED_SUBS_NOT_SUPPORTED, 0x9E, "Shared Subscriptions not supported") \
+    X(CONNECTION_RATE_EXCEEDED, 0x9F, "Connection rate exceeded")            \
+    X(MAXIMUM_CONNECT_TIME, 0xA0, "Maximum connect time")                    \
+    X(SUB_IDS_NOT_SUPPORTED, 0xA1, "Subscription Identifiers not supported") \
     X(WILDCARD_SUBS_NOT_SUPPORTED, 0xA2, "Wildcard Subscriptions not supported")
 
 enum mqtt_reason {

@@ -68,8 +68,8 @@ typedef struct batch {
  * (slots, 24 bytes each) and the store thread's list of new message ids
  * (8 bytes each). Past these they are freed after use, so one huge batch
  * does not keep its memory (issue 15). */
-#define STORE_EH_KEEP 16384
-#define STORE_NEW_KEEP 8192
+#define STORE_EH_KEEP    16384
+#define STORE_NEW_KEEP   8192
 #define STORE_CARRY_KEEP 65536
 /* Ops bytes committed in one LMDB transaction (at least one batch): LMDB
  * keeps the pages a write transaction dirtied on its own free list for

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
 #include "config_cluster.h"
 #include "config_parse.h"
+#include "errors.h"
 #include "jwt_verify.h"
 #include "password.h"
 
@@ -52,7 +52,7 @@ void join(char *out, const char *parent, const char *key)
 }
 
 int take_keys(struct ctx *x, const cJSON *obj, const char *path,
-                     struct key *keys, size_t n)
+              struct key *keys, size_t n)
 {
     if (!cJSON_IsObject(obj))
         return fail(x, "%s: expected an object", path[0] ? path : "top level");
@@ -71,8 +71,8 @@ int take_keys(struct ctx *x, const cJSON *obj, const char *path,
     return 0;
 }
 
-int get_uint(struct ctx *x, const cJSON *v, const char *path,
-                    uint32_t min, uint32_t max, uint32_t *out)
+int get_uint(struct ctx *x, const cJSON *v, const char *path, uint32_t min,
+             uint32_t max, uint32_t *out)
 {
     /* Every double in [min, max] converts exactly, so the round trip is an
      * integrality test; the range test first keeps the cast defined. */
@@ -85,8 +85,8 @@ int get_uint(struct ctx *x, const cJSON *v, const char *path,
     return 0;
 }
 
-int get_u16(struct ctx *x, const cJSON *v, const char *path,
-                   uint16_t min, uint16_t max, uint16_t *out)
+int get_u16(struct ctx *x, const cJSON *v, const char *path, uint16_t min,
+            uint16_t max, uint16_t *out)
 {
     uint32_t n = 0;
     int rc = get_uint(x, v, path, min, max, &n);
@@ -105,8 +105,8 @@ int get_bool(struct ctx *x, const cJSON *v, const char *path, bool *out)
 
 /* One of a fixed set of words; returns its index in `words`. */
 int get_word(struct ctx *x, const cJSON *v, const char *path,
-                    const char *const *words, size_t n, const char *expected,
-                    size_t *out)
+             const char *const *words, size_t n, const char *expected,
+             size_t *out)
 {
     if (cJSON_IsString(v)) {
         for (size_t i = 0; i < n; i++) {
@@ -122,11 +122,18 @@ int get_word(struct ctx *x, const cJSON *v, const char *path,
 static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
                           listener_config *l)
 {
-    struct key k[] = {
-        {"bind", NULL},        {"port", NULL},          {"max_connections", NULL},
-        {"im", NULL},          {"auth", NULL},          {"clientid", NULL},
-        {"transport", NULL},   {"tls", NULL},           {"ws_path", NULL},
-        {"im_envelope", NULL}, {"proxy_protocol", NULL}, {"proxy_from", NULL}};
+    struct key k[] = {{"bind", NULL},
+                      {"port", NULL},
+                      {"max_connections", NULL},
+                      {"im", NULL},
+                      {"auth", NULL},
+                      {"clientid", NULL},
+                      {"transport", NULL},
+                      {"tls", NULL},
+                      {"ws_path", NULL},
+                      {"im_envelope", NULL},
+                      {"proxy_protocol", NULL},
+                      {"proxy_from", NULL}};
     int rc = take_keys(x, v, path, k, 12);
     if (rc != 0)
         return rc;
@@ -260,7 +267,8 @@ static int parse_rule(struct ctx *x, const cJSON *v, const char *path, acl *a)
 
 static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {{"default", NULL}, {"rules", NULL}, {"deny_suback", NULL}};
+    struct key k[] = {
+        {"default", NULL}, {"rules", NULL}, {"deny_suback", NULL}};
     int rc = take_keys(x, v, "acl", k, 3);
     if (rc != 0)
         return rc;
@@ -341,8 +349,8 @@ int get_size(struct ctx *x, const cJSON *v, const char *path, uint64_t min,
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min) ||
         !(v->valuedouble <= 9007199254740992.0) ||
         (double)(uint64_t)v->valuedouble != v->valuedouble)
-        return fail(x, "%s: expected an integer number of bytes >= %llu",
-                    path, (unsigned long long)min);
+        return fail(x, "%s: expected an integer number of bytes >= %llu", path,
+                    (unsigned long long)min);
     *out = (uint64_t)v->valuedouble;
     return 0;
 }
@@ -375,13 +383,11 @@ static int parse_store(struct ctx *x, const cJSON *v, imqtt_config *c)
         free(c->store_dir);
         c->store_dir = d;
     }
-    if (k[2].val != NULL &&
-        (rc = get_size(x, k[2].val, "store.map_size", 65536,
-                       &c->store_map_size)) != 0)
+    if (k[2].val != NULL && (rc = get_size(x, k[2].val, "store.map_size", 65536,
+                                           &c->store_map_size)) != 0)
         return rc;
-    if (k[3].val != NULL &&
-        (rc = get_size(x, k[3].val, "store.max_size", 65536,
-                       &c->store_max_size)) != 0)
+    if (k[3].val != NULL && (rc = get_size(x, k[3].val, "store.max_size", 65536,
+                                           &c->store_max_size)) != 0)
         return rc;
     if (k[4].val != NULL &&
         (rc = get_uint(x, k[4].val, "store.sync_interval_ms", 1, 3600000,
@@ -560,8 +566,8 @@ int config_defaults(imqtt_config *c)
     c->listeners = calloc(1, sizeof(*c->listeners));
     c->acl = acl_new(true);
     if (c->listeners != NULL)
-        c->listeners[0] = (listener_config){.bind = strdup("0.0.0.0"),
-                                            .port = 1883};
+        c->listeners[0] =
+            (listener_config){.bind = strdup("0.0.0.0"), .port = 1883};
     if (c->listeners == NULL || c->listeners[0].bind == NULL ||
         c->acl == NULL || c->store_dir == NULL) {
         config_free(c);

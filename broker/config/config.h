@@ -41,23 +41,23 @@ enum listener_transport {
 /* A listener's "tls" object (docs/config.md); strings owned. */
 typedef struct listener_tls_config {
     char *cert_file, *key_file, *ca_file; /* PEM; ca_file may be NULL */
-    char *ciphers;           /* NULL: mbedTLS's default suites */
+    char *ciphers;                        /* NULL: mbedTLS's default suites */
     bool verify_client;      /* require a client certificate (mTLS) */
     bool identity_from_cert; /* the certificate's CN is the user name */
 } listener_tls_config;
 
 typedef struct listener_config {
-    char *bind;               /* owned; default "0.0.0.0" */
-    uint16_t port;            /* default 1883 */
-    uint32_t max_connections; /* 0: only the global limit applies */
-    bool im;                  /* an IM listener (docs/im.md); default false */
-    enum listener_auth auth;  /* default: jwt on IM listeners, else
-                                 anonymous */
+    char *bind;                /* owned; default "0.0.0.0" */
+    uint16_t port;             /* default 1883 */
+    uint32_t max_connections;  /* 0: only the global limit applies */
+    bool im;                   /* an IM listener (docs/im.md); default false */
+    enum listener_auth auth;   /* default: jwt on IM listeners, else
+                                  anonymous */
     enum im_clientid clientid; /* default: required on IM listeners, else
                                   off */
     enum listener_transport transport; /* default TRANSPORT_TCP */
     listener_tls_config tls;           /* transport tls and wss */
-    char *ws_path; /* owned; ws and wss; NULL means "/mqtt" */
+    char *ws_path;    /* owned; ws and wss; NULL means "/mqtt" */
     bool im_envelope; /* 3.1.1 receivers get the envelope (docs/im.md) */
     /* PROXY protocol (conn_proxy.c): a header is required first, and only
      * from these networks (owned array; non-empty when proxy_protocol) */
@@ -100,10 +100,10 @@ typedef struct imqtt_config {
     uint32_t max_topic_levels;      /* topic names and filters; default 128 */
     uint32_t max_topic_length;      /* bytes; default 65535 */
 
-    acl *acl;                 /* owned; never NULL after load */
+    acl *acl;                   /* owned; never NULL after load */
     uint8_t deny_suback_reason; /* v5 SUBACK code for a denied filter:
                                    0x87 (default) or 0x80 */
-    enum log_level log_level; /* default LOG_INFO */
+    enum log_level log_level;   /* default LOG_INFO */
 
     /* "auth" object (docs/auth.md). Owned; NULL when not configured. */
     struct jwtv_verifier *jwt;
@@ -118,11 +118,11 @@ typedef struct imqtt_config {
     bool auth_fail_jwt; /* auth.failure_limit_jwt: tokens too; default off */
 
     /* "im" object (docs/im.md) */
-    uint8_t im_inbox_qos;  /* QoS of the p2p/talk/{user} inbox; default 1 */
-    bool im_presence;      /* publish p2p/presence/{user}; default true */
+    uint8_t im_inbox_qos; /* QoS of the p2p/talk/{user} inbox; default 1 */
+    bool im_presence;     /* publish p2p/presence/{user}; default true */
     uint32_t im_max_retained_messages; /* per IM user; 0 = unlimited; 100 */
     uint64_t im_max_retained_bytes;    /* per IM user; 0 = unlimited; 1 MiB */
-    char **im_admins;      /* owned; users who may use $SYS */
+    char **im_admins;                  /* owned; users who may use $SYS */
     uint32_t im_admin_count;
     /* "im.history" (docs/im.md, History): the conversation log */
     bool im_history;                  /* default true */
@@ -133,18 +133,18 @@ typedef struct imqtt_config {
 
     /* "store" object (docs/config.md, docs/store.md) */
     enum store_durability store_durability; /* default STORE_PROCESS */
-    char *store_dir;              /* owned; default "./data" */
-    uint64_t store_map_size;      /* initial map, bytes; default 64 MiB */
-    uint64_t store_max_size;      /* map limit, bytes; default 16 GiB */
+    char *store_dir;                        /* owned; default "./data" */
+    uint64_t store_map_size;         /* initial map, bytes; default 64 MiB */
+    uint64_t store_max_size;         /* map limit, bytes; default 16 GiB */
     uint32_t store_sync_interval_ms; /* process: fsync period; 1000 */
 
     /* operations (config_ops.c, docs/operations.md) */
-    uint32_t sys_interval;  /* $SYS period, seconds; 0 off; default 10 */
-    char *http_bind;        /* owned; metrics listener; "127.0.0.1" */
+    uint32_t sys_interval; /* $SYS period, seconds; 0 off; default 10 */
+    char *http_bind;       /* owned; metrics listener; "127.0.0.1" */
     /* "cluster" (config_cluster.h); owned; NULL: the single node */
     struct cluster_config *cluster;
-    uint16_t http_port;     /* 0: no metrics listener (default) */
-    bool log_json;          /* log.format "json" */
+    uint16_t http_port; /* 0: no metrics listener (default) */
+    bool log_json;      /* log.format "json" */
     /* "limits": token buckets, per second; 0 = off (the default). A
      * burst of 0 means one second's worth. */
     uint32_t conn_rate, conn_burst;   /* new connections per address */

@@ -230,9 +230,8 @@ int parse_im(struct ctx *x, const cJSON *v, imqtt_config *c)
         (rc = get_uint(x, k[4].val, "im.max_retained_messages", 0, UINT32_MAX,
                        &c->im_max_retained_messages)) != 0)
         return rc;
-    if (k[5].val != NULL &&
-        (rc = get_size(x, k[5].val, "im.max_retained_bytes", 0,
-                       &c->im_max_retained_bytes)) != 0)
+    if (k[5].val != NULL && (rc = get_size(x, k[5].val, "im.max_retained_bytes",
+                                           0, &c->im_max_retained_bytes)) != 0)
         return rc;
     if (k[2].val != NULL) {
         if (!cJSON_IsArray(k[2].val))

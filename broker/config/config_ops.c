@@ -173,11 +173,10 @@ int parse_limits(struct ctx *x, const cJSON *v, imqtt_config *c)
                       {"bytes_rate", NULL},      {"bytes_burst", NULL},
                       {"output_buffer", NULL},   {"stall_timeout", NULL},
                       {"max_pending_acks", NULL}};
-    uint32_t *out[] = {&c->conn_rate,     &c->conn_burst,
-                       &c->msg_rate,      &c->msg_burst,
-                       &c->bytes_rate,    &c->bytes_burst,
-                       &c->output_buffer, &c->stall_timeout,
-                       &c->max_pending_acks};
+    uint32_t *out[] = {
+        &c->conn_rate,     &c->conn_burst,    &c->msg_rate,
+        &c->msg_burst,     &c->bytes_rate,    &c->bytes_burst,
+        &c->output_buffer, &c->stall_timeout, &c->max_pending_acks};
     /* The per-connection bounds cannot be turned off: below 64 KiB one
      * read's acks would pause a client at once, and an ack bound below 64
      * would throttle an ordinary QoS 1 window. */

@@ -66,8 +66,8 @@ int parse_http(struct ctx *x, const cJSON *v, imqtt_config *c);
 /* config_proxy.c: the PROXY protocol keys of a listener
  * (k[0] "proxy_protocol", k[1] "proxy_from"); l->proxy_from is released
  * with the listener (config.c). */
-int parse_listener_proxy(struct ctx *x, const struct key *k,
-                         const char *path, listener_config *l);
+int parse_listener_proxy(struct ctx *x, const struct key *k, const char *path,
+                         listener_config *l);
 
 /* config_cluster.c: the "cluster" object into c->cluster. */
 int parse_cluster(struct ctx *x, const cJSON *v, imqtt_config *c);

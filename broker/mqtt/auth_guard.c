@@ -40,7 +40,7 @@ static void make(server *srv, struct auth_guard *g)
         authlimit_set(g->limiter, cfg->auth_fail_burst, cfg->auth_fail_rate);
     } else {
         g->limiter = authlimit_new(AUTH_LIMIT_ADDRS, cfg->auth_fail_burst,
-                                cfg->auth_fail_rate);
+                                   cfg->auth_fail_rate);
         if (!g->limiter)
             log_warn("auth: no memory for the failed-authentication limit");
     }
@@ -91,7 +91,8 @@ bool auth_guard_cached(conn *c, const pwdb *db, mqtt_str user,
     struct auth_guard *g = guard(c->srv);
     if (!g || !g->cache)
         return false;
-    bool hit = credcache_check(g->cache, db, user, password, server_now(c->srv));
+    bool hit =
+        credcache_check(g->cache, db, user, password, server_now(c->srv));
     metrics_count(c->srv, hit ? METRIC_AUTH_CACHE_HIT : METRIC_AUTH_CACHE_MISS);
     return hit;
 }

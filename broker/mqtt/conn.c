@@ -12,8 +12,8 @@
 #include "conn_trace.h"
 #include "errors.h"
 #include "handlers.h"
-#include "rate_limits.h"
 #include "log.h"
+#include "rate_limits.h"
 #include "reason.h"
 #include "session.h"
 #include "transport.h"
@@ -24,7 +24,7 @@
 /* Time a new connection has to send CONNECT, and a closing one to take
  * its last bytes. */
 #define CONN_CONNECT_TIMEOUT_MS 10000
-#define CONN_LINGER_MS 2000
+#define CONN_LINGER_MS          2000
 
 typedef struct write_req {
     uv_write_t req;
@@ -254,9 +254,8 @@ int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
         c->acks = a;
         c->acks_cap = cap;
     }
-    c->acks[c->nacks++] =
-        (pending_ack){type, reason, pid, store_batch_gen(c->srv->store), NULL,
-                      0};
+    c->acks[c->nacks++] = (pending_ack){
+        type, reason, pid, store_batch_gen(c->srv->store), NULL, 0};
     if (!c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
@@ -272,8 +271,8 @@ static void release_suback(conn *c, pending_ack *a, int status)
         /* The subscriptions were not recorded: say so per filter. */
         for (uint32_t i = 0; i < a->ncodes; i++)
             if (a->codes[i] < 0x80)
-                a->codes[i] = c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED
-                                                     : 0x80;
+                a->codes[i] =
+                    c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
     }
     mqtt_packet p = {.type = MQTT_SUBACK};
     p.u.suback.packet_id = a->packet_id;
@@ -573,7 +572,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->w->readbuf_lent = false;
     if (nread < 0) {
         if (nread != UV_EOF)
-            log_debug("%s: read error: %s", conn_peer(c), uv_strerror((int)nread));
+            log_debug("%s: read error: %s", conn_peer(c),
+                      uv_strerror((int)nread));
         conn_close(c);
         return;
     }
@@ -643,7 +643,8 @@ static void arm_keepalive(conn *c)
     if (c->keepalive && !c->paused)
         next = c->last_rx + (uint64_t)c->keepalive * 1500;
     if (c->paused & CONN_PAUSED_OUTPUT) {
-        uint64_t stall = c->paused_at + (uint64_t)c->srv->cfg.stall_timeout * 1000;
+        uint64_t stall =
+            c->paused_at + (uint64_t)c->srv->cfg.stall_timeout * 1000;
         if (!next || stall < next)
             next = stall;
     }
@@ -661,8 +662,7 @@ static void on_keepalive(conn *c)
     uint64_t now = server_now(c->srv);
     const char *who = conn_who(c);
     if (c->state == CONN_NEW || c->state == CONN_AUTH) {
-        log_info("%s: no CONNECT within %d ms", who,
-                 CONN_CONNECT_TIMEOUT_MS);
+        log_info("%s: no CONNECT within %d ms", who, CONN_CONNECT_TIMEOUT_MS);
         conn_close(c);
         return;
     }
@@ -681,7 +681,8 @@ static void on_keepalive(conn *c)
         return;
     }
     /* One and a half keepalive periods without a packet [MQTT-3.1.2-24]. */
-    if (c->keepalive && !c->paused && now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
+    if (c->keepalive && !c->paused &&
+        now - c->last_rx >= (uint64_t)c->keepalive * 1500) {
         log_info("%s: keepalive timeout", who);
         conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
         return;
@@ -778,8 +779,10 @@ static int conn_begin(conn *c)
         conn_abort(c);
         return -1;
     }
-    if ((srv->cfg.max_connections && server_nconns(srv) > srv->cfg.max_connections) ||
-        (lst->cfg->max_connections && lst->nconns > lst->cfg->max_connections)) {
+    if ((srv->cfg.max_connections &&
+         server_nconns(srv) > srv->cfg.max_connections) ||
+        (lst->cfg->max_connections &&
+         lst->nconns > lst->cfg->max_connections)) {
         log_warn("%s: refused: too many connections", conn_peer(c));
         metrics_count(srv, METRIC_REFUSED_MAX_CONN);
         conn_abort(c);

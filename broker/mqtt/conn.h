@@ -88,7 +88,7 @@ struct conn {
     struct retained_backlog *retained; /* retained messages of a SUBSCRIBE
                                           still to send; owned by the
                                           pacer (retained_send.c) */
-    conn *next, *prev;     /* server's list of connections */
+    conn *next, *prev;                 /* server's list of connections */
 
     enum conn_state state;
     int handles_open; /* freed when 0 and refs == 0 */

@@ -49,8 +49,7 @@ void conn_pressure_drain(conn *c)
     if ((c->paused & CONN_PAUSED_OUTPUT) &&
         conn_unwritten(c) <= cfg->output_buffer / 2)
         c->paused &= (uint8_t)~CONN_PAUSED_OUTPUT;
-    if ((c->paused & CONN_PAUSED_ACKS) &&
-        c->nacks <= cfg->max_pending_acks / 2)
+    if ((c->paused & CONN_PAUSED_ACKS) && c->nacks <= cfg->max_pending_acks / 2)
         c->paused &= (uint8_t)~CONN_PAUSED_ACKS;
     if (c->paused)
         return;

@@ -1,7 +1,7 @@
 /* Encoding a PUBLISH for one connection: the per-connection topic
- * aliases (their state for both directions), the shared encoding of a 3.1.1 QoS 0 PUBLISH, and the header
- * written ahead of the (shared or copied) payload. The hot path of every
- * delivery; the rest of the connection is in conn.c. */
+ * aliases (their state for both directions), the shared encoding of a 3.1.1 QoS
+ * 0 PUBLISH, and the header written ahead of the (shared or copied) payload.
+ * The hot path of every delivery; the rest of the connection is in conn.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +9,8 @@
 #include "conn.h"
 #include "conn_trace.h"
 #include "errors.h"
-#include "log.h"
 #include "identity.h"
+#include "log.h"
 #include "metrics.h"
 
 conn_aliases *conn_aliases_get(conn *c)

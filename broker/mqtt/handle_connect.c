@@ -30,8 +30,8 @@ static void send_connack(conn *c, uint8_t reason, bool present,
 
 static int refuse(conn *c, uint8_t reason, const char *why)
 {
-    log_info("%s: CONNECT refused (%s): %s", conn_peer(c), mqtt_reason_name(reason),
-             why);
+    log_info("%s: CONNECT refused (%s): %s", conn_peer(c),
+             mqtt_reason_name(reason), why);
     send_connack(c, reason, false, NULL);
     conn_close(c);
     return 0;
@@ -123,8 +123,8 @@ static int check_will(conn *c, const mqtt_connect *p, mqtt_str client_id,
     if (mqtt_topic_name_check(p->will_topic, &lim) < 0)
         return refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic") + 1;
     const policy *pol = c->srv->policy;
-    acl_identity who = {client_id, p->has_username ? p->username
-                                                   : (mqtt_str){NULL, 0}};
+    acl_identity who = {client_id,
+                        p->has_username ? p->username : (mqtt_str){NULL, 0}};
     if (im)
         pol->identity_parts(im, &who.username, &who.device);
     if (!pol->authorize_identity(c->srv, im, &who, ACL_PUBLISH,

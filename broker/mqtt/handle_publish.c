@@ -171,8 +171,8 @@ int handle_publish(conn *c, const mqtt_publish *p)
     msg *m;
     bool logged = false;
     if (s->im) {
-        m = srv->policy->message_new(s, topic, props, p->payload, p->qos, retain,
-                           expiry_at, &logged);
+        m = srv->policy->message_new(s, topic, props, p->payload, p->qos,
+                                     retain, expiry_at, &logged);
     } else {
         m = msg_new(topic, props, p->payload, p->qos, retain, expiry_at,
                     ++srv->next_msg_id);

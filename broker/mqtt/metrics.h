@@ -36,18 +36,18 @@
     X(REFUSED_BYTES_RATE, "imqtt_clients_limited_total", "bytes_rate",        \
       "Clients disconnected for a rate limit (0x96), by cause")               \
     X(PAUSED_OUTPUT, "imqtt_input_paused_total", "output_buffer",             \
-      "Times reading from a client stopped until it drained, by cause")      \
+      "Times reading from a client stopped until it drained, by cause")       \
     X(PAUSED_ACKS, "imqtt_input_paused_total", "pending_acks",                \
-      "Times reading from a client stopped until it drained, by cause")      \
+      "Times reading from a client stopped until it drained, by cause")       \
     X(STALLED, "imqtt_clients_stalled_total", "",                             \
-      "Clients disconnected (0x97) for not draining their output in time")   \
-    X(RETAIN_REFUSED_COUNT, "imqtt_retained_refused_total",                  \
+      "Clients disconnected (0x97) for not draining their output in time")    \
+    X(RETAIN_REFUSED_COUNT, "imqtt_retained_refused_total",                   \
       "max_retained_messages", "Retained messages not kept, by limit")        \
-    X(RETAIN_REFUSED_BYTES, "imqtt_retained_refused_total",                  \
+    X(RETAIN_REFUSED_BYTES, "imqtt_retained_refused_total",                   \
       "max_retained_bytes", "Retained messages not kept, by limit")           \
-    X(RETAIN_REFUSED_USER_COUNT, "imqtt_retained_refused_total",             \
+    X(RETAIN_REFUSED_USER_COUNT, "imqtt_retained_refused_total",              \
       "im_max_retained_messages", "Retained messages not kept, by limit")     \
-    X(RETAIN_REFUSED_USER_BYTES, "imqtt_retained_refused_total",             \
+    X(RETAIN_REFUSED_USER_BYTES, "imqtt_retained_refused_total",              \
       "im_max_retained_bytes", "Retained messages not kept, by limit")        \
     X(RELOADS_OK, "imqtt_config_reloads_total", "ok",                         \
       "SIGHUP reloads, by result")                                            \

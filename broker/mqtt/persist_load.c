@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "errors.h"
-#include "retain_limits.h"
 #include "log.h"
 #include "persist.h"
+#include "retain_limits.h"
 
 typedef struct load_ctx {
     server *srv;

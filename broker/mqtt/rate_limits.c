@@ -36,8 +36,8 @@ bool limits_accept(server *srv, const char *ip)
     size_t len = strlen(ip);
     if (len >= sizeof(((addr_bucket *)0)->ip))
         return true;
-    addr_bucket *a =
-        hmap_get(&srv->conn_rate_addrs, (mqtt_bytes){(const uint8_t *)ip, (uint32_t)len});
+    addr_bucket *a = hmap_get(&srv->conn_rate_addrs,
+                              (mqtt_bytes){(const uint8_t *)ip, (uint32_t)len});
     if (!a) {
         if (srv->conn_rate_addrs.count >= LIMITS_MAX_ADDRS)
             clear_addrs(&srv->conn_rate_addrs);

@@ -24,8 +24,7 @@ void retain_index_free(retain_index *ri, void (*free_value)(void *value));
  * (else *old is NULL; old may be NULL if the caller does not care). The
  * index copies the topic text. Returns 0, IMQTT_ENOMEM, or IMQTT_EINVAL
  * for an empty topic. */
-int retain_index_set(retain_index *ri, mqtt_str topic, void *value,
-                     void **old);
+int retain_index_set(retain_index *ri, mqtt_str topic, void *value, void **old);
 
 /* Remove topic; returns its value or NULL. Empty branches are pruned. */
 void *retain_index_remove(retain_index *ri, mqtt_str topic);

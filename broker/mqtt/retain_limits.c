@@ -75,7 +75,8 @@ bool retain_admit(server *srv, const session *s, mqtt_str topic,
                 "max_retained_messages");
         return false;
     }
-    if (cfg->max_retained_bytes && total - had + add > cfg->max_retained_bytes) {
+    if (cfg->max_retained_bytes &&
+        total - had + add > cfg->max_retained_bytes) {
         refused(srv, s, topic, METRIC_RETAIN_REFUSED_BYTES,
                 "max_retained_bytes");
         return false;

@@ -7,22 +7,22 @@
 #include "conn.h"
 #include "conn_log.h"
 #include "errors.h"
-#include "store_guard.h"
 #include "log.h"
-#include "rate_limits.h"
 #include "persist.h"
+#include "rate_limits.h"
 #include "reason.h"
 #include "retain_limits.h"
 #include "route.h"
 #include "session.h"
+#include "store_guard.h"
 #include "transport.h"
 
 #define LISTEN_BACKLOG 1024
 /* Walking a store of a few GiB from the page cache takes seconds; one that
  * takes minutes is looping on a bad page. */
 #define STORE_GUARD_TIMEOUT_MS 120000
-#define SHUTDOWN_POLL_MS 20
-#define SHUTDOWN_MAX_MS 3000
+#define SHUTDOWN_POLL_MS       20
+#define SHUTDOWN_MAX_MS        3000
 
 static _Thread_local worker *current_worker;
 
@@ -117,9 +117,7 @@ int worker_batch_status(const worker *w, uint64_t gen)
         else
             hi = mid;
     }
-    return lo < w->nfailed && w->failed_gens[lo] == gen
-               ? IMQTT_ESTOREFULL
-               : 0;
+    return lo < w->nfailed && w->failed_gens[lo] == gen ? IMQTT_ESTOREFULL : 0;
 }
 
 static void on_committed(void *arg, int status)

@@ -31,19 +31,19 @@ typedef struct server_stats {
 typedef struct listener {
     uv_tcp_t tcp;
     struct server *srv;
-    worker *w; /* the worker its connections go to */
-    struct tls_server *tls; /* owned reference; TLS and WSS listeners */
+    worker *w;                  /* the worker its connections go to */
+    struct tls_server *tls;     /* owned reference; TLS and WSS listeners */
     const listener_config *cfg; /* borrowed from srv->cfg */
-    uint32_t nconns;       /* open (not closing) connections */
-    uint32_t conns_alive;  /* allocated, including closing ones */
+    uint32_t nconns;            /* open (not closing) connections */
+    uint32_t conns_alive;       /* allocated, including closing ones */
 } listener;
 
 #define SERVER_STOP_HOOKS 4
 
 typedef struct server {
-    uv_loop_t *loop;  /* the main loop: signals, shutdown, ops, timers */
-    imqtt_config cfg; /* owned */
-    store *store;     /* owned */
+    uv_loop_t *loop;      /* the main loop: signals, shutdown, ops, timers */
+    imqtt_config cfg;     /* owned */
+    store *store;         /* owned */
     const policy *policy; /* borrowed (static): im_policy() */
 
     listener *listeners;
@@ -55,32 +55,32 @@ typedef struct server {
     struct retained_pacer *retained_pacer; /* owned by ops: SUBSCRIBEs'
                                               retained backlogs
                                               (retained_send.h) */
-    struct retain_quota *retain_quota; /* owned; its accounting, set up at
-                                          the first retained message
-                                          (retain_limits.c) */
+    struct retain_quota *retain_quota;     /* owned; its accounting, set up at
+                                              the first retained message
+                                              (retain_limits.c) */
 
     worker *workers; /* owned [nworkers]: one per loop; workers[0] runs on
                         `loop` */
     uint32_t nworkers;
 
-    session *wait_head;     /* sessions waiting for a commit (persist.c) */
-    session **wake;         /* scratch for persist_wake */
+    session *wait_head; /* sessions waiting for a commit (persist.c) */
+    session **wake;     /* scratch for persist_wake */
     uint32_t wake_cap;
-    uint64_t next_sid;      /* last session id given out */
-    bool loading;           /* persist_load: do not record what is read */
+    uint64_t next_sid; /* last session id given out */
+    bool loading;      /* persist_load: do not record what is read */
     uv_signal_t sig_term, sig_int;
     uv_timer_t shutdown_timer;
     uint64_t shutdown_waited; /* ms since the shutdown began */
 
     uint64_t next_msg_id;
-    uint32_t next_client_id;  /* counter in assigned client ids */
+    uint32_t next_client_id;        /* counter in assigned client ids */
     struct reload_retired *retired; /* owned: config objects replaced by
                                        SIGHUP, freed at exit (reload.c) */
-    struct im_state *im;  /* owned by the policy: presence records (im.c) */
+    struct im_state *im; /* owned by the policy: presence records (im.c) */
     struct im_log_state *im_log; /* owned by the policy: conversation ids
                                     (im_log.c) */
-    hmap conn_rate_addrs; /* address -> rate bucket (rate_limits.c) */
-    struct auth_guard *guard; /* owned: credential cache, failure limit */
+    hmap conn_rate_addrs;        /* address -> rate bucket (rate_limits.c) */
+    struct auth_guard *guard;    /* owned: credential cache, failure limit */
 
     server_stats stats;
     metrics_counters metrics; /* refusals and failures (metrics.h) */
@@ -93,7 +93,7 @@ typedef struct server {
     } stop_hooks[SERVER_STOP_HOOKS];
     uint32_t nstop_hooks;
     struct cluster_link *cluster; /* owned by main; NULL: single node */
-    const char *config_path;  /* borrowed from main; NULL: no file */
+    const char *config_path;      /* borrowed from main; NULL: no file */
     bool stopping;
     int exit_code;
 } server;

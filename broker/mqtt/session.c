@@ -610,7 +610,8 @@ static void arm_timer(session *s)
     uv_timer_t *t = session_timer(s);
     if (!t) {
         log_warn("session %s: no memory for its timer: will and expiry "
-                 "wait for the next event", s->client_id);
+                 "wait for the next event",
+                 s->client_id);
         return;
     }
     uint64_t now = server_now(s->srv);

@@ -109,8 +109,8 @@ struct session {
     uint16_t username_len;
     uint16_t next_pid;
     uint8_t version;
-    bool waiting; /* in the server's list of sessions waiting for a commit
-                     to read their queue */
+    bool waiting;      /* in the server's list of sessions waiting for a commit
+                          to read their queue */
     bool pids_partial; /* some inflight entries are not in pids (ENOMEM) */
 };
 

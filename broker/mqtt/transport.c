@@ -245,7 +245,8 @@ static void ws_frames(conn *c, uint8_t *p, size_t n)
         case WS_EV_CLOSE:
             /* Answer with the same code (RFC 6455 5.5.1), then go. A close
              * without MQTT DISCONNECT is a lost connection: the will runs. */
-            log_debug("%s: WebSocket close %u from the peer", conn_peer(c), ev.code);
+            log_debug("%s: WebSocket close %u from the peer", conn_peer(c),
+                      ev.code);
             tp->ws_state = WS_CLOSED;
             ws_send_close(c, ev.code);
             conn_close(c);
@@ -333,7 +334,8 @@ void transport_on_read(conn *c, uint8_t *data, size_t len)
                      tls_conn_error(tp->tls));
             metrics_count(c->srv, METRIC_TLS_HANDSHAKE_FAILED);
         } else {
-            log_info("%s: TLS error: %s", conn_peer(c), tls_conn_error(tp->tls));
+            log_info("%s: TLS error: %s", conn_peer(c),
+                     tls_conn_error(tp->tls));
         }
         tp->close_sent = true;
         conn_close(c);

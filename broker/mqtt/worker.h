@@ -46,7 +46,7 @@ typedef struct worker {
     struct commit_slot {
         conn *batch;
         uint64_t start_ns;
-    } *commits;
+    } * commits;
     uint32_t commits_cap, commits_head, commits_n;
     /* Store batches whose commit failed (ascending): an ack is judged by
      * its own batch, not by the callback that happens to release it. */
@@ -60,7 +60,7 @@ typedef struct worker {
     uv_buf_t *iov; /* owned scratch for vectored writes */
     unsigned iov_cap;
 
-    uint32_t route_gen;          /* generation stamp for de-duplicating matches */
+    uint32_t route_gen; /* generation stamp for de-duplicating matches */
     struct route_scratch *route; /* owned, reused by every publish */
 } worker;
 

@@ -6,8 +6,8 @@
 #include "http.h"
 #include "log.h"
 #include "memtrim.h"
-#include "retained_send.h"
 #include "reload.h"
+#include "retained_send.h"
 #include "sys_topics.h"
 
 struct ops_state {

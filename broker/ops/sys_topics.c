@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "log.h"
-#include "retain_limits.h"
 #include "msg.h"
+#include "retain_limits.h"
 #include "route.h"
 
 #ifndef IMQTT_VERSION

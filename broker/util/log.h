@@ -34,16 +34,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
 extern enum log_level log_current_level;
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)                                                          \
-    do {                                                                       \
-        if (log_current_level >= LOG_INFO)                                     \
-            log_msg(LOG_INFO, __VA_ARGS__);                                    \
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)                       \
+    do {                                    \
+        if (log_current_level >= LOG_INFO)  \
+            log_msg(LOG_INFO, __VA_ARGS__); \
     } while (0)
-#define log_debug(...)                                                         \
-    do {                                                                       \
-        if (log_current_level >= LOG_DEBUG)                                    \
-            log_msg(LOG_DEBUG, __VA_ARGS__);                                   \
+#define log_debug(...)                       \
+    do {                                     \
+        if (log_current_level >= LOG_DEBUG)  \
+            log_msg(LOG_DEBUG, __VA_ARGS__); \
     } while (0)
 
 #endif

@@ -8,7 +8,7 @@
 
 struct memtrim {
     uv_timer_t timer;
-    size_t peak;          /* most bytes in use since the last trim */
+    size_t peak; /* most bytes in use since the last trim */
     unsigned long trims;
 };
 

@@ -15,8 +15,8 @@ struct pid_map_table {
 
 static pid_map_table *table_new(uint32_t cap)
 {
-    pid_map_table *t = calloc(1, sizeof(*t) + cap * sizeof(void *) +
-                                     cap * sizeof(uint16_t));
+    pid_map_table *t =
+        calloc(1, sizeof(*t) + cap * sizeof(void *) + cap * sizeof(uint16_t));
     if (!t)
         return NULL;
     t->cap = cap;

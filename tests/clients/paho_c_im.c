@@ -37,7 +37,8 @@ static void print_from(const MQTTClient_message *m)
     for (int i = 0; i < m->properties.count; i++) {
         const MQTTProperty *p = &m->properties.array[i];
         if (p->identifier == MQTTPROPERTY_CODE_USER_PROPERTY &&
-            p->value.data.len == 4 && memcmp(p->value.data.data, "from", 4) == 0) {
+            p->value.data.len == 4 &&
+            memcmp(p->value.data.data, "from", 4) == 0) {
             printf("%.*s", p->value.value.len, p->value.value.data);
             return;
         }
@@ -54,17 +55,35 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "h:p:i:P:V:t:n:w:")) != -1) {
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = optarg; break;
-        case 'i': id = optarg; break;
-        case 'P': token = optarg; break;
-        case 'V': version = atoi(optarg); break;
-        case 't': topic = optarg; break;
-        case 'n': count = atoi(optarg); break;
-        case 'w': wait = atof(optarg); break;
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = optarg;
+            break;
+        case 'i':
+            id = optarg;
+            break;
+        case 'P':
+            token = optarg;
+            break;
+        case 'V':
+            version = atoi(optarg);
+            break;
+        case 't':
+            topic = optarg;
+            break;
+        case 'n':
+            count = atoi(optarg);
+            break;
+        case 'w':
+            wait = atof(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: %s -h HOST -p PORT -i USER@DEVICE -P TOKEN "
-                            "[-V 3|5] [-t TOPIC -n COUNT] [-w SECONDS]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s -h HOST -p PORT -i USER@DEVICE -P TOKEN "
+                    "[-V 3|5] [-t TOPIC -n COUNT] [-w SECONDS]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -79,9 +98,10 @@ int main(int argc, char **argv)
     if (MQTTClient_createWithOptions(&c, uri, id, MQTTCLIENT_PERSISTENCE_NONE,
                                      NULL, &co) != MQTTCLIENT_SUCCESS)
         return 1;
-    MQTTClient_connectOptions opts = version == 5
-        ? (MQTTClient_connectOptions)MQTTClient_connectOptions_initializer5
-        : (MQTTClient_connectOptions)MQTTClient_connectOptions_initializer;
+    MQTTClient_connectOptions opts =
+        version == 5
+            ? (MQTTClient_connectOptions)MQTTClient_connectOptions_initializer5
+            : (MQTTClient_connectOptions)MQTTClient_connectOptions_initializer;
     opts.keepAliveInterval = 30;
     opts.connectTimeout = 5;
     /* 3.1.1 allows no password without a user name: send the user, which
@@ -98,7 +118,8 @@ int main(int argc, char **argv)
     MQTTProperties conn_props = MQTTProperties_initializer;
     if (version == 5) {
         /* A session that outlives the connection, as a phone's would. */
-        MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+        MQTTProperty expiry = {.identifier =
+                                   MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
         expiry.value.integer4 = 3600;
         MQTTProperties_add(&conn_props, &expiry);
         MQTTResponse r = MQTTClient_connect5(c, &opts, &conn_props, NULL);

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LINES 40
+#define MAX_LINES  40
 #define EXPAND_MAX 4096 /* acl.c's ACL_EXPAND_MAX */
 
 static lvl A[REF_MAX_LVL], B[REF_MAX_LVL];
@@ -42,8 +42,7 @@ static bool ref_covers(mqtt_str r, mqtt_str f)
         if (i >= nf)
             return false;
         if (lvl_is(B[i], "#")) /* f includes its parent (i levels) */
-            return i == 0 && lvl_is(A[0], "+") && nr == 2 &&
-                   lvl_is(A[1], "#");
+            return i == 0 && lvl_is(A[0], "+") && nr == 2 && lvl_is(A[1], "#");
         if (lvl_is(A[i], "+"))
             continue;
         if (lvl_is(B[i], "+") || !lvl_eq(A[i], B[i]))
@@ -94,8 +93,8 @@ static int ref_expand(mqtt_str pat, const acl_identity *who, uint8_t *buf,
 }
 
 /* 1 match, 0 none, -1 expansion too long. */
-static int ref_rule(mqtt_str pat, const acl_identity *who,
-                    enum acl_action act, mqtt_str topic)
+static int ref_rule(mqtt_str pat, const acl_identity *who, enum acl_action act,
+                    mqtt_str topic)
 {
     static uint8_t buf[EXPAND_MAX];
     uint32_t len = 0;
@@ -156,15 +155,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t i = 3; i < n; i++) {
         if (line[i].len < 2 || line[i].ptr[0] != '?')
             continue;
-        enum acl_action act = (line[i].ptr[1] & 1) ? ACL_SUBSCRIBE : ACL_PUBLISH;
+        enum acl_action act =
+            (line[i].ptr[1] & 1) ? ACL_SUBSCRIBE : ACL_PUBLISH;
         mqtt_str t = {line[i].ptr + 2, line[i].len - 2};
         enum acl_decision d = acl_decide(a, &who, act, t);
         (void)acl_check(a, &who, act, t);
-        bool valid = act == ACL_PUBLISH
-                         ? mqtt_topic_name_check(t, NULL) == 0
-                         : mqtt_topic_filter_check(t, NULL) == 0 &&
-                               mqtt_share_parse(t, &(mqtt_str){0},
-                                                &(mqtt_str){0}) == 0;
+        bool valid =
+            act == ACL_PUBLISH
+                ? mqtt_topic_name_check(t, NULL) == 0
+                : mqtt_topic_filter_check(t, NULL) == 0 &&
+                      mqtt_share_parse(t, &(mqtt_str){0}, &(mqtt_str){0}) == 0;
         if (!valid)
             continue;
         enum acl_decision want = ACL_NO_MATCH;

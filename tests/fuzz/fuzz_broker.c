@@ -32,17 +32,16 @@
 #include <unistd.h>
 
 #define MAX_STREAMS 3
-#define MAX_ROUNDS 200
+#define MAX_ROUNDS  200
 
-static const char CONFIG[] =
-    "{\"store\": {\"durability\": \"none\"},"
-    " \"log\": {\"level\": \"error\"},"
-    " \"sys_interval\": 0,"
-    " \"max_packet_size\": 65536,"
-    " \"max_inflight_messages\": 8,"
-    " \"max_queued_messages\": 64,"
-    " \"topic_alias_maximum\": 4,"
-    " \"retain_available\": true}";
+static const char CONFIG[] = "{\"store\": {\"durability\": \"none\"},"
+                             " \"log\": {\"level\": \"error\"},"
+                             " \"sys_interval\": 0,"
+                             " \"max_packet_size\": 65536,"
+                             " \"max_inflight_messages\": 8,"
+                             " \"max_queued_messages\": 64,"
+                             " \"topic_alias_maximum\": 4,"
+                             " \"retain_available\": true}";
 
 static uv_loop_t g_loop;
 static server g_srv;
@@ -149,7 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             close(st[k].fd);
         }
     }
-    for (int round = 0; round < MAX_ROUNDS && g_srv.workers[0].conns_alive > 0; round++)
+    for (int round = 0; round < MAX_ROUNDS && g_srv.workers[0].conns_alive > 0;
+         round++)
         uv_run(&g_loop, UV_RUN_NOWAIT);
     FUZZ_CHECK(g_srv.workers[0].conns_alive == 0);
     return 0;

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOW 1700000000
+#define NOW    1700000000
 #define LEEWAY 30
 
 static const char SECRET[] = "fuzz-secret-0123456789-abcdefghijklmnop";
@@ -38,7 +38,8 @@ static size_t b64url(const uint8_t *in, size_t n, char *out)
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t o = 0, i = 0;
     for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        uint32_t v =
+            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
         out[o++] = a[v >> 18];
         out[o++] = a[(v >> 12) & 63];
         out[o++] = a[(v >> 6) & 63];

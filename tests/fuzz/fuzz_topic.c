@@ -171,8 +171,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t i = 0; i < n; i++) {
         if (!fok[i])
             continue;
-        int rc = sub_index_add(idx, line[i], (void *)(uintptr_t)(i + 1),
-                               &opts, 0);
+        int rc =
+            sub_index_add(idx, line[i], (void *)(uintptr_t)(i + 1), &opts, 0);
         FUZZ_CHECK(rc == 1);
         in_idx[i] = true;
     }

@@ -371,7 +371,8 @@ static inline void sm_halt(sm_broker *b)
     uint64_t deadline = sm_ms() + SM_WAIT_MS;
     while (b->srv.workers[0].conns_alive > 0 || !sm_idle(b)) {
         if (sm_ms() > deadline)
-            fail_msg("%u connections still alive", b->srv.workers[0].conns_alive);
+            fail_msg("%u connections still alive",
+                     b->srv.workers[0].conns_alive);
         sm_round(b);
         usleep(100);
     }

@@ -243,8 +243,9 @@ static void test_out_of_range(void **state)
                  "limits.stall_timeout: expected an integer 1..86400");
     expect_error("{\"limits\": {\"max_pending_acks\": 1}}",
                  "limits.max_pending_acks: expected an integer 64..16777216");
-    expect_error("{\"max_retained_bytes\": -1}",
-                 "max_retained_bytes: expected an integer number of bytes >= 0");
+    expect_error(
+        "{\"max_retained_bytes\": -1}",
+        "max_retained_bytes: expected an integer number of bytes >= 0");
     expect_error("{\"im\": {\"max_retained_messages\": -1}}",
                  "im.max_retained_messages: expected an integer 0..4294967295");
 }
@@ -263,9 +264,10 @@ static void test_listener_proxy(void **state)
     (void)state;
     imqtt_config c;
     char err[256] = "";
-    const char *ok = "{\"listeners\": [{\"port\": 1883, \"proxy_protocol\": true,"
-                     " \"proxy_from\": [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]},"
-                     " {\"port\": 1884}]}";
+    const char *ok =
+        "{\"listeners\": [{\"port\": 1883, \"proxy_protocol\": true,"
+        " \"proxy_from\": [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]},"
+        " {\"port\": 1884}]}";
     assert_int_equal(parse(ok, &c, err, sizeof(err)), 0);
     assert_true(c.listeners[0].proxy_protocol);
     assert_int_equal(c.listeners[0].proxy_from_count, 3);
@@ -280,13 +282,16 @@ static void test_listener_proxy(void **state)
                  "listeners[0].proxy_from: required with proxy_protocol");
     expect_error("{\"listeners\": [{\"proxy_from\": [\"127.0.0.1\"]}]}",
                  "listeners[0].proxy_from: only with \"proxy_protocol\": true");
-    expect_error("{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": []}]}",
-                 "listeners[0].proxy_from: expected an array of 1 to 64");
-    expect_error("{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": \"x\"}]}",
-                 "listeners[0].proxy_from: expected an array");
-    expect_error("{\"listeners\": [{\"proxy_protocol\": true,"
-                 " \"proxy_from\": [\"127.0.0.1\", \"10.1.0.0/8\"]}]}",
-                 "listeners[0].proxy_from[1]: expected an IPv4 or IPv6 address");
+    expect_error(
+        "{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": []}]}",
+        "listeners[0].proxy_from: expected an array of 1 to 64");
+    expect_error(
+        "{\"listeners\": [{\"proxy_protocol\": true, \"proxy_from\": \"x\"}]}",
+        "listeners[0].proxy_from: expected an array");
+    expect_error(
+        "{\"listeners\": [{\"proxy_protocol\": true,"
+        " \"proxy_from\": [\"127.0.0.1\", \"10.1.0.0/8\"]}]}",
+        "listeners[0].proxy_from[1]: expected an IPv4 or IPv6 address");
     expect_error("{\"listeners\": [{\"proxy_protocol\": true,"
                  " \"proxy_from\": [\"lb.example\"]}]}",
                  "listeners[0].proxy_from[0]: expected");
@@ -305,8 +310,9 @@ static void test_cluster(void **state)
     assert_null(c.cluster); /* absent: the single node */
     config_free(&c);
 
-    const char *min = "{\"cluster\": {\"nats_urls\": [\"nats://10.0.0.1:4222\"],"
-                      " \"node\": \"n1\"}}";
+    const char *min =
+        "{\"cluster\": {\"nats_urls\": [\"nats://10.0.0.1:4222\"],"
+        " \"node\": \"n1\"}}";
     assert_int_equal(parse(min, &c, err, sizeof(err)), 0);
     assert_non_null(c.cluster);
     assert_int_equal(c.cluster->nurls, 1);
@@ -325,9 +331,11 @@ static void test_cluster(void **state)
     config_free(&c);
 
     const char *full =
-        "{\"cluster\": {\"nats_urls\": [\"nats://a:4222\", \"tls://b:4222\", \"c:4222\"],"
+        "{\"cluster\": {\"nats_urls\": [\"nats://a:4222\", \"tls://b:4222\", "
+        "\"c:4222\"],"
         " \"node\": \"node_2-x\", \"subject_prefix\": \"prod.im\","
-        " \"stream\": \"MSGS\", \"sessions_bucket\": \"s\", \"retained_bucket\": \"r\","
+        " \"stream\": \"MSGS\", \"sessions_bucket\": \"s\", "
+        "\"retained_bucket\": \"r\","
         " \"replicas\": 5, \"max_age\": 3600, \"max_bytes\": 1e9,"
         " \"connect_timeout_ms\": 500}}";
     assert_int_equal(parse(full, &c, err, sizeof(err)), 0);
@@ -339,18 +347,20 @@ static void test_cluster(void **state)
     config_free(&c);
 
 #define CL(body) "{\"cluster\": {" body "}}"
-#define URL "\"nats_urls\": [\"nats://a:1\"]"
+#define URL      "\"nats_urls\": [\"nats://a:1\"]"
     expect_error(CL("\"node\": \"n\""), "cluster.nats_urls: required");
     expect_error(CL(URL), "cluster.node: required");
     expect_error(CL("\"nats_urls\": [], \"node\": \"n\""),
                  "cluster.nats_urls: expected an array of 1 to 16");
     expect_error(CL("\"nats_urls\": [\"http://a:1\"], \"node\": \"n\""),
                  "cluster.nats_urls[0]: expected \"nats://host:port\"");
-    expect_error(CL("\"nats_urls\": [\"nats://a:1,nats://b:2\"], \"node\": \"n\""),
-                 "cluster.nats_urls[0]");
+    expect_error(
+        CL("\"nats_urls\": [\"nats://a:1,nats://b:2\"], \"node\": \"n\""),
+        "cluster.nats_urls[0]");
     expect_error(CL("\"nats_urls\": [\"nats://a\"], \"node\": \"n\""),
                  "cluster.nats_urls[0]");
-    expect_error(CL(URL ", \"node\": \"n@1\""), "cluster.node: expected 1 to 64");
+    expect_error(CL(URL ", \"node\": \"n@1\""),
+                 "cluster.node: expected 1 to 64");
     expect_error(CL(URL ", \"node\": \"\""), "cluster.node: expected 1 to 64");
     expect_error(CL(URL ", \"node\": \"n\", \"subject_prefix\": \"a.*\""),
                  "cluster.subject_prefix: expected tokens");
@@ -362,18 +372,25 @@ static void test_cluster(void **state)
                  "cluster.replicas: expected an integer 1..5");
     expect_error(CL(URL ", \"node\": \"n\", \"replicas\": 6"),
                  "cluster.replicas: expected an integer 1..5");
-    expect_error(CL(URL ", \"node\": \"n\", \"max_age\": 0"), "cluster.max_age");
-    expect_error(CL(URL ", \"node\": \"n\", \"max_bytes\": -1"), "cluster.max_bytes");
+    expect_error(CL(URL ", \"node\": \"n\", \"max_age\": 0"),
+                 "cluster.max_age");
+    expect_error(CL(URL ", \"node\": \"n\", \"max_bytes\": -1"),
+                 "cluster.max_bytes");
     expect_error(CL(URL ", \"node\": \"n\", \"connect_timeout_ms\": 10"),
                  "cluster.connect_timeout_ms");
     expect_error(CL(URL ", \"node\": \"n\", \"startup_wait_ms\": 600001"),
                  "cluster.startup_wait_ms: expected an integer 0..600000");
-    expect_error(CL(URL ", \"node\": \"n\", \"credentials_file\": \"/nonexistent/x.creds\""),
-                 "cluster.credentials_file: cannot read /nonexistent/x.creds");
-    expect_error(CL(URL ", \"node\": \"n\", \"tls\": {\"ca_file\": \"/nonexistent/ca\"}"),
-                 "cluster.tls.ca_file: cannot read");
-    expect_error(CL(URL ", \"node\": \"n\", \"tls\": {\"cert_file\": \"/dev/null\"}"),
-                 "cluster.tls: \"cert_file\" and \"key_file\" go together");
+    expect_error(
+        CL(URL
+           ", \"node\": \"n\", \"credentials_file\": \"/nonexistent/x.creds\""),
+        "cluster.credentials_file: cannot read /nonexistent/x.creds");
+    expect_error(
+        CL(URL
+           ", \"node\": \"n\", \"tls\": {\"ca_file\": \"/nonexistent/ca\"}"),
+        "cluster.tls.ca_file: cannot read");
+    expect_error(
+        CL(URL ", \"node\": \"n\", \"tls\": {\"cert_file\": \"/dev/null\"}"),
+        "cluster.tls: \"cert_file\" and \"key_file\" go together");
     expect_error(CL(URL ", \"node\": \"n\", \"tls\": {\"verify\": true}"),
                  "cluster.tls");
     expect_error(CL(URL ", \"node\": \"n\", \"nodes\": 3"), "cluster");

@@ -15,7 +15,7 @@
 #include "errors.h"
 #include "mailbox.h"
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 20000
 
 typedef struct item {

@@ -117,7 +117,8 @@ static void v5_qos1_refused_never_acknowledged(void **state)
     assert_int_equal(a->u.ack.packet_id, seq + 1);
     assert_int_equal(a->u.ack.reason, MQTT_RC_QUOTA_EXCEEDED);
     assert_int_equal(sm_metric(b, METRIC_DROP_STORE_FULL), 1);
-    assert_int_equal(b->srv.workers[0].nfailed, 1); /* refused before any batch */
+    assert_int_equal(b->srv.workers[0].nfailed,
+                     1); /* refused before any batch */
 
     sm_client *sub = drain(b, acked, n);
     accepted_again(b, pub, sub);

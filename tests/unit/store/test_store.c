@@ -288,8 +288,8 @@ static void full_store_still_drains_after_restart(void **state)
         store_msg m = msg_of("t", pass == 0 ? big : small);
         for (int status = 0; status == 0; id++) {
             store_put_msg(f->s, id, &m);
-            store_put_entry(f->s, 1, id,
-                            &(store_entry){.msg_id = id, .qos = 1}, true);
+            store_put_entry(f->s, 1, id, &(store_entry){.msg_id = id, .qos = 1},
+                            true);
             status = commit_wait(f->s);
         }
     }
