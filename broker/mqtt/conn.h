@@ -150,6 +150,10 @@ void conn_input(conn *c, const uint8_t *data, size_t len);
 void conn_read_start(conn *c);
 void conn_feed(conn *c, uint8_t *data, size_t len);
 
+/* Arm c's CONNECT deadline (a connection that sends no CONNECT in time is
+ * closed); conn_accept.c, at the start. */
+void conn_arm_connect_timeout(conn *c);
+
 /* Called by the listener for a new TCP connection. */
 void conn_accept(listener *lst);
 
