@@ -1,5 +1,7 @@
-/* The server: one libuv loop that owns every connection, session, the
- * subscription index and the retained messages (DESIGN.md, Threads). */
+/* The server: what the process shares — config, store, policy, sessions,
+ * the subscription and retained indexes, counters. What one loop owns (its
+ * connections and their buffers, flush and ack lists, timing wheel) is a
+ * worker (worker.h); docs/architecture.md has who owns what. */
 #ifndef IMQTT_SERVER_H
 #define IMQTT_SERVER_H
 
