@@ -20,7 +20,7 @@
 #include "password.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)
-int fail(struct ctx *x, const char *fmt, ...)
+int cfg_fail(struct cfg_ctx *x, const char *fmt, ...)
 {
     if (x->err != NULL && x->errlen > 0) {
         va_list ap;
@@ -31,15 +31,15 @@ int fail(struct ctx *x, const char *fmt, ...)
     return IMQTT_ECONFIG;
 }
 
-int fail_nomem(struct ctx *x)
+int cfg_fail_nomem(struct cfg_ctx *x)
 {
-    fail(x, "out of memory");
+    cfg_fail(x, "out of memory");
     return IMQTT_ENOMEM;
 }
 
 /* "parent.key", or "key" at the top level; cut to PATH_MAX_LEN - 1 bytes
  * (paths only name keys in error messages, so a cut path is harmless). */
-void join(char *out, const char *parent, const char *key)
+void cfg_join(char *out, const char *parent, const char *key)
 {
     size_t n = 0;
     for (const char *p = parent; *p && n + 1 < PATH_MAX_LEN; p++)
@@ -51,62 +51,63 @@ void join(char *out, const char *parent, const char *key)
     out[n] = '\0';
 }
 
-int take_keys(struct ctx *x, const cJSON *obj, const char *path,
-              struct key *keys, size_t n)
+int cfg_take_keys(struct cfg_ctx *x, const cJSON *obj, const char *path,
+                  struct cfg_key *keys, size_t n)
 {
     if (!cJSON_IsObject(obj))
-        return fail(x, "%s: expected an object", path[0] ? path : "top level");
+        return cfg_fail(x, "%s: expected an object",
+                        path[0] ? path : "top level");
     for (const cJSON *it = obj->child; it != NULL; it = it->next) {
         size_t i = 0;
         while (i < n && strcmp(keys[i].name, it->string) != 0)
             i++;
         char sub[PATH_MAX_LEN];
-        join(sub, path, it->string);
+        cfg_join(sub, path, it->string);
         if (i == n)
-            return fail(x, "unknown key \"%s\"", sub);
+            return cfg_fail(x, "unknown key \"%s\"", sub);
         if (keys[i].val != NULL)
-            return fail(x, "duplicate key \"%s\"", sub);
+            return cfg_fail(x, "duplicate key \"%s\"", sub);
         keys[i].val = it;
     }
     return 0;
 }
 
-int get_uint(struct ctx *x, const cJSON *v, const char *path, uint32_t min,
-             uint32_t max, uint32_t *out)
+int cfg_get_uint(struct cfg_ctx *x, const cJSON *v, const char *path,
+                 uint32_t min, uint32_t max, uint32_t *out)
 {
     /* Every double in [min, max] converts exactly, so the round trip is an
      * integrality test; the range test first keeps the cast defined. */
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= min) ||
         !(v->valuedouble <= max) ||
         (double)(uint32_t)v->valuedouble != v->valuedouble)
-        return fail(x, "%s: expected an integer %u..%u", path, (unsigned)min,
-                    (unsigned)max);
+        return cfg_fail(x, "%s: expected an integer %u..%u", path,
+                        (unsigned)min, (unsigned)max);
     *out = (uint32_t)v->valuedouble;
     return 0;
 }
 
-int get_u16(struct ctx *x, const cJSON *v, const char *path, uint16_t min,
-            uint16_t max, uint16_t *out)
+int cfg_get_u16(struct cfg_ctx *x, const cJSON *v, const char *path,
+                uint16_t min, uint16_t max, uint16_t *out)
 {
     uint32_t n = 0;
-    int rc = get_uint(x, v, path, min, max, &n);
+    int rc = cfg_get_uint(x, v, path, min, max, &n);
     if (rc == 0)
         *out = (uint16_t)n;
     return rc;
 }
 
-int get_bool(struct ctx *x, const cJSON *v, const char *path, bool *out)
+int cfg_get_bool(struct cfg_ctx *x, const cJSON *v, const char *path, bool *out)
 {
     if (!cJSON_IsBool(v))
-        return fail(x, "%s: expected true or false", path);
+        return cfg_fail(x, "%s: expected true or false", path);
     *out = cJSON_IsTrue(v);
     return 0;
 }
 
 /* One of a fixed set of words; returns its index in `words`. */
-int get_word(struct ctx *x, const cJSON *v, const char *path,
-             const char *const *words, size_t n, const char *expected,
-             size_t *out)
+int cfg_get_word(struct cfg_ctx *x, const cJSON *v, const char *path,
+                 const char *const *words, size_t n, const char *expected,
+                 size_t *out)
 {
     if (cJSON_IsString(v)) {
         for (size_t i = 0; i < n; i++) {
@@ -116,66 +117,66 @@ int get_word(struct ctx *x, const cJSON *v, const char *path,
             }
         }
     }
-    return fail(x, "%s: expected %s", path, expected);
+    return cfg_fail(x, "%s: expected %s", path, expected);
 }
 
-static int parse_listener(struct ctx *x, const cJSON *v, const char *path,
+static int parse_listener(struct cfg_ctx *x, const cJSON *v, const char *path,
                           listener_config *l)
 {
-    struct key k[] = {{"bind", NULL},
-                      {"port", NULL},
-                      {"max_connections", NULL},
-                      {"im", NULL},
-                      {"auth", NULL},
-                      {"clientid", NULL},
-                      {"transport", NULL},
-                      {"tls", NULL},
-                      {"ws_path", NULL},
-                      {"im_envelope", NULL},
-                      {"proxy_protocol", NULL},
-                      {"proxy_from", NULL}};
-    int rc = take_keys(x, v, path, k, 12);
+    struct cfg_key k[] = {{"bind", NULL},
+                          {"port", NULL},
+                          {"max_connections", NULL},
+                          {"im", NULL},
+                          {"auth", NULL},
+                          {"clientid", NULL},
+                          {"transport", NULL},
+                          {"tls", NULL},
+                          {"ws_path", NULL},
+                          {"im_envelope", NULL},
+                          {"proxy_protocol", NULL},
+                          {"proxy_from", NULL}};
+    int rc = cfg_take_keys(x, v, path, k, 12);
     if (rc != 0)
         return rc;
-    if ((rc = parse_listener_im(x, k + 3, path, l)) != 0)
+    if ((rc = cfg_parse_listener_im(x, k + 3, path, l)) != 0)
         return rc;
     if (k[9].val != NULL) {
         char ep[PATH_MAX_LEN];
-        join(ep, path, "im_envelope");
-        if ((rc = get_bool(x, k[9].val, ep, &l->im_envelope)) != 0)
+        cfg_join(ep, path, "im_envelope");
+        if ((rc = cfg_get_bool(x, k[9].val, ep, &l->im_envelope)) != 0)
             return rc;
     }
-    if ((rc = parse_listener_transport(x, k + 6, path, l)) != 0)
+    if ((rc = cfg_parse_listener_transport(x, k + 6, path, l)) != 0)
         return rc;
-    if ((rc = parse_listener_proxy(x, k + 10, path, l)) != 0)
+    if ((rc = cfg_parse_listener_proxy(x, k + 10, path, l)) != 0)
         return rc;
     char sub[PATH_MAX_LEN];
     const char *bind = "0.0.0.0";
     if (k[0].val != NULL) {
-        join(sub, path, "bind");
+        cfg_join(sub, path, "bind");
         unsigned char addr[16];
         /* Addresses only: a host name would need a DNS lookup and could
          * resolve differently from one start to the next. */
         if (!cJSON_IsString(k[0].val) ||
             (inet_pton(AF_INET, k[0].val->valuestring, addr) != 1 &&
              inet_pton(AF_INET6, k[0].val->valuestring, addr) != 1))
-            return fail(x, "%s: expected an IPv4 or IPv6 address", sub);
+            return cfg_fail(x, "%s: expected an IPv4 or IPv6 address", sub);
         bind = k[0].val->valuestring;
     }
     l->port = 1883;
     if (k[1].val != NULL) {
-        join(sub, path, "port");
-        if ((rc = get_u16(x, k[1].val, sub, 1, 65535, &l->port)) != 0)
+        cfg_join(sub, path, "port");
+        if ((rc = cfg_get_u16(x, k[1].val, sub, 1, 65535, &l->port)) != 0)
             return rc;
     }
     if (k[2].val != NULL) {
-        join(sub, path, "max_connections");
-        rc = get_uint(x, k[2].val, sub, 0, UINT32_MAX, &l->max_connections);
+        cfg_join(sub, path, "max_connections");
+        rc = cfg_get_uint(x, k[2].val, sub, 0, UINT32_MAX, &l->max_connections);
         if (rc != 0)
             return rc;
     }
     l->bind = strdup(bind);
-    return l->bind != NULL ? 0 : fail_nomem(x);
+    return l->bind != NULL ? 0 : cfg_fail_nomem(x);
 }
 
 static void free_listeners(listener_config *l, uint32_t n)
@@ -183,21 +184,21 @@ static void free_listeners(listener_config *l, uint32_t n)
     for (uint32_t i = 0; l != NULL && i < n; i++) {
         free(l[i].bind);
         free(l[i].proxy_from);
-        free_listener_transport(&l[i]);
+        cfg_free_listener_transport(&l[i]);
     }
     free(l);
 }
 
-static int parse_listeners(struct ctx *x, const cJSON *v, imqtt_config *c)
+static int parse_listeners(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
 {
     if (!cJSON_IsArray(v))
-        return fail(x, "listeners: expected an array of objects");
+        return cfg_fail(x, "listeners: expected an array of objects");
     int n = cJSON_GetArraySize(v);
     if (n == 0)
-        return fail(x, "listeners: must not be empty");
+        return cfg_fail(x, "listeners: must not be empty");
     listener_config *l = calloc((size_t)n, sizeof(*l));
     if (l == NULL)
-        return fail_nomem(x);
+        return cfg_fail_nomem(x);
     uint32_t i = 0;
     int rc = 0;
     for (const cJSON *it = v->child; it != NULL; it = it->next, i++) {
@@ -207,8 +208,8 @@ static int parse_listeners(struct ctx *x, const cJSON *v, imqtt_config *c)
             break;
         for (uint32_t j = 0; j < i; j++) {
             if (l[j].port == l[i].port && strcmp(l[j].bind, l[i].bind) == 0) {
-                rc = fail(x, "%s: same bind and port as listeners[%u]", path,
-                          (unsigned)j);
+                rc = cfg_fail(x, "%s: same bind and port as listeners[%u]",
+                              path, (unsigned)j);
                 break;
             }
         }
@@ -225,51 +226,54 @@ static int parse_listeners(struct ctx *x, const cJSON *v, imqtt_config *c)
     return 0;
 }
 
-static int parse_rule(struct ctx *x, const cJSON *v, const char *path, acl *a)
+static int parse_rule(struct cfg_ctx *x, const cJSON *v, const char *path,
+                      acl *a)
 {
     static const char *const perms[] = {"allow", "deny"};
     static const char *const actions[] = {"publish", "subscribe", "all"};
     static const unsigned masks[] = {ACL_PUBLISH, ACL_SUBSCRIBE,
                                      ACL_PUBLISH | ACL_SUBSCRIBE};
-    struct key k[] = {{"permission", NULL}, {"action", NULL}, {"topic", NULL}};
-    int rc = take_keys(x, v, path, k, 3);
+    struct cfg_key k[] = {
+        {"permission", NULL}, {"action", NULL}, {"topic", NULL}};
+    int rc = cfg_take_keys(x, v, path, k, 3);
     if (rc != 0)
         return rc;
     /* A rule with a part left out would have to guess it, and a guess
      * ("all", "allow") could grant more than was meant. */
     for (size_t i = 0; i < 3; i++)
         if (k[i].val == NULL)
-            return fail(x, "%s: missing \"%s\"", path, k[i].name);
+            return cfg_fail(x, "%s: missing \"%s\"", path, k[i].name);
 
     char sub[PATH_MAX_LEN];
     size_t perm = 0, action = 0;
-    join(sub, path, "permission");
-    rc = get_word(x, k[0].val, sub, perms, 2, "\"allow\" or \"deny\"", &perm);
+    cfg_join(sub, path, "permission");
+    rc = cfg_get_word(x, k[0].val, sub, perms, 2, "\"allow\" or \"deny\"",
+                      &perm);
     if (rc != 0)
         return rc;
-    join(sub, path, "action");
-    rc = get_word(x, k[1].val, sub, actions, 3,
-                  "\"publish\", \"subscribe\" or \"all\"", &action);
+    cfg_join(sub, path, "action");
+    rc = cfg_get_word(x, k[1].val, sub, actions, 3,
+                      "\"publish\", \"subscribe\" or \"all\"", &action);
     if (rc != 0)
         return rc;
-    join(sub, path, "topic");
+    cfg_join(sub, path, "topic");
     if (!cJSON_IsString(k[2].val))
-        return fail(x, "%s: expected a topic filter string", sub);
+        return cfg_fail(x, "%s: expected a topic filter string", sub);
     const char *topic = k[2].val->valuestring;
     rc = acl_add_rule(a, perm == 0, masks[action],
                       mqtt_str_from(topic, strlen(topic)));
     if (rc == IMQTT_ENOMEM)
-        return fail_nomem(x);
+        return cfg_fail_nomem(x);
     if (rc != 0)
-        return fail(x, "%s: invalid topic filter \"%.100s\"", sub, topic);
+        return cfg_fail(x, "%s: invalid topic filter \"%.100s\"", sub, topic);
     return 0;
 }
 
-static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
+static int parse_acl(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {
+    struct cfg_key k[] = {
         {"default", NULL}, {"rules", NULL}, {"deny_suback", NULL}};
-    int rc = take_keys(x, v, "acl", k, 3);
+    int rc = cfg_take_keys(x, v, "acl", k, 3);
     if (rc != 0)
         return rc;
     if (k[2].val != NULL) {
@@ -278,8 +282,8 @@ static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
         static const char *const words[] = {"not_authorized", "unspecified"};
         static const uint8_t codes[] = {0x87, 0x80};
         size_t w = 0;
-        rc = get_word(x, k[2].val, "acl.deny_suback", words, 2,
-                      "\"not_authorized\" or \"unspecified\"", &w);
+        rc = cfg_get_word(x, k[2].val, "acl.deny_suback", words, 2,
+                          "\"not_authorized\" or \"unspecified\"", &w);
         if (rc != 0)
             return rc;
         c->deny_suback_reason = codes[w];
@@ -289,18 +293,18 @@ static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
     size_t def = 1;
     if (k[0].val != NULL) {
         static const char *const words[] = {"allow", "deny"};
-        rc = get_word(x, k[0].val, "acl.default", words, 2,
-                      "\"allow\" or \"deny\"", &def);
+        rc = cfg_get_word(x, k[0].val, "acl.default", words, 2,
+                          "\"allow\" or \"deny\"", &def);
         if (rc != 0)
             return rc;
     }
     acl *a = acl_new(def == 0);
     if (a == NULL)
-        return fail_nomem(x);
+        return cfg_fail_nomem(x);
     if (k[1].val != NULL) {
         if (!cJSON_IsArray(k[1].val)) {
             acl_free(a);
-            return fail(x, "acl.rules: expected an array of objects");
+            return cfg_fail(x, "acl.rules: expected an array of objects");
         }
         unsigned i = 0;
         for (const cJSON *it = k[1].val->child; it != NULL;
@@ -318,17 +322,17 @@ static int parse_acl(struct ctx *x, const cJSON *v, imqtt_config *c)
     return 0;
 }
 
-static int parse_log(struct ctx *x, const cJSON *v, imqtt_config *c)
+static int parse_log(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {{"level", NULL}, {"format", NULL}};
-    int rc = take_keys(x, v, "log", k, 2);
+    struct cfg_key k[] = {{"level", NULL}, {"format", NULL}};
+    int rc = cfg_take_keys(x, v, "log", k, 2);
     if (rc != 0)
         return rc;
     if (k[1].val != NULL) {
         static const char *const words[] = {"text", "json"};
         size_t w = 0;
-        rc = get_word(x, k[1].val, "log.format", words, 2,
-                      "\"text\" or \"json\"", &w);
+        rc = cfg_get_word(x, k[1].val, "log.format", words, 2,
+                          "\"text\" or \"json\"", &w);
         if (rc != 0)
             return rc;
         c->log_json = w == 1;
@@ -337,61 +341,61 @@ static int parse_log(struct ctx *x, const cJSON *v, imqtt_config *c)
         return 0;
     if (!cJSON_IsString(k[0].val) ||
         log_level_parse(k[0].val->valuestring, &c->log_level) != 0)
-        return fail(x, "log.level: expected \"error\", \"warn\", \"info\" "
-                       "or \"debug\"");
+        return cfg_fail(x, "log.level: expected \"error\", \"warn\", \"info\" "
+                           "or \"debug\"");
     return 0;
 }
 
 /* A byte size: an integer up to 2^53 (JSON numbers are doubles). */
-int get_size(struct ctx *x, const cJSON *v, const char *path, uint64_t min,
-             uint64_t *out)
+int cfg_get_size(struct cfg_ctx *x, const cJSON *v, const char *path,
+                 uint64_t min, uint64_t *out)
 {
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min) ||
         !(v->valuedouble <= 9007199254740992.0) ||
         (double)(uint64_t)v->valuedouble != v->valuedouble)
-        return fail(x, "%s: expected an integer number of bytes >= %llu", path,
-                    (unsigned long long)min);
+        return cfg_fail(x, "%s: expected an integer number of bytes >= %llu",
+                        path, (unsigned long long)min);
     *out = (uint64_t)v->valuedouble;
     return 0;
 }
 
-static int parse_store(struct ctx *x, const cJSON *v, imqtt_config *c)
+static int parse_store(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct key k[] = {{"durability", NULL},
-                      {"dir", NULL},
-                      {"map_size", NULL},
-                      {"max_size", NULL},
-                      {"sync_interval_ms", NULL}};
-    int rc = take_keys(x, v, "store", k, 5);
+    struct cfg_key k[] = {{"durability", NULL},
+                          {"dir", NULL},
+                          {"map_size", NULL},
+                          {"max_size", NULL},
+                          {"sync_interval_ms", NULL}};
+    int rc = cfg_take_keys(x, v, "store", k, 5);
     if (rc != 0)
         return rc;
     if (k[0].val != NULL) {
         static const char *const words[] = {"none", "process", "full"};
         size_t i = 0;
-        rc = get_word(x, k[0].val, "store.durability", words, 3,
-                      "\"none\", \"process\" or \"full\"", &i);
+        rc = cfg_get_word(x, k[0].val, "store.durability", words, 3,
+                          "\"none\", \"process\" or \"full\"", &i);
         if (rc != 0)
             return rc;
         c->store_durability = (enum store_durability)i;
     }
     if (k[1].val != NULL) {
         if (!cJSON_IsString(k[1].val) || k[1].val->valuestring[0] == '\0')
-            return fail(x, "store.dir: expected a non-empty string");
+            return cfg_fail(x, "store.dir: expected a non-empty string");
         char *d = strdup(k[1].val->valuestring);
         if (d == NULL)
-            return fail_nomem(x);
+            return cfg_fail_nomem(x);
         free(c->store_dir);
         c->store_dir = d;
     }
-    if (k[2].val != NULL && (rc = get_size(x, k[2].val, "store.map_size", 65536,
-                                           &c->store_map_size)) != 0)
+    if (k[2].val != NULL && (rc = cfg_get_size(x, k[2].val, "store.map_size",
+                                               65536, &c->store_map_size)) != 0)
         return rc;
-    if (k[3].val != NULL && (rc = get_size(x, k[3].val, "store.max_size", 65536,
-                                           &c->store_max_size)) != 0)
+    if (k[3].val != NULL && (rc = cfg_get_size(x, k[3].val, "store.max_size",
+                                               65536, &c->store_max_size)) != 0)
         return rc;
     if (k[4].val != NULL &&
-        (rc = get_uint(x, k[4].val, "store.sync_interval_ms", 1, 3600000,
-                       &c->store_sync_interval_ms)) != 0)
+        (rc = cfg_get_uint(x, k[4].val, "store.sync_interval_ms", 1, 3600000,
+                           &c->store_sync_interval_ms)) != 0)
         return rc;
     if (c->store_map_size > c->store_max_size)
         c->store_map_size = c->store_max_size;
@@ -429,9 +433,9 @@ enum {
     K_COUNT_
 };
 
-static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
+static int parse_root(struct cfg_ctx *x, const cJSON *root, imqtt_config *c)
 {
-    struct key k[K_COUNT_] = {
+    struct cfg_key k[K_COUNT_] = {
         [K_LISTENERS] = {"listeners", NULL},
         [K_MAX_CONNECTIONS] = {"max_connections", NULL},
         [K_MAX_INFLIGHT] = {"max_inflight_messages", NULL},
@@ -459,7 +463,7 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
         [K_MAX_STORED_BYTES] = {"max_stored_bytes", NULL},
         [K_CLUSTER] = {"cluster", NULL},
     };
-    int rc = take_keys(x, root, "", k, K_COUNT_);
+    int rc = cfg_take_keys(x, root, "", k, K_COUNT_);
     if (rc != 0)
         return rc;
 #define OPT(key, call)                            \
@@ -467,55 +471,57 @@ static int parse_root(struct ctx *x, const cJSON *root, imqtt_config *c)
     return rc
 #define V(key) k[key].val, k[key].name
     OPT(K_LISTENERS, parse_listeners(x, k[K_LISTENERS].val, c));
-    OPT(K_MAX_CONNECTIONS,
-        get_uint(x, V(K_MAX_CONNECTIONS), 0, UINT32_MAX, &c->max_connections));
+    OPT(K_MAX_CONNECTIONS, cfg_get_uint(x, V(K_MAX_CONNECTIONS), 0, UINT32_MAX,
+                                        &c->max_connections));
     OPT(K_MAX_INFLIGHT,
-        get_u16(x, V(K_MAX_INFLIGHT), 1, 65535, &c->max_inflight_messages));
-    OPT(K_MAX_QUEUED,
-        get_uint(x, V(K_MAX_QUEUED), 0, UINT32_MAX, &c->max_queued_messages));
+        cfg_get_u16(x, V(K_MAX_INFLIGHT), 1, 65535, &c->max_inflight_messages));
+    OPT(K_MAX_QUEUED, cfg_get_uint(x, V(K_MAX_QUEUED), 0, UINT32_MAX,
+                                   &c->max_queued_messages));
     OPT(K_MAX_QUEUED_BYTES,
-        get_size(x, V(K_MAX_QUEUED_BYTES), 0, &c->max_queued_bytes));
+        cfg_get_size(x, V(K_MAX_QUEUED_BYTES), 0, &c->max_queued_bytes));
     /* A config that bounds queues and says nothing of the stored ones
      * (written before they had their own keys) keeps bounding them all. */
     if (k[K_MAX_QUEUED].val && !k[K_MAX_STORED].val)
         c->max_stored_messages = c->max_queued_messages;
     if (k[K_MAX_QUEUED_BYTES].val && !k[K_MAX_STORED_BYTES].val)
         c->max_stored_bytes = c->max_queued_bytes;
-    OPT(K_MAX_STORED, get_size(x, V(K_MAX_STORED), 0, &c->max_stored_messages));
+    OPT(K_MAX_STORED,
+        cfg_get_size(x, V(K_MAX_STORED), 0, &c->max_stored_messages));
     OPT(K_MAX_STORED_BYTES,
-        get_size(x, V(K_MAX_STORED_BYTES), 0, &c->max_stored_bytes));
+        cfg_get_size(x, V(K_MAX_STORED_BYTES), 0, &c->max_stored_bytes));
     OPT(K_MAX_SUBS,
-        get_uint(x, V(K_MAX_SUBS), 0, UINT32_MAX, &c->max_subscriptions));
-    OPT(K_MAX_PACKET, get_uint(x, V(K_MAX_PACKET), 16, MQTT_MAX_REMAINING + 5,
-                               &c->max_packet_size));
+        cfg_get_uint(x, V(K_MAX_SUBS), 0, UINT32_MAX, &c->max_subscriptions));
+    OPT(K_MAX_PACKET,
+        cfg_get_uint(x, V(K_MAX_PACKET), 16, MQTT_MAX_REMAINING + 5,
+                     &c->max_packet_size));
     OPT(K_MAX_KEEPALIVE,
-        get_u16(x, V(K_MAX_KEEPALIVE), 0, 65535, &c->max_keepalive));
-    OPT(K_RETAIN, get_bool(x, V(K_RETAIN), &c->retain_available));
-    OPT(K_MAX_RETAINED, get_uint(x, V(K_MAX_RETAINED), 0, UINT32_MAX,
-                                 &c->max_retained_messages));
+        cfg_get_u16(x, V(K_MAX_KEEPALIVE), 0, 65535, &c->max_keepalive));
+    OPT(K_RETAIN, cfg_get_bool(x, V(K_RETAIN), &c->retain_available));
+    OPT(K_MAX_RETAINED, cfg_get_uint(x, V(K_MAX_RETAINED), 0, UINT32_MAX,
+                                     &c->max_retained_messages));
     OPT(K_MAX_RETAINED_BYTES,
-        get_size(x, V(K_MAX_RETAINED_BYTES), 0, &c->max_retained_bytes));
+        cfg_get_size(x, V(K_MAX_RETAINED_BYTES), 0, &c->max_retained_bytes));
     OPT(K_ALIAS_MAX,
-        get_u16(x, V(K_ALIAS_MAX), 0, 65535, &c->topic_alias_maximum));
-    OPT(K_SESSION_EXPIRY, get_uint(x, V(K_SESSION_EXPIRY), 0, UINT32_MAX,
-                                   &c->max_session_expiry));
+        cfg_get_u16(x, V(K_ALIAS_MAX), 0, 65535, &c->topic_alias_maximum));
+    OPT(K_SESSION_EXPIRY, cfg_get_uint(x, V(K_SESSION_EXPIRY), 0, UINT32_MAX,
+                                       &c->max_session_expiry));
     OPT(K_TOPIC_LEVELS,
-        get_uint(x, V(K_TOPIC_LEVELS), 1, 65535, &c->max_topic_levels));
+        cfg_get_uint(x, V(K_TOPIC_LEVELS), 1, 65535, &c->max_topic_levels));
     OPT(K_TOPIC_LENGTH,
-        get_uint(x, V(K_TOPIC_LENGTH), 1, 65535, &c->max_topic_length));
+        cfg_get_uint(x, V(K_TOPIC_LENGTH), 1, 65535, &c->max_topic_length));
     OPT(K_ACL, parse_acl(x, k[K_ACL].val, c));
     OPT(K_LOG, parse_log(x, k[K_LOG].val, c));
     OPT(K_STORE, parse_store(x, k[K_STORE].val, c));
-    OPT(K_AUTH, parse_auth(x, k[K_AUTH].val, c));
-    OPT(K_IM, parse_im(x, k[K_IM].val, c));
+    OPT(K_AUTH, cfg_parse_auth(x, k[K_AUTH].val, c));
+    OPT(K_IM, cfg_parse_im(x, k[K_IM].val, c));
     OPT(K_SYS_INTERVAL,
-        get_uint(x, V(K_SYS_INTERVAL), 0, 86400, &c->sys_interval));
-    OPT(K_HTTP, parse_http(x, k[K_HTTP].val, c));
-    OPT(K_LIMITS, parse_limits(x, k[K_LIMITS].val, c));
-    OPT(K_CLUSTER, parse_cluster(x, k[K_CLUSTER].val, c));
+        cfg_get_uint(x, V(K_SYS_INTERVAL), 0, 86400, &c->sys_interval));
+    OPT(K_HTTP, cfg_parse_http(x, k[K_HTTP].val, c));
+    OPT(K_LIMITS, cfg_parse_limits(x, k[K_LIMITS].val, c));
+    OPT(K_CLUSTER, cfg_parse_cluster(x, k[K_CLUSTER].val, c));
 #undef V
 #undef OPT
-    return check_listener_auth(x, c);
+    return cfg_check_listener_auth(x, c);
 }
 
 int config_defaults(imqtt_config *c)
@@ -612,22 +618,22 @@ static struct pos pos_of(const char *s, size_t off)
     return p;
 }
 
-static int parse_text(struct ctx *x, const char *json, size_t len,
+static int parse_text(struct cfg_ctx *x, const char *json, size_t len,
                       imqtt_config *c)
 {
     const char *nul = memchr(json, '\0', len);
     if (nul != NULL) {
         struct pos p = pos_of(json, (size_t)(nul - json));
-        return fail(x, "invalid JSON: NUL byte at line %u, column %u", p.line,
-                    p.col);
+        return cfg_fail(x, "invalid JSON: NUL byte at line %u, column %u",
+                        p.line, p.col);
     }
     size_t esc = find_escaped_nul(json, len);
     if (esc != len) {
         struct pos p = pos_of(json, esc);
-        return fail(x,
-                    "invalid JSON: \\u0000 at line %u, column %u is not "
-                    "allowed",
-                    p.line, p.col);
+        return cfg_fail(x,
+                        "invalid JSON: \\u0000 at line %u, column %u is not "
+                        "allowed",
+                        p.line, p.col);
     }
 
     const char *end = NULL;
@@ -639,7 +645,7 @@ static int parse_text(struct ctx *x, const char *json, size_t len,
         if (off > len)
             off = len;
         struct pos p = pos_of(json, off);
-        return fail(x, "invalid JSON at line %u, column %u", p.line, p.col);
+        return cfg_fail(x, "invalid JSON at line %u, column %u", p.line, p.col);
     }
     size_t off = (size_t)(end - json);
     while (off < len && strchr(" \t\r\n", json[off]) != NULL)
@@ -647,8 +653,8 @@ static int parse_text(struct ctx *x, const char *json, size_t len,
     int rc;
     struct pos p = pos_of(json, off);
     if (off < len)
-        rc = fail(x, "invalid JSON: unexpected data at line %u, column %u",
-                  p.line, p.col);
+        rc = cfg_fail(x, "invalid JSON: unexpected data at line %u, column %u",
+                      p.line, p.col);
     else
         rc = parse_root(x, root, c);
     cJSON_Delete(root);
@@ -658,14 +664,14 @@ static int parse_text(struct ctx *x, const char *json, size_t len,
 int config_parse(const char *json, size_t len, imqtt_config *c, char *err,
                  size_t errlen)
 {
-    struct ctx x = {err, errlen};
+    struct cfg_ctx x = {err, errlen};
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     imqtt_config tmp;
     int rc = config_defaults(&tmp);
     if (rc != 0) {
         *c = (imqtt_config){0};
-        return fail_nomem(&x);
+        return cfg_fail_nomem(&x);
     }
     rc = parse_text(&x, json, len, &tmp);
     if (rc != 0) {
@@ -679,18 +685,18 @@ int config_parse(const char *json, size_t len, imqtt_config *c, char *err,
 
 int config_load(const char *path, imqtt_config *c, char *err, size_t errlen)
 {
-    struct ctx x = {err, errlen};
+    struct cfg_ctx x = {err, errlen};
     *c = (imqtt_config){0};
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        fail(&x, "%s: %s", path, strerror(errno));
+        cfg_fail(&x, "%s: %s", path, strerror(errno));
         return IMQTT_EIO;
     }
     /* One byte more than the limit tells "exactly 1 MiB" from "larger". */
     char *buf = malloc(CONFIG_FILE_MAX + 1);
     if (buf == NULL) {
         fclose(f);
-        return fail_nomem(&x);
+        return cfg_fail_nomem(&x);
     }
     size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
     bool read_failed = ferror(f) != 0;
@@ -698,15 +704,15 @@ int config_load(const char *path, imqtt_config *c, char *err, size_t errlen)
     fclose(f);
     int rc;
     if (read_failed) {
-        fail(&x, "%s: %s", path, strerror(read_errno));
+        cfg_fail(&x, "%s: %s", path, strerror(read_errno));
         rc = IMQTT_EIO;
     } else if (n > CONFIG_FILE_MAX) {
-        rc = fail(&x, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+        rc = cfg_fail(&x, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
     } else {
         char msg[256];
         rc = config_parse(buf, n, c, msg, sizeof(msg));
         if (rc != 0)
-            fail(&x, "%s: %s", path, msg);
+            cfg_fail(&x, "%s: %s", path, msg);
     }
     free(buf);
     return rc;

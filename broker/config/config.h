@@ -68,7 +68,8 @@ typedef struct listener_config {
 
 /* Whether a and b have the same PROXY protocol settings (a reload that
  * changes them needs a restart; config_proxy.c). */
-bool listener_proxy_same(const listener_config *a, const listener_config *b);
+bool config_listener_proxy_same(const listener_config *a,
+                                const listener_config *b);
 
 typedef struct imqtt_config {
     listener_config *listeners; /* owned array */

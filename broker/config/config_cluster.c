@@ -42,29 +42,31 @@ static bool plain_name(const char *s, size_t max)
     return true;
 }
 
-static int get_string(struct ctx *x, const cJSON *v, const char *path,
+static int get_string(struct cfg_ctx *x, const cJSON *v, const char *path,
                       char **out)
 {
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
-        return fail(x, "%s: expected a non-empty string", path);
+        return cfg_fail(x, "%s: expected a non-empty string", path);
     free(*out);
     *out = strdup(v->valuestring);
-    return *out ? 0 : fail_nomem(x);
+    return *out ? 0 : cfg_fail_nomem(x);
 }
 
-static int get_name(struct ctx *x, const cJSON *v, const char *path, size_t max,
-                    char **out)
+static int get_name(struct cfg_ctx *x, const cJSON *v, const char *path,
+                    size_t max, char **out)
 {
     if (!cJSON_IsString(v) || !plain_name(v->valuestring, max))
-        return fail(x, "%s: expected 1 to %zu of A-Z a-z 0-9 _ -", path, max);
+        return cfg_fail(x, "%s: expected 1 to %zu of A-Z a-z 0-9 _ -", path,
+                        max);
     return get_string(x, v, path, out);
 }
 
-static int get_file(struct ctx *x, const cJSON *v, const char *path, char **out)
+static int get_file(struct cfg_ctx *x, const cJSON *v, const char *path,
+                    char **out)
 {
     int rc = get_string(x, v, path, out);
     if (rc == 0 && access(*out, R_OK) != 0)
-        return fail(x, "%s: cannot read %s", path, *out);
+        return cfg_fail(x, "%s: cannot read %s", path, *out);
     return rc;
 }
 
@@ -89,7 +91,7 @@ static bool url_ok(const char *u)
     return colon && colon > hp && colon[1] != '\0';
 }
 
-static int set_defaults(struct ctx *x, cluster_config *cc)
+static int set_defaults(struct cfg_ctx *x, cluster_config *cc)
 {
     struct {
         char **field;
@@ -100,55 +102,56 @@ static int set_defaults(struct ctx *x, cluster_config *cc)
              {&cc->retained_bucket, "imqtt_retained"}};
     for (size_t i = 0; i < sizeof d / sizeof *d; i++) {
         if (*d[i].field == NULL && !(*d[i].field = strdup(d[i].value)))
-            return fail_nomem(x);
+            return cfg_fail_nomem(x);
     }
     return 0;
 }
 
-static int parse_urls(struct ctx *x, const cJSON *v, cluster_config *cc)
+static int parse_urls(struct cfg_ctx *x, const cJSON *v, cluster_config *cc)
 {
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
     if (n < 1 || n > CLUSTER_MAX_URLS)
-        return fail(x, "cluster.nats_urls: expected an array of 1 to %d URLs",
-                    CLUSTER_MAX_URLS);
+        return cfg_fail(x,
+                        "cluster.nats_urls: expected an array of 1 to %d URLs",
+                        CLUSTER_MAX_URLS);
     const cJSON *it;
     cJSON_ArrayForEach(it, v)
     {
         char sub[PATH_MAX_LEN];
         snprintf(sub, sizeof sub, "cluster.nats_urls[%u]", cc->nurls);
         if (!cJSON_IsString(it) || !url_ok(it->valuestring))
-            return fail(x,
-                        "%s: expected \"nats://host:port\" or "
-                        "\"tls://host:port\"",
-                        sub);
+            return cfg_fail(x,
+                            "%s: expected \"nats://host:port\" or "
+                            "\"tls://host:port\"",
+                            sub);
         if (!(cc->urls[cc->nurls] = strdup(it->valuestring)))
-            return fail_nomem(x);
+            return cfg_fail_nomem(x);
         cc->nurls++;
     }
     return 0;
 }
 
-static int parse_tls(struct ctx *x, const cJSON *v, cluster_config *cc)
+static int parse_tls(struct cfg_ctx *x, const cJSON *v, cluster_config *cc)
 {
-    struct key k[] = {
+    struct cfg_key k[] = {
         {"ca_file", NULL}, {"cert_file", NULL}, {"key_file", NULL}};
-    int rc = take_keys(x, v, "cluster.tls", k, 3);
+    int rc = cfg_take_keys(x, v, "cluster.tls", k, 3);
     if (rc != 0)
         return rc;
     char **out[] = {&cc->tls_ca_file, &cc->tls_cert_file, &cc->tls_key_file};
     for (int i = 0; i < 3; i++) {
         char sub[PATH_MAX_LEN];
-        join(sub, "cluster.tls", k[i].name);
+        cfg_join(sub, "cluster.tls", k[i].name);
         if (k[i].val && (rc = get_file(x, k[i].val, sub, out[i])) != 0)
             return rc;
     }
     if (!cc->tls_cert_file != !cc->tls_key_file)
-        return fail(x, "cluster.tls: \"cert_file\" and \"key_file\" go "
-                       "together");
+        return cfg_fail(x, "cluster.tls: \"cert_file\" and \"key_file\" go "
+                           "together");
     return 0;
 }
 
-static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
+static int parse_body(struct cfg_ctx *x, const cJSON *v, cluster_config *cc)
 {
     enum {
         URLS,
@@ -166,7 +169,7 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
         WAIT,
         NKEYS
     };
-    struct key k[NKEYS] = {
+    struct cfg_key k[NKEYS] = {
         [URLS] = {"nats_urls", NULL},
         [NODE] = {"node", NULL},
         [PREFIX] = {"subject_prefix", NULL},
@@ -181,24 +184,24 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
         [TIMEOUT] = {"connect_timeout_ms", NULL},
         [WAIT] = {"startup_wait_ms", NULL},
     };
-    int rc = take_keys(x, v, "cluster", k, NKEYS);
+    int rc = cfg_take_keys(x, v, "cluster", k, NKEYS);
     if (rc != 0)
         return rc;
     if (!k[URLS].val)
-        return fail(x, "cluster.nats_urls: required");
+        return cfg_fail(x, "cluster.nats_urls: required");
     if (!k[NODE].val)
-        return fail(x, "cluster.node: required (this node's name)");
+        return cfg_fail(x, "cluster.node: required (this node's name)");
     if ((rc = parse_urls(x, k[URLS].val, cc)) != 0 ||
         (rc = get_name(x, k[NODE].val, "cluster.node", 64, &cc->node)) != 0)
         return rc;
     if (k[PREFIX].val) {
         if (!cJSON_IsString(k[PREFIX].val) ||
             cluster_prefix_check(k[PREFIX].val->valuestring) != 0)
-            return fail(x,
-                        "cluster.subject_prefix: expected tokens of "
-                        "A-Z a-z 0-9 _ - joined by dots, at most %d "
-                        "bytes",
-                        CLUSTER_PREFIX_MAX);
+            return cfg_fail(x,
+                            "cluster.subject_prefix: expected tokens of "
+                            "A-Z a-z 0-9 _ - joined by dots, at most %d "
+                            "bytes",
+                            CLUSTER_PREFIX_MAX);
         if ((rc = get_string(x, k[PREFIX].val, "cluster.subject_prefix",
                              &cc->subject_prefix)) != 0)
             return rc;
@@ -221,13 +224,13 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
     cc->connect_timeout_ms = 2000;
     cc->startup_wait_ms = 15000;
     /* NATS allows at most 5 replicas */
-    if ((k[REPL].val && (rc = get_uint(x, k[REPL].val, "cluster.replicas", 1, 5,
-                                       &cc->replicas)) != 0))
+    if ((k[REPL].val && (rc = cfg_get_uint(x, k[REPL].val, "cluster.replicas",
+                                           1, 5, &cc->replicas)) != 0))
         return rc;
     uint32_t age = 0;
     if (k[AGE].val) {
-        if ((rc = get_uint(x, k[AGE].val, "cluster.max_age", 1, UINT32_MAX,
-                           &age)) != 0)
+        if ((rc = cfg_get_uint(x, k[AGE].val, "cluster.max_age", 1, UINT32_MAX,
+                               &age)) != 0)
             return rc;
         cc->max_age = age;
     }
@@ -236,25 +239,27 @@ static int parse_body(struct ctx *x, const cJSON *v, cluster_config *cc)
         if (!cJSON_IsNumber(b) || !(b->valuedouble >= 0) ||
             !(b->valuedouble <= 9007199254740992.0) ||
             (double)(uint64_t)b->valuedouble != b->valuedouble)
-            return fail(x, "cluster.max_bytes: expected an integer number of "
-                           "bytes (0: no limit)");
+            return cfg_fail(x,
+                            "cluster.max_bytes: expected an integer number of "
+                            "bytes (0: no limit)");
         cc->max_bytes = (uint64_t)b->valuedouble;
     }
     if (k[TIMEOUT].val &&
-        (rc = get_uint(x, k[TIMEOUT].val, "cluster.connect_timeout_ms", 100,
-                       60000, &cc->connect_timeout_ms)) != 0)
+        (rc = cfg_get_uint(x, k[TIMEOUT].val, "cluster.connect_timeout_ms", 100,
+                           60000, &cc->connect_timeout_ms)) != 0)
         return rc;
-    if (k[WAIT].val && (rc = get_uint(x, k[WAIT].val, "cluster.startup_wait_ms",
-                                      0, 600000, &cc->startup_wait_ms)) != 0)
+    if (k[WAIT].val &&
+        (rc = cfg_get_uint(x, k[WAIT].val, "cluster.startup_wait_ms", 0, 600000,
+                           &cc->startup_wait_ms)) != 0)
         return rc;
     return set_defaults(x, cc);
 }
 
-int parse_cluster(struct ctx *x, const cJSON *v, imqtt_config *c)
+int cfg_parse_cluster(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
 {
     cluster_config *cc = calloc(1, sizeof(*cc));
     if (!cc)
-        return fail_nomem(x);
+        return cfg_fail_nomem(x);
     int rc = parse_body(x, v, cc);
     if (rc != 0) {
         cluster_config_free(cc);

@@ -503,7 +503,7 @@ static size_t process(conn *c, const uint8_t *buf, size_t len, size_t *need)
         c->last_rx = server_now(c->srv);
         if (f.type == MQTT_PUBLISH && c->state == CONN_ACTIVE &&
             (c->srv->cfg.msg_rate || c->srv->cfg.bytes_rate) &&
-            !limits_publish(c, (uint32_t)r)) {
+            !rate_limits_publish(c, (uint32_t)r)) {
             log_info("%s: over its message rate", conn_who(c));
             conn_disconnect(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH);
             return len;

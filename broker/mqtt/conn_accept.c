@@ -64,7 +64,7 @@ static int conn_begin(conn *c)
         }
         /* a PROXY listener limits the client's address, once the header
          * has told it (conn_proxy.c) */
-        if (!lst->cfg->proxy_protocol && !limits_accept(srv, ip)) {
+        if (!lst->cfg->proxy_protocol && !rate_limits_accept(srv, ip)) {
             log_warn("%s: refused: connection rate limit", conn_peer(c));
             conn_abort(c);
             return -1;

@@ -90,7 +90,7 @@ static void proxy_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     char ip[48] = "?";
     uv_inet_ntop(c->peer.family == 6 ? AF_INET6 : AF_INET, c->peer.ip, ip,
                  sizeof ip);
-    if (!limits_accept(c->srv, ip)) {
+    if (!rate_limits_accept(c->srv, ip)) {
         log_warn("%s: refused: connection rate limit", conn_peer(c));
         conn_abort(c);
         return;

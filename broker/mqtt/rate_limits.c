@@ -28,7 +28,7 @@ static void clear_addrs(hmap *addrs)
     memset(addrs, 0, sizeof(*addrs));
 }
 
-bool limits_accept(server *srv, const char *ip)
+bool rate_limits_accept(server *srv, const char *ip)
 {
     uint32_t rate = srv->cfg.conn_rate;
     if (rate == 0)
@@ -58,7 +58,7 @@ bool limits_accept(server *srv, const char *ip)
     return false;
 }
 
-bool limits_publish(conn *c, uint32_t bytes)
+bool rate_limits_publish(conn *c, uint32_t bytes)
 {
     const imqtt_config *cfg = &c->srv->cfg;
     if (!cfg->msg_rate && !cfg->bytes_rate)
@@ -82,7 +82,7 @@ bool limits_publish(conn *c, uint32_t bytes)
     return true;
 }
 
-void limits_free(server *srv)
+void rate_limits_free(server *srv)
 {
     clear_addrs(&srv->conn_rate_addrs);
 }

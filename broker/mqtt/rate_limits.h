@@ -14,12 +14,12 @@ struct server;
 struct conn;
 
 /* A new connection from address ip (text, no port). False: refuse it. */
-bool limits_accept(struct server *srv, const char *ip);
+bool rate_limits_accept(struct server *srv, const char *ip);
 
 /* A PUBLISH of `bytes` from c. False: over its rate (disconnect 0x96). */
-bool limits_publish(struct conn *c, uint32_t bytes);
+bool rate_limits_publish(struct conn *c, uint32_t bytes);
 
 /* Free the per-address table. */
-void limits_free(struct server *srv);
+void rate_limits_free(struct server *srv);
 
 #endif

@@ -412,7 +412,7 @@ static void free_retained(void *value)
 
 void server_free(server *srv)
 {
-    limits_free(srv);
+    rate_limits_free(srv);
     auth_guard_free(srv);
     if (srv->policy)
         srv->policy->on_free(srv);

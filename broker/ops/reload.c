@@ -57,7 +57,7 @@ int reload_apply(server *srv, const char *path)
             restart_needed = true;
             continue;
         }
-        if (!listener_proxy_same(lst->cfg, &nc.listeners[i]))
+        if (!config_listener_proxy_same(lst->cfg, &nc.listeners[i]))
             restart_needed = true; /* the certificates still reload */
         rc = transport_listener_reload(lst, &nc.listeners[i]);
         if (rc < 0) {

@@ -274,8 +274,8 @@ static void test_listener_proxy(void **state)
     assert_false(c.listeners[1].proxy_protocol);
     assert_int_equal(c.listeners[1].proxy_from_count, 0);
     assert_null(c.listeners[1].proxy_from);
-    assert_true(listener_proxy_same(&c.listeners[0], &c.listeners[0]));
-    assert_false(listener_proxy_same(&c.listeners[0], &c.listeners[1]));
+    assert_true(config_listener_proxy_same(&c.listeners[0], &c.listeners[0]));
+    assert_false(config_listener_proxy_same(&c.listeners[0], &c.listeners[1]));
     config_free(&c);
 
     expect_error("{\"listeners\": [{\"proxy_protocol\": true}]}",
