@@ -409,6 +409,7 @@ enum {
     K_MAX_INFLIGHT,
     K_MAX_QUEUED,
     K_MAX_QUEUED_BYTES,
+    K_MAX_INFLIGHT_BYTES,
     K_MAX_SUBS,
     K_MAX_PACKET,
     K_MAX_KEEPALIVE,
@@ -441,6 +442,7 @@ static int parse_root(struct cfg_ctx *x, const cJSON *root, imqtt_config *c)
         [K_MAX_INFLIGHT] = {"max_inflight_messages", NULL},
         [K_MAX_QUEUED] = {"max_queued_messages", NULL},
         [K_MAX_QUEUED_BYTES] = {"max_queued_bytes", NULL},
+        [K_MAX_INFLIGHT_BYTES] = {"max_inflight_bytes", NULL},
         [K_MAX_SUBS] = {"max_subscriptions", NULL},
         [K_MAX_PACKET] = {"max_packet_size", NULL},
         [K_MAX_KEEPALIVE] = {"max_keepalive", NULL},
@@ -479,6 +481,8 @@ static int parse_root(struct cfg_ctx *x, const cJSON *root, imqtt_config *c)
                                    &c->max_queued_messages));
     OPT(K_MAX_QUEUED_BYTES,
         cfg_get_size(x, V(K_MAX_QUEUED_BYTES), 0, &c->max_queued_bytes));
+    OPT(K_MAX_INFLIGHT_BYTES,
+        cfg_get_size(x, V(K_MAX_INFLIGHT_BYTES), 0, &c->max_inflight_bytes));
     /* A config that bounds queues and says nothing of the stored ones
      * (written before they had their own keys) keeps bounding them all. */
     if (k[K_MAX_QUEUED].val && !k[K_MAX_STORED].val)
@@ -534,6 +538,7 @@ int config_defaults(imqtt_config *c)
         .max_stored_messages = 10000000,
         .max_stored_bytes = 1ull << 30,
         .max_queued_bytes = 64ull << 20,
+        .max_inflight_bytes = 16ull << 20,
         .max_subscriptions = 10000,
         .max_packet_size = 1048576,
         .max_keepalive = 0,

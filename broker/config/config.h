@@ -79,6 +79,9 @@ typedef struct imqtt_config {
     uint16_t max_inflight_messages; /* outgoing window per session and the
                                        Receive Maximum we announce; 20 */
     uint32_t max_queued_messages;   /* per session beyond the window; 1000 */
+    uint64_t max_inflight_bytes;    /* payload bytes in a session's window
+                                       (at least one message always goes);
+                                       0 = unlimited; 16 MiB */
     uint64_t max_queued_bytes;      /* payload bytes per session beyond the
                                        window; 0 = unlimited; 64 MiB */
     /* The same for persistent sessions, whose queues are in the store:

@@ -138,8 +138,8 @@ static int on_stored_entry(void *arg, uint64_t seq, const store_entry *de,
 {
     session *s = arg;
     server *srv = s->srv;
-    if (!s->conn || s->conn->state != CONN_ACTIVE)
-        return 1; /* went offline while sending: stop here */
+    if (!session_window_open(s))
+        return 1; /* went offline, or the window filled: stop here */
     msg *m = NULL;
     if (sm) {
         uint64_t exp = persist_from_wall(srv, sm->expiry_ms);
@@ -186,9 +186,7 @@ void persist_unwait(session *s)
 bool persist_pump(session *s)
 {
     server *srv = s->srv;
-    while (s->conn && s->conn->state == CONN_ACTIVE &&
-           s->inflight.count < s->conn->client_receive_max &&
-           s->disk_next < s->next_seq) {
+    while (session_window_open(s) && s->disk_next < s->next_seq) {
         uint32_t room = s->conn->client_receive_max - s->inflight.count;
         int n = store_read_queue(srv->store, s->sid, s->disk_next, room,
                                  on_stored_entry, s);

@@ -101,8 +101,7 @@ static bool member_ready(const session *s)
 {
     if (!s->conn || s->conn->state != CONN_ACTIVE)
         return false;
-    return s->queue.count == 0 &&
-           s->inflight.count < s->conn->client_receive_max;
+    return s->queue.count == 0 && session_window_open(s);
 }
 
 /* Round robin, preferring a member that can take the message now

@@ -168,12 +168,16 @@ static void inflight_add(session *s, out_entry *e)
     if (pid_map_put(&s->pids, e->pid, e) < 0)
         s->pids_partial = true;
     list_append(&s->inflight, e);
+    if (e->m)
+        s->inflight_bytes += e->m->payload_len;
 }
 
 static void inflight_remove(session *s, out_entry *e)
 {
     list_unlink(&s->inflight, e);
     pid_map_remove(&s->pids, e->pid);
+    if (e->m)
+        s->inflight_bytes -= e->m->payload_len;
     if (s->inflight.count == 0) {
         pid_map_clear(&s->pids);
         s->pids_partial = false;
@@ -211,9 +215,13 @@ static uint16_t stored_pid(session *s, uint64_t seq)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static uint32_t window(const session *s)
+bool session_window_open(const session *s)
 {
-    return s->conn ? s->conn->client_receive_max : 0;
+    if (!s->conn || s->conn->state != CONN_ACTIVE ||
+        s->inflight.count >= s->conn->client_receive_max)
+        return false;
+    uint64_t max = s->srv->cfg.max_inflight_bytes;
+    return max == 0 || s->inflight_bytes < max || s->inflight.count == 0;
 }
 
 static bool online(const session *s)
@@ -283,7 +291,7 @@ void session_pump(session *s)
         return;
     }
     uint64_t now = server_now(s->srv);
-    while (online(s) && s->queue.head && s->inflight.count < window(s)) {
+    while (s->queue.head && session_window_open(s)) {
         out_entry *e = s->queue.head;
         list_unlink(&s->queue, e);
         queued_bytes_sub(s, e->m->payload_len);
@@ -328,7 +336,7 @@ static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
                            sub_group *group)
 {
     server *srv = s->srv;
-    bool room = online(s) && s->inflight.count < window(s);
+    bool room = session_window_open(s);
     /* QoS 2 goes out only once its entry is committed, so a kill -9 can
      * never make us deliver it twice (DESIGN.md invariants): it takes the
      * way through the store even when the window has room. */
@@ -459,7 +467,7 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
     }
     /* max_queued_messages bounds what waits beyond the window; for an
      * offline session that is everything it has not been sent. */
-    bool direct = online(s) && !s->queue.head && s->inflight.count < window(s);
+    bool direct = !s->queue.head && session_window_open(s);
     if (!direct && !s->marker_now &&
         s->queue.count >= srv->cfg.max_queued_messages) {
         metrics_drop(srv, METRIC_DROP_QUEUE_FULL);
@@ -516,6 +524,7 @@ int session_on_pubrec(session *s, uint16_t pid, uint8_t reason)
     }
     if (e->state == ENTRY_SENT) {
         e->state = ENTRY_PUBREL;
+        s->inflight_bytes -= e->m->payload_len;
         msg_unref(e->m); /* delivered: only the id is left to release */
         e->m = NULL;
         if (persist_on(s))
@@ -760,6 +769,7 @@ void session_end(session *s)
     s->sid = 0; /* nothing below is recorded */
     session_subs_clear(s);
     list_clear(&s->inflight);
+    s->inflight_bytes = 0;
     pid_map_clear(&s->pids);
     s->pids_partial = false;
     list_clear(&s->queue);

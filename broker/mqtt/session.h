@@ -61,6 +61,8 @@ struct session {
 
     entry_list inflight;   /* sent, not yet acknowledged, in send order */
     pid_map pids;          /* packet id -> its entry in inflight */
+    uint64_t inflight_bytes; /* payload bytes of the inflight entries that
+                                still hold their message */
     entry_list queue;      /* waiting for room in the window */
     uint64_t queued_bytes; /* payload bytes waiting beyond the window, in
                               queue and in the store only (max_queued_bytes);
@@ -113,6 +115,11 @@ struct session {
                           to read their queue */
     bool pids_partial; /* some inflight entries are not in pids (ENOMEM) */
 };
+
+/* Whether s's window takes one more message now: online, under its
+ * window (the client's Receive Maximum and ours) and under
+ * max_inflight_bytes (a message always goes when nothing is in flight). */
+bool session_window_open(const session *s);
 
 /* The identity the ACL sees for s (views into s). */
 acl_identity session_identity(const session *s);

@@ -94,6 +94,7 @@ int reload_apply(server *srv, const char *path)
     oc->max_connections = nc.max_connections;
     oc->max_queued_messages = nc.max_queued_messages;
     oc->max_queued_bytes = nc.max_queued_bytes;
+    oc->max_inflight_bytes = nc.max_inflight_bytes;
     oc->max_stored_messages = nc.max_stored_messages;
     oc->max_stored_bytes = nc.max_stored_bytes;
     oc->max_subscriptions = nc.max_subscriptions;
