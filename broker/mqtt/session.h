@@ -59,14 +59,14 @@ struct session {
      * fewer are looked up in the list (IM sessions hold one or two). */
     hmap *sub_map;
 
-    entry_list inflight;   /* sent, not yet acknowledged, in send order */
-    pid_map pids;          /* packet id -> its entry in inflight */
+    entry_list inflight;     /* sent, not yet acknowledged, in send order */
+    pid_map pids;            /* packet id -> its entry in inflight */
     uint64_t inflight_bytes; /* payload bytes of the inflight entries that
                                 still hold their message */
-    entry_list queue;      /* waiting for room in the window */
-    uint64_t queued_bytes; /* payload bytes waiting beyond the window, in
-                              queue and in the store only (max_queued_bytes);
-                              entries queued before a restart not counted */
+    entry_list queue;        /* waiting for room in the window */
+    uint64_t queued_bytes;   /* payload bytes waiting beyond the window, in
+                                queue and in the store only (max_queued_bytes);
+                                entries queued before a restart not counted */
 
     pid_map qos2_in; /* incoming QoS 2 ids awaiting PUBREL */
 
