@@ -389,8 +389,8 @@ uint64_t store_file_size(const store *s)
 
 /* Append one op; returns a pointer to its value area (vlen bytes) or
  * NULL on ENOMEM. */
-static uint8_t *append(store *s, uint8_t op, uint8_t db, const void *key,
-                       uint32_t klen, uint32_t vlen, size_t *off)
+uint8_t *store_append(store *s, uint8_t op, uint8_t db, const void *key,
+                      uint32_t klen, uint32_t vlen, size_t *off)
 {
     batch *b = s->cur;
     size_t need = OP_HDR + (size_t)klen + vlen;
@@ -422,7 +422,7 @@ static int put_raw(store *s, uint8_t op, uint8_t db, const void *key,
 {
     if (s->durability == STORE_NONE)
         return 0;
-    uint8_t *v = append(s, op, db, key, klen, vlen, NULL);
+    uint8_t *v = store_append(s, op, db, key, klen, vlen, NULL);
     if (!v)
         return IMQTT_ENOMEM;
     if (vlen)
@@ -437,7 +437,7 @@ int store_put_msg(store *s, uint64_t id, const store_msg *m)
     uint8_t key[8];
     store_be64(key, id);
     size_t n = store_msg_size(m);
-    uint8_t *v = append(s, OP_MSG, DB_MSGS, key, 8, (uint32_t)n, NULL);
+    uint8_t *v = store_append(s, OP_MSG, DB_MSGS, key, 8, (uint32_t)n, NULL);
     if (!v)
         return IMQTT_ENOMEM;
     store_msg_encode(m, v);
@@ -493,8 +493,8 @@ int store_put_entry(store *s, uint64_t sid, uint64_t seq, const store_entry *e,
     uint8_t key[STORE_QKEY_LEN];
     store_qkey(key, sid, seq);
     size_t n = store_entry_size(e), off;
-    uint8_t *v =
-        append(s, OP_ENTRY_PUT, DB_QUEUE, key, sizeof(key), (uint32_t)n, &off);
+    uint8_t *v = store_append(s, OP_ENTRY_PUT, DB_QUEUE, key, sizeof(key),
+                              (uint32_t)n, &off);
     if (!v)
         return IMQTT_ENOMEM;
     store_entry_encode(e, v);
@@ -529,8 +529,8 @@ int store_put_session(store *s, const store_session *ss)
     if (s->durability == STORE_NONE)
         return 0;
     size_t n = store_session_size(ss);
-    uint8_t *v = append(s, OP_PUT, DB_SESSIONS, ss->client_id.ptr,
-                        ss->client_id.len, (uint32_t)n, NULL);
+    uint8_t *v = store_append(s, OP_PUT, DB_SESSIONS, ss->client_id.ptr,
+                              ss->client_id.len, (uint32_t)n, NULL);
     if (!v)
         return IMQTT_ENOMEM;
     store_session_encode(ss, v);

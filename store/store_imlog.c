@@ -44,28 +44,10 @@ int store_imlog_append(store *s, mqtt_str conv, const store_imlog_rec *r,
         LIMITS_LEN + REC_FIXED + r->from.len + r->topic.len + r->payload.len;
     if (vlen > UINT32_MAX)
         return IMQTT_EINVAL;
-    /* The batch's op layout, as store.c writes it (append() is static
-     * there; this is the one other writer). */
-    batch *b = s->cur;
-    size_t need = OP_HDR + klen + vlen;
-    if (b->cap - b->len < need) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap - b->len < need)
-            cap *= 2;
-        uint8_t *p = realloc(b->ops, cap);
-        if (!p)
-            return IMQTT_ENOMEM;
-        b->ops = p;
-        b->cap = cap;
-    }
-    uint8_t *p = b->ops + b->len;
-    p[0] = OP_IMLOG;
-    p[1] = DB_IMLOG;
-    store_be32(p + 2, (uint32_t)klen);
-    store_be32(p + 6, (uint32_t)vlen);
-    p += OP_HDR;
-    memcpy(p, key, klen);
-    p += klen;
+    uint8_t *p = store_append(s, OP_IMLOG, DB_IMLOG, key, (uint32_t)klen,
+                              (uint32_t)vlen, NULL);
+    if (!p)
+        return IMQTT_ENOMEM;
     store_be64(p, lim->max_age_ms);
     store_be64(p + 8, lim->max_bytes);
     store_be64(p + 16, lim->max_count);
@@ -80,7 +62,6 @@ int store_imlog_append(store *s, mqtt_str conv, const store_imlog_rec *r,
     p += 2 + r->topic.len;
     if (r->payload.len)
         memcpy(p, r->payload.ptr, r->payload.len);
-    b->len += need;
     return 0;
 }
 

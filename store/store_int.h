@@ -154,4 +154,11 @@ size_t store_imlog_check(store *s, MDB_txn *txn, FILE *f, size_t *convs,
 /* Read a message record by id inside txn. */
 int store_get_msg(store *s, MDB_txn *txn, uint64_t id, store_msg *m);
 
+/* Append one op to the open batch: its header and key, and room for vlen
+ * value bytes, which the caller writes at the returned pointer (valid until
+ * the next append). *off (may be NULL) gets the op's offset in the batch.
+ * NULL on ENOMEM. */
+uint8_t *store_append(store *s, uint8_t op, uint8_t db, const void *key,
+                      uint32_t klen, uint32_t vlen, size_t *off);
+
 #endif

@@ -2,6 +2,7 @@
 #include <nats/adapters/libuv.h> /* first: it sets _GNU_SOURCE for uv.h */
 
 #include "cluster_link.h"
+#include "cluster_nats.h"
 
 #include "log.h"
 
@@ -152,16 +153,9 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
     natsLibuv_Init();
     natsLibuv_SetThreadLocalLoop(loop);
     natsOptions *o = NULL;
-    const char *urls[CLUSTER_MAX_URLS];
-    for (uint32_t i = 0; i < cc->nurls; i++)
-        urls[i] = cc->urls[i];
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetServers(o, urls, (int)cc->nurls);
-    if (s == NATS_OK)
-        s = natsOptions_SetName(o, cc->node);
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(o, cc->connect_timeout_ms);
+        s = cluster_nats_options(o, cc);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1); /* forever */
     if (s == NATS_OK)
@@ -172,16 +166,6 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, l);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_reconnected, l);
-    if (s == NATS_OK && cc->credentials_file)
-        s = natsOptions_SetUserCredentialsFromFiles(o, cc->credentials_file,
-                                                    NULL);
-    if (s == NATS_OK && (cc->tls_ca_file || cc->tls_cert_file))
-        s = natsOptions_SetSecure(o, true);
-    if (s == NATS_OK && cc->tls_ca_file)
-        s = natsOptions_LoadCATrustedCertificates(o, cc->tls_ca_file);
-    if (s == NATS_OK && cc->tls_cert_file)
-        s = natsOptions_LoadCertificatesChain(o, cc->tls_cert_file,
-                                              cc->tls_key_file);
     if (s == NATS_OK)
         s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read,
                                      natsLibuv_Write, natsLibuv_Detach);

@@ -19,7 +19,7 @@ static const char *nats_why(natsStatus s)
     return end ? end + 3 : t;
 }
 
-static natsStatus set_options(natsOptions *o, const cluster_config *cc)
+natsStatus cluster_nats_options(natsOptions *o, const cluster_config *cc)
 {
     const char *urls[CLUSTER_MAX_URLS];
     for (uint32_t i = 0; i < cc->nurls; i++)
@@ -76,7 +76,7 @@ int cluster_startup_check(const cluster_config *cc, char *info, size_t infolen,
     used = true;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = set_options(o, cc);
+        s = cluster_nats_options(o, cc);
     if (s != NATS_OK) {
         snprintf(err, errlen, "NATS options (credentials, TLS files): %s",
                  nats_why(s));

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <nats/nats.h>
+
 #include "config_cluster.h"
 
 /* Connect to cc's servers (libnats's own threads, before the event loop
@@ -19,5 +21,10 @@ int cluster_startup_check(const cluster_config *cc, char *info, size_t infolen,
 /* Release libnats's threads and memory at exit (waits up to 2 s); a no-op
  * when NATS was never used. */
 void cluster_nats_shutdown(void);
+
+/* What every connection of this node to NATS is given: the servers, the
+ * connect timeout, the node's name as connection name, credentials and
+ * TLS. The start-up check and the node's link (cluster_link.c) share it. */
+natsStatus cluster_nats_options(natsOptions *o, const cluster_config *cc);
 
 #endif
