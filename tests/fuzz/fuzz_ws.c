@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../broker/ws.c"
+#include "../../broker/net/ws.c"
 
 static void frames(uint8_t *buf, size_t len, size_t split)
 {
