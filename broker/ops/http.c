@@ -8,6 +8,7 @@
 #include "conn_log.h"
 #include "errors.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "metrics_render.h"
 
 #define HTTP_REQ_MAX    4096
@@ -65,10 +66,17 @@ static void hc_close(http_conn *hc)
     uv_close((uv_handle_t *)&hc->timer, on_conn_closed);
 }
 
-static void on_written(uv_write_t *req, int status)
+static void on_written_locked(uv_write_t *req, int status)
 {
     (void)status;
     hc_close(req->data);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    loop_lock();
+    on_written_locked(req, status);
+    loop_unlock();
 }
 
 static void respond(http_conn *hc, int status, const char *reason,
@@ -138,7 +146,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = HTTP_REQ_MAX - hc->len;
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+static void on_read_locked(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     (void)buf;
     http_conn *hc = s->data;
@@ -158,12 +166,26 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 0);
 }
 
-static void on_timeout(uv_timer_t *t)
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    loop_lock();
+    on_read_locked(s, n, buf);
+    loop_unlock();
+}
+
+static void on_timeout_locked(uv_timer_t *t)
 {
     hc_close(t->data);
 }
 
-static void on_connection(uv_stream_t *s, int status)
+static void on_timeout(uv_timer_t *t)
+{
+    loop_lock();
+    on_timeout_locked(t);
+    loop_unlock();
+}
+
+static void on_connection_locked(uv_stream_t *s, int status)
 {
     http_listener *hl = s->data;
     if (status < 0 || hl->stopping)
@@ -186,6 +208,13 @@ static void on_connection(uv_stream_t *s, int status)
     }
     uv_timer_start(&hc->timer, on_timeout, HTTP_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&hc->tcp, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *s, int status)
+{
+    loop_lock();
+    on_connection_locked(s, status);
+    loop_unlock();
 }
 
 static void on_listener_closed(uv_handle_t *h)
