@@ -8,6 +8,7 @@
 #include "config_push.h"
 #include "errors.h"
 #include "hmap.h"
+#include "identity.h"
 #include "im.h"
 #include "log.h"
 #include "route.h"
@@ -108,36 +109,46 @@ void im_push_queued(session *s, msg *m)
 {
     server *srv = s->srv;
     im_push *p = srv->im_push;
-    const im_info *im = s->im;
-    if (!p || p->stopping || !im || !im->im_listener)
+    if (!p || p->stopping)
         return;
+    /* A device loaded from the store after a restart has no identity
+     * until it reconnects: its client id says whose it is. */
+    im_identity who;
+    if (s->im) {
+        if (!s->im->im_listener)
+            return;
+        who = (im_identity){s->im->user, s->im->device};
+    } else if (im_identity_parse(mqtt_str_from(s->client_id, s->client_id_len),
+                                 &who) < 0) {
+        return;
+    }
     mqtt_str topic = msg_topic(m);
     if (!prefixed(topic, INBOX_PREFIX, PLEN(INBOX_PREFIX)) &&
         !prefixed(topic, GROUP_PREFIX, PLEN(GROUP_PREFIX)))
         return; /* only chat messages wake a phone */
     /* The user's own messages (sync copies, notes to self) are no news. */
     stamp st = stamp_of(m);
-    if (st.from.len && eq(user_of(st.from), im->user))
+    if (st.from.len && eq(user_of(st.from), who.user))
         return;
     bool per_user = p->cfg->mode == PUSH_PER_USER;
     if (per_user) {
-        if (im_user_online(srv, im->user))
+        if (im_user_online(srv, who.user))
             return;
         if (p->seen_serial != m->serial) {
             hmap_free(&p->seen);
             p->seen_serial = m->serial;
         }
-        if (hmap_get(&p->seen, im->user))
+        if (hmap_get(&p->seen, who.user))
             return; /* another offline device of the user: one event */
     }
     push_item *it = calloc(1, sizeof(*it));
     if (!it)
         return;
-    memcpy(it->user, im->user.ptr, im->user.len);
-    it->user_len = (uint8_t)im->user.len;
+    memcpy(it->user, who.user.ptr, who.user.len);
+    it->user_len = (uint8_t)who.user.len;
     if (!per_user) {
-        memcpy(it->device, im->device.ptr, im->device.len);
-        it->device_len = (uint8_t)im->device.len;
+        memcpy(it->device, who.device.ptr, who.device.len);
+        it->device_len = (uint8_t)who.device.len;
     } else if (hmap_put(&p->seen,
                         (mqtt_bytes){(const uint8_t *)it->user, it->user_len},
                         it, NULL) < 0) {

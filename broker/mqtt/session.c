@@ -464,10 +464,9 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
                  "larger than the client's maximum packet size", m);
         return;
     }
-    /* Offline push: the policy hears of what waits for an offline IM
-     * device (not of the broker's own markers). */
-    bool tell =
-        !online(s) && s->im && !s->marker_now && srv->policy->queued_offline;
+    /* Offline push: the policy hears of what waits for an offline
+     * session (not of the broker's own markers). */
+    bool tell = !online(s) && !s->marker_now && srv->policy->queued_offline;
     if (persist_on(s)) {
         if (deliver_stored(s, m, qos, retain, sub_ids, nsub_ids, group) && tell)
             srv->policy->queued_offline(s, m);

@@ -101,6 +101,25 @@ def test_event_when_no_device_online(broker, clients):
     assert value(hp, "imqtt_push_events_total") == 1
 
 
+def test_event_after_restart_before_the_device_is_back(broker, clients, tmp_path):
+    """A device loaded from the store has no identity until it reconnects:
+    its client id still says whose it is."""
+    hp = free_port()
+    cfg = config({}, hp)
+    cfg["store"] = {"dir": str(tmp_path / "data")}
+    b = broker(cfg)
+    offline(clients, b, "bob", "phone")
+    rc, err = b.stop()
+    assert rc == 0, err[-2000:]
+    b = broker(cfg)
+    be = backend(clients, b)
+    alice = im(clients, b, "alice", "phone")
+    alice.publish("p2p/talk/bob", b"after restart", qos=1)
+    ev = json.loads(be.get().payload)
+    assert ev["user"] == "bob" and ev["from"] == "alice@phone"
+    be.expect_none(0.5)
+
+
 def test_group_events(broker, clients):
     b, hp = start(broker)
     be = backend(clients, b)
