@@ -120,6 +120,23 @@ def test_event_after_restart_before_the_device_is_back(broker, clients, tmp_path
     be.expect_none(0.5)
 
 
+def test_online_devices_known_without_presence(broker, clients):
+    """With presence off the broker still knows who is online for push."""
+    hp = free_port()
+    b = broker(im_config(im={"presence": False, "push": {"subscribers": [BACKEND]}},
+                         http={"port": hp}))
+    be = backend(clients, b)
+    offline(clients, b, "bob", "phone")
+    bob_pc = im(clients, b, "bob", "pc")
+    alice = im(clients, b, "alice", "phone")
+    alice.publish("p2p/talk/bob", b"1", qos=1)
+    assert bob_pc.get().payload == b"1"
+    be.expect_none(0.7)
+    bob_pc.disconnect()
+    alice.publish("p2p/talk/bob", b"2", qos=1)
+    assert json.loads(be.get().payload)["user"] == "bob"
+
+
 def test_group_events(broker, clients):
     b, hp = start(broker)
     be = backend(clients, b)
