@@ -106,7 +106,7 @@ static int parse_webhook(struct cfg_ctx *x, const cJSON *v, push_config *pc)
                                         0, 100, &w->retries))) ||
         (k[6].val &&
          (rc = cfg_get_uint(x, k[6].val, "im.push.webhook.retry_backoff_ms", 10,
-                            600000, &w->retry_backoff_ms))) ||
+                            30000, &w->retry_backoff_ms))) ||
         (k[7].val &&
          (rc = cfg_get_uint(x, k[7].val, "im.push.webhook.queue_limit", 1,
                             10000000, &w->queue_limit))) ||
