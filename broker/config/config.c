@@ -15,6 +15,7 @@
 
 #include "config_cluster.h"
 #include "config_parse.h"
+#include "config_push.h"
 #include "errors.h"
 #include "jwt_verify.h"
 #include "password.h"
@@ -748,6 +749,8 @@ void config_free(imqtt_config *c)
     c->http_bind = NULL;
     cluster_config_free(c->cluster);
     c->cluster = NULL;
+    push_config_free(c->push);
+    c->push = NULL;
     c->listeners = NULL;
     c->listener_count = 0;
     c->acl = NULL;

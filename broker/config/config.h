@@ -137,6 +137,8 @@ typedef struct imqtt_config {
     uint64_t im_history_max_bytes;    /* per conversation; default 64 MiB */
     uint64_t im_history_max_messages; /* per conversation; default 1e6 */
     uint32_t im_history_page_max;     /* messages per page; default 500 */
+    /* "im.push" (config_push.h); owned; NULL: no offline push */
+    struct push_config *push;
 
     /* "store" object (docs/config.md, docs/store.md) */
     enum store_durability store_durability; /* default STORE_PROCESS */

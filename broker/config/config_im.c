@@ -214,9 +214,12 @@ int cfg_parse_im(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
                           {"admins", NULL},
                           {"history", NULL},
                           {"max_retained_messages", NULL},
-                          {"max_retained_bytes", NULL}};
-    int rc = cfg_take_keys(x, v, "im", k, 6);
+                          {"max_retained_bytes", NULL},
+                          {"push", NULL}};
+    int rc = cfg_take_keys(x, v, "im", k, 7);
     if (rc != 0)
+        return rc;
+    if (k[6].val != NULL && (rc = cfg_parse_push(x, k[6].val, c)) != 0)
         return rc;
     if (k[3].val != NULL && (rc = parse_history(x, k[3].val, c)) != 0)
         return rc;

@@ -56,6 +56,9 @@ int cfg_parse_auth(struct cfg_ctx *x, const cJSON *v, imqtt_config *c);
 int cfg_parse_im(struct cfg_ctx *x, const cJSON *v, imqtt_config *c);
 int cfg_check_listener_auth(struct cfg_ctx *x, imqtt_config *c);
 
+/* config_push.c: the "im.push" object into c->push. */
+int cfg_parse_push(struct cfg_ctx *x, const cJSON *v, imqtt_config *c);
+
 /* config_ops.c: the transport keys of a listener (k[0] "transport",
  * k[1] "tls", k[2] "ws_path"), their release, and the operations keys
  * ("sys_interval", "http"). */

@@ -11,6 +11,7 @@
 #include "im_history.h"
 #include "im_log.h"
 #include "im_msg.h"
+#include "im_push.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -176,6 +177,8 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     im->device = (mqtt_str){(uint8_t *)im->id + id.user.len + 1, id.device.len};
     im->claims = claims;
     im->admin = is_admin(srv, im->user);
+    im->push_backend = l->auth != LISTENER_AUTH_ANONYMOUS &&
+                       im_push_is_subscriber(srv, im->user);
     im->im_listener = l->im;
     r.im = im;
     /* 3.1.1 has no properties: who wrote it, its id and time can only
@@ -232,6 +235,12 @@ bool im_access_identity(const server *srv, const im_info *im,
                         mqtt_str topic)
 {
     acl_identity who = *whop;
+    /* $events/ is the broker's (offline push): only the backends the
+     * config names read it, nobody publishes there, whatever else says. */
+    bool allow;
+    if (im_push_access(im && im->push_backend, action == ACL_SUBSCRIBE, topic,
+                       &allow))
+        return allow;
     /* $SYS is for the operators the config names, whatever else allows;
      * being named is what lets them subscribe to it. */
     if (im && im->im_listener && topic.len && topic.ptr[0] == '$') {
@@ -429,6 +438,21 @@ static presence *presence_of(server *srv, mqtt_str user, bool create)
     return p;
 }
 
+/* Who is online is kept for presence and for offline push (a user with
+ * a device online gets no push event). */
+static bool tracking(const server *srv)
+{
+    return srv->cfg.im_presence || srv->cfg.push;
+}
+
+bool im_user_online(server *srv, mqtt_str user)
+{
+    if (!tracking(srv) || !srv->im)
+        return false;
+    const presence *p = hmap_get(&((im_state *)srv->im)->users, user);
+    return p && p->count > 0;
+}
+
 void im_on_connect(session *s)
 {
     server *srv = s->srv;
@@ -449,7 +473,7 @@ void im_on_connect(session *s)
     /* What overflowed while it was away (queued after what is waiting). */
     if (s->missed && im->im_listener)
         im_overflow_marker(s);
-    if (!srv->cfg.im_presence)
+    if (!tracking(srv))
         return;
     presence *p = presence_of(srv, im->user, true);
     if (!p)
@@ -464,17 +488,19 @@ void im_on_connect(session *s)
     }
     for (uint32_t i = 0; i < p->count; i++)
         if (p->devices[i] == s) {
-            publish_presence(srv, p); /* resumed by a takeover */
+            if (srv->cfg.im_presence)
+                publish_presence(srv, p); /* resumed by a takeover */
             return;
         }
     p->devices[p->count++] = s;
-    publish_presence(srv, p);
+    if (srv->cfg.im_presence)
+        publish_presence(srv, p);
 }
 
 void im_on_disconnect(session *s)
 {
     server *srv = s->srv;
-    if (!s->im || !srv->cfg.im_presence || srv->stopping)
+    if (!s->im || !tracking(srv) || srv->stopping)
         return;
     presence *p = presence_of(srv, s->im->user, false);
     if (!p)
@@ -482,7 +508,8 @@ void im_on_disconnect(session *s)
     for (uint32_t i = 0; i < p->count; i++) {
         if (p->devices[i] == s) {
             p->devices[i] = p->devices[--p->count];
-            publish_presence(srv, p);
+            if (srv->cfg.im_presence)
+                publish_presence(srv, p);
             break;
         }
     }
@@ -514,6 +541,7 @@ static void collect_presence(void *arg, mqtt_str topic, void *value)
 
 void im_on_start(server *srv)
 {
+    im_push_start(srv);
     if (!srv->cfg.im_presence)
         return;
     hmap users = {0};
@@ -531,6 +559,7 @@ void im_on_start(server *srv)
 
 void im_server_free(server *srv)
 {
+    im_push_free(srv);
     im_log_free(srv);
     im_state *st = srv->im;
     if (!st)
@@ -594,6 +623,7 @@ static const policy im_rules = {
     .is_request = im_history_is_request,
     .answer = im_history_handle,
     .sync = im_route_sync,
+    .queued_offline = im_push_queued,
     .on_connect = im_on_connect,
     .on_disconnect = im_on_disconnect,
     .on_start = im_on_start,

@@ -25,6 +25,9 @@ typedef struct im_info {
     mqtt_str device;
     jwtv_claims *claims; /* owned; NULL unless the session came with a JWT */
     bool admin;          /* listed in im.admins: may use $SYS */
+    bool push_backend;   /* listed in im.push.subscribers and authenticated
+                            (not an anonymous listener): may subscribe to
+                            $events/push/ (im_push.h) */
     bool im_listener;    /* connected through an IM listener: the IM
                             defaults apply and the default is deny */
     char id[IM_CLIENT_ID_MAX + 1];
@@ -98,6 +101,10 @@ void im_route_sync(server *srv, msg *m, session *from);
 /* At start-up, after the store is loaded: every retained presence record
  * says no device is online (they were, before the restart). */
 void im_on_start(server *srv);
+
+/* Whether any device of user is online (kept when presence or offline
+ * push is on; false otherwise). */
+bool im_user_online(server *srv, mqtt_str user);
 
 /* Free the server's IM state (presence records). */
 void im_server_free(server *srv);

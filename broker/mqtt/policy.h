@@ -106,6 +106,11 @@ typedef struct policy {
     /* After a message from `from` (NULL: a will) has been routed: deliver
      * it wherever else the policy wants it (the sender's other devices). */
     void (*sync)(struct server *srv, struct msg *m, struct session *from);
+    /* m (QoS 1 or 2) has just been queued for s, which is offline
+     * (offline push). s may have no identity yet (a session loaded from
+     * the store). m is borrowed; the hook may not route (the router may be
+     * busy): it defers what it sends. */
+    void (*queued_offline)(struct session *s, struct msg *m);
 
     /* s has been sent its CONNACK / its connection has gone. */
     void (*on_connect)(struct session *s);

@@ -89,6 +89,8 @@ typedef struct server {
     struct im_state *im; /* owned by the policy: presence records (im.c) */
     struct im_log_state *im_log; /* owned by the policy: conversation ids
                                     (im_log.c) */
+    struct im_push *im_push;     /* owned by the policy: offline push
+                                    events and webhook (im_push.c) */
     hmap conn_rate_addrs;        /* address -> rate bucket (rate_limits.c) */
     struct auth_guard *guard;    /* owned: credential cache, failure limit */
 

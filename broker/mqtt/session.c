@@ -338,8 +338,9 @@ static out_entry *entry_new(msg *m, uint8_t qos, bool retain,
 }
 
 /* A persistent session: every entry is recorded; what cannot be sent now
- * lives only in the store and is read back as the window drains. */
-static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
+ * lives only in the store and is read back as the window drains. Returns
+ * whether m was taken (sent or queued), not dropped. */
+static bool deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
                            const uint32_t *sub_ids, uint32_t nsub_ids,
                            sub_group *group)
 {
@@ -358,14 +359,14 @@ static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
                  s->client_id, (unsigned long long)s->disk_count,
                  (unsigned long long)m->id);
         session_overflowed(s);
-        return;
+        return false;
     }
     if (!direct && !s->marker_now && queue_bytes_full(s, m))
-        return;
+        return false;
     out_entry *e = entry_new(m, qos, retain, sub_ids, nsub_ids, group);
     if (!e) {
         drop(s, METRIC_DROP_NO_MEMORY, "out of memory", m);
-        return;
+        return false;
     }
     e->seq = s->next_seq++;
     if (!direct) {
@@ -375,7 +376,7 @@ static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
         s->queued_bytes += m->payload_len;
         if (room)
             persist_pump(s);
-        return;
+        return true;
     }
     s->disk_next = s->next_seq;
     e->pid = stored_pid(s, e->seq);
@@ -387,7 +388,9 @@ static void deliver_stored(session *s, msg *m, uint8_t qos, bool retain,
         store_del_entry(srv->store, s->sid, e->seq);
         drop_unsent(s, e->m);
         entry_free(e);
+        return false;
     }
+    return true;
 }
 
 void session_admit_stored(session *s, uint64_t seq, const store_entry *de,
@@ -469,8 +472,12 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
                  "larger than the client's maximum packet size", m);
         return;
     }
+    /* Offline push: the policy hears of what waits for an offline
+     * session (not of the broker's own markers). */
+    bool tell = !online(s) && !s->marker_now && srv->policy->queued_offline;
     if (persist_on(s)) {
-        deliver_stored(s, m, qos, retain, sub_ids, nsub_ids, group);
+        if (deliver_stored(s, m, qos, retain, sub_ids, nsub_ids, group) && tell)
+            srv->policy->queued_offline(s, m);
         return;
     }
     /* max_queued_messages bounds what waits beyond the window; for an
@@ -494,6 +501,8 @@ void session_deliver(session *s, msg *m, uint8_t qos, bool retain,
     list_append(&s->queue, e);
     s->queued_bytes += m->payload_len;
     session_pump(s);
+    if (tell)
+        srv->policy->queued_offline(s, m);
 }
 
 /* ---- acknowledgements from the client ----------------------------------- */

@@ -10,6 +10,7 @@
 
 #include "cluster_link.h"
 #include "conn.h"
+#include "im_push.h"
 #include "metrics_process.h"
 #include "retain_limits.h"
 #include "server.h"
@@ -112,6 +113,40 @@ static void queue_depths(sbuf *b, server *srv)
         "Payload bytes queued beyond the inflight window, all sessions", bytes);
 }
 
+/* Offline push (docs/im.md): only when im.push is configured. */
+static void push_metrics(sbuf *b, const server *srv)
+{
+    im_push_stats ps;
+    if (!im_push_stats_get(srv, &ps))
+        return;
+    one(b, "imqtt_push_events_total", "counter",
+        "Offline-push events emitted (one per user, or per device)", ps.events);
+    if (!ps.webhook)
+        return;
+    const webhook_stats *w = &ps.wh;
+    one(b, "imqtt_push_webhook_posted_total", "counter",
+        "Push events in webhook POSTs answered 2xx", w->posted);
+    one(b, "imqtt_push_webhook_failed_total", "counter",
+        "Webhook POST attempts that failed (connection, timeout, HTTP status)",
+        w->failed);
+    one(b, "imqtt_push_webhook_retried_total", "counter",
+        "Webhook POST attempts that were retries", w->retried);
+    static const char *const causes[] = {"queue_full", "retries", "rejected"};
+    const uint64_t dropped[] = {w->dropped_full, w->dropped_retries,
+                                w->dropped_4xx};
+    sb_printf(b, "# HELP imqtt_push_webhook_dropped_total Push events never "
+                 "posted, by cause\n"
+                 "# TYPE imqtt_push_webhook_dropped_total counter\n");
+    for (int i = 0; i < 3; i++)
+        sb_printf(b, "imqtt_push_webhook_dropped_total{cause=\"%s\"} %llu\n",
+                  causes[i], (unsigned long long)dropped[i]);
+    one(b, "imqtt_push_webhook_queued", "gauge",
+        "Push events waiting for a webhook POST", w->queued);
+    one(b, "imqtt_push_webhook_in_flight", "gauge",
+        "Push events in webhook POSTs not answered yet (retries included)",
+        w->in_flight);
+}
+
 static const struct {
     const char *name, *label, *help;
 } defs[METRIC_COUNT_] = {
@@ -163,6 +198,7 @@ char *metrics_render(server *srv, size_t *len)
         store_message_count(srv->store));
     commit_histogram(&b, &srv->metrics.commit);
     queue_depths(&b, srv);
+    push_metrics(&b, srv);
     if (srv->cluster) {
         one(&b, "imqtt_cluster_nats_connected", "gauge",
             "1 while the node's NATS connection is up (cluster mode)",

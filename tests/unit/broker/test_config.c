@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "config_cluster.h"
+#include "config_push.h"
 #include "errors.h"
 
 #define S(lit) mqtt_str_from((lit), strlen(lit))
@@ -399,6 +400,97 @@ static void test_cluster(void **state)
 #undef URL
 }
 
+/* im.push (docs/im.md, Offline push): absent, defaults, every key, and
+ * errors that name the key. */
+static void test_push(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[256] = "";
+    assert_int_equal(parse("{}", &c, err, sizeof(err)), 0);
+    assert_null(c.push);
+    config_free(&c);
+
+    assert_int_equal(parse("{\"im\": {\"push\": {}}}", &c, err, sizeof(err)),
+                     0);
+    assert_non_null(c.push);
+    assert_int_equal(c.push->mode, PUSH_PER_USER);
+    assert_int_equal(c.push->subscriber_count, 0);
+    assert_false(c.push->include_payload);
+    assert_null(c.push->webhook);
+    config_free(&c);
+
+    const char *full =
+        "{\"im\": {\"push\": {\"mode\": \"device\", \"subscribers\": "
+        "[\"pushsvc\", \"ops\"], \"include_payload\": true, \"webhook\": "
+        "{\"url\": \"https://push.example.com/hook\", \"bearer\": \"t0k\", "
+        "\"batch_size\": 50, \"batch_interval_ms\": 0, \"timeout_ms\": 1000, "
+        "\"retries\": 0, \"retry_backoff_ms\": 10, \"queue_limit\": 5, "
+        "\"concurrency\": 8, \"include_payload\": true}}}}";
+    assert_int_equal(parse(full, &c, err, sizeof(err)), 0);
+    const push_config *pc = c.push;
+    assert_int_equal(pc->mode, PUSH_PER_DEVICE);
+    assert_int_equal(pc->subscriber_count, 2);
+    assert_string_equal(pc->subscribers[1], "ops");
+    assert_true(pc->include_payload);
+    const push_webhook_config *w = pc->webhook;
+    assert_non_null(w);
+    assert_string_equal(w->url, "https://push.example.com/hook");
+    assert_string_equal(w->bearer, "t0k");
+    assert_int_equal(w->batch_size, 50);
+    assert_int_equal(w->batch_interval_ms, 0);
+    assert_int_equal(w->timeout_ms, 1000);
+    assert_int_equal(w->retries, 0);
+    assert_int_equal(w->retry_backoff_ms, 10);
+    assert_int_equal(w->queue_limit, 5);
+    assert_int_equal(w->concurrency, 8);
+    assert_true(w->include_payload);
+    config_free(&c);
+
+    assert_int_equal(parse("{\"im\": {\"push\": {\"webhook\": {\"url\": "
+                           "\"http://127.0.0.1:8080/x\"}}}}",
+                           &c, err, sizeof(err)),
+                     0);
+    w = c.push->webhook;
+    assert_null(w->bearer);
+    assert_int_equal(w->batch_size, 100);
+    assert_int_equal(w->batch_interval_ms, 100);
+    assert_int_equal(w->timeout_ms, 5000);
+    assert_int_equal(w->retries, 3);
+    assert_int_equal(w->retry_backoff_ms, 500);
+    assert_int_equal(w->queue_limit, 10000);
+    assert_int_equal(w->concurrency, 2);
+    assert_false(w->include_payload);
+    config_free(&c);
+
+    expect_error("{\"im\": {\"push\": {\"mode\": \"all\"}}}", "im.push.mode");
+    expect_error("{\"im\": {\"push\": {\"nope\": 1}}}", "nope");
+    expect_error("{\"im\": {\"push\": {\"subscribers\": [\"a/b\"]}}}",
+                 "im.push.subscribers[0]");
+    expect_error("{\"im\": {\"push\": {\"subscribers\": \"a\"}}}",
+                 "im.push.subscribers");
+    expect_error("{\"im\": {\"push\": {\"webhook\": {}}}}",
+                 "im.push.webhook.url");
+    expect_error("{\"im\": {\"push\": {\"webhook\": {\"url\": "
+                 "\"ftp://x/y\"}}}}",
+                 "im.push.webhook.url");
+    expect_error("{\"im\": {\"push\": {\"webhook\": {\"url\": "
+                 "\"http://a b/\"}}}}",
+                 "im.push.webhook.url");
+    expect_error("{\"im\": {\"push\": {\"webhook\": {\"url\": \"http://a/\", "
+                 "\"bearer\": \"x\\ny\"}}}}",
+                 "im.push.webhook.bearer");
+    expect_error("{\"im\": {\"push\": {\"webhook\": {\"url\": \"http://a/\", "
+                 "\"batch_size\": 0}}}}",
+                 "im.push.webhook.batch_size");
+    expect_error("{\"im\": {\"push\": {\"webhook\": {\"url\": \"http://a/\", "
+                 "\"concurrency\": 65}}}}",
+                 "im.push.webhook.concurrency");
+    expect_error("{\"im\": {\"push\": {\"webhook\": {\"url\": \"http://a/\", "
+                 "\"queue_limit\": 0}}}}",
+                 "im.push.webhook.queue_limit");
+}
+
 static void test_bad_acl_rules(void **state)
 {
     (void)state;
@@ -641,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_listener_errors),
+        cmocka_unit_test(test_push),
         cmocka_unit_test(test_bad_acl_rules),
         cmocka_unit_test(test_invalid_rule_filter),
         cmocka_unit_test(test_unparseable_json),
