@@ -11,6 +11,7 @@
 #include "identity.h"
 #include "im.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "route.h"
 #include "utf8.h"
 
@@ -31,7 +32,10 @@ typedef struct im_push {
     server *srv;            /* borrowed: the server this hangs off */
     const push_config *cfg; /* borrowed from srv->cfg (not reloaded) */
     webhook *wh;            /* owned; NULL: no webhook */
-    uv_idle_t idle;         /* publishes the collected events */
+    /* Publishes the collected events on the main loop, after the
+     * delivery that queued them (the router is not re-entered); sent
+     * from whichever loop delivers (uv_async_send is thread-safe). */
+    uv_async_t wake;
     bool stopping;
     push_item *head, *tail; /* owned */
     /* Per-user mode: the users the message being routed has an event
@@ -103,7 +107,7 @@ static mqtt_str user_of(mqtt_str from)
     return at ? (mqtt_str){from.ptr, (uint32_t)(at - from.ptr)} : from;
 }
 
-static void on_idle(uv_idle_t *h);
+static void on_wake(uv_async_t *h);
 
 void im_push_queued(session *s, msg *m)
 {
@@ -161,8 +165,8 @@ void im_push_queued(session *s, msg *m)
     else
         p->head = it;
     p->tail = it;
-    if (!uv_is_active((uv_handle_t *)&p->idle))
-        uv_idle_start(&p->idle, on_idle);
+    if (!p->stopping)
+        uv_async_send(&p->wake);
 }
 
 /* ---- formatting -----------------------------------------------------------
@@ -286,10 +290,9 @@ static void emit(im_push *p, const push_item *it)
     cJSON_free(full);
 }
 
-static void on_idle(uv_idle_t *h)
+static void on_wake_locked(uv_async_t *h)
 {
     im_push *p = h->data;
-    uv_idle_stop(h);
     push_item *it = p->head;
     p->head = p->tail = NULL;
     hmap_free(&p->seen);
@@ -302,6 +305,13 @@ static void on_idle(uv_idle_t *h)
         free(it);
         it = next;
     }
+}
+
+static void on_wake(uv_async_t *h)
+{
+    loop_lock();
+    on_wake_locked(h);
+    loop_unlock();
 }
 
 /* ---- life cycle -----------------------------------------------------------
@@ -327,7 +337,7 @@ static void stop_push(server *srv, void *arg)
         return;
     p->stopping = true;
     drop_items(p);
-    uv_close((uv_handle_t *)&p->idle, NULL);
+    uv_close((uv_handle_t *)&p->wake, NULL);
     webhook_close(p->wh);
 }
 
@@ -362,11 +372,11 @@ void im_push_start(server *srv)
             return;
         }
     }
-    uv_idle_init(srv->loop, &p->idle);
-    p->idle.data = p;
+    uv_async_init(srv->loop, &p->wake, on_wake);
+    p->wake.data = p;
     if (server_on_stopping(srv, stop_push, NULL) < 0) {
         log_error("offline push: no stop hook left");
-        uv_close((uv_handle_t *)&p->idle, NULL);
+        uv_close((uv_handle_t *)&p->wake, NULL);
         webhook_close(p->wh);
         p->stopping = true;
     }
