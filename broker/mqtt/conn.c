@@ -512,6 +512,71 @@ void conn_flush(conn *c)
     c->bytes_in_flight += w->ob.pending;
 }
 
+/* ---- writing outside the loop lock -------------------------------------
+ *
+ * With several loops the flush takes each plain-TCP connection's output
+ * under the lock (conn_take_output), writes it without the lock
+ * (conn_write_taken: the socket is the owner's alone, the bytes are no
+ * longer the connection's) and settles under the lock again
+ * (conn_settle_taken): other loops meanwhile append to a fresh output,
+ * which goes after whatever the socket did not take. */
+
+bool conn_take_output(conn *c, outbuf *ob)
+{
+    if (c->tp || c->handles_closing || c->writes_in_flight ||
+        outbuf_empty(&c->out) || !ensure_iov(c->w, c->out.nseg - c->out.head))
+        return false;
+    *ob = c->out;
+    memset(&c->out, 0, sizeof(c->out));
+    c->writes_in_flight++; /* counted as in flight, as a queued write is */
+    c->bytes_in_flight += ob->pending;
+    return true;
+}
+
+int conn_write_taken(conn *c, const outbuf *ob)
+{
+    unsigned n = outbuf_to_bufs(ob, c->w->iov, ob->nseg - ob->head);
+    return uv_try_write((uv_stream_t *)&c->tcp, c->w->iov, n);
+}
+
+bool conn_settle_taken(conn *c, outbuf *ob, int written)
+{
+    c->writes_in_flight--;
+    c->bytes_in_flight -= ob->pending;
+    if (written > 0) {
+        c->srv->stats.bytes_sent += (uint64_t)written;
+        outbuf_consume(ob, (size_t)written);
+    }
+    if (c->handles_closing || (written < 0 && written != UV_EAGAIN)) {
+        outbuf_free(ob);
+        if (!c->handles_closing)
+            conn_abort(c);
+        return false;
+    }
+    if (!outbuf_empty(ob)) {
+        /* The socket is full: the rest goes first, then what came
+         * meanwhile, through libuv's queue (conn_flush). */
+        int rc = outbuf_append_all(ob, &c->out);
+        c->out = *ob;
+        if (rc < 0) {
+            conn_abort(c);
+            return false;
+        }
+        conn_flush(c);
+        return false;
+    }
+    if (!c->out.arena && !c->out.segs)
+        c->out = *ob; /* nothing came meanwhile: keep the memory */
+    else
+        outbuf_free(ob);
+    conn_pressure_drain(c);
+    if (!outbuf_empty(&c->out))
+        return true; /* more to write: flush again */
+    outbuf_trim(&c->out);
+    maybe_finish_close(c);
+    return false;
+}
+
 /* ---- input --------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)

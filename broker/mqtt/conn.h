@@ -227,6 +227,14 @@ void conn_flush(conn *c);
  * being closed and has nothing to flush. */
 bool conn_owner_work(conn *c);
 
+/* Writing outside the loop lock, on c's own loop (conn.c): take c's
+ * output into ob (false: write it with conn_flush instead), write it
+ * without the lock (uv_try_write's result), settle under the lock.
+ * conn_settle_taken returns true when more output came meanwhile. */
+bool conn_take_output(conn *c, outbuf *ob);
+int conn_write_taken(conn *c, const outbuf *ob);
+bool conn_settle_taken(conn *c, outbuf *ob, int written);
+
 /* Queue a SUBACK that waits for the commit recording the subscriptions
  * (persistent sessions). codes are copied. */
 int conn_send_suback_after_commit(conn *c, uint16_t pid, const uint8_t *codes,

@@ -178,13 +178,32 @@ static void run_main_todo(server *srv)
     }
 }
 
+/* Room for one more taken write; false on ENOMEM (then it is written
+ * under the lock). */
+static bool taken_reserve(worker *w, uint32_t n)
+{
+    if (n < w->taken_cap)
+        return true;
+    uint32_t cap = w->taken_cap ? w->taken_cap * 2 : 64;
+    struct taken_write *v = realloc(w->taken, cap * sizeof(*v));
+    if (!v)
+        return false;
+    w->taken = v;
+    w->taken_cap = cap;
+    return true;
+}
+
 /* Once per loop iteration, before it blocks: commit what this iteration
  * recorded, release the acks that waited for it, then write every
- * connection's output in one go (STYLE.md: Redis' pending write queue). */
-static void on_prepare_locked(uv_prepare_t *h)
+ * connection's output in one go (STYLE.md: Redis' pending write queue).
+ * With several loops the writes of plain TCP connections happen outside
+ * the loop lock (conn.c: conn_take_output). */
+static void on_prepare(uv_prepare_t *h)
 {
     worker *w = h->data;
     store *st = w->srv->store;
+    bool unlocked_writes = loop_lock_enabled();
+    loop_lock();
     if (w->id == 0)
         run_main_todo(w->srv);
     if ((w->ack_head || store_pending(st)) && commits_reserve(w)) {
@@ -201,22 +220,42 @@ static void on_prepare_locked(uv_prepare_t *h)
             release_batch(batch, rc);
         }
     }
+    uint32_t ntaken = 0;
     while (w->flush_head) {
         conn *c = w->flush_head;
         w->flush_head = c->flush_next;
         c->flush_next = NULL;
         c->in_flush_list = false;
-        if (conn_owner_work(c))
-            conn_flush(c);
+        if (!conn_owner_work(c)) {
+            conn_unref(c);
+            continue;
+        }
+        if (unlocked_writes && taken_reserve(w, ntaken) &&
+            conn_take_output(c, &w->taken[ntaken].ob)) {
+            w->taken[ntaken++].c = c; /* keeps the flush list's reference */
+            continue;
+        }
+        conn_flush(c);
         conn_unref(c);
     }
+    if (ntaken) {
+        loop_unlock();
+        for (uint32_t i = 0; i < ntaken; i++)
+            w->taken[i].written =
+                conn_write_taken(w->taken[i].c, &w->taken[i].ob);
+        loop_lock();
+        for (uint32_t i = 0; i < ntaken; i++) {
+            conn *c = w->taken[i].c;
+            if (conn_settle_taken(c, &w->taken[i].ob, w->taken[i].written))
+                worker_want_flush(w, c);
+            conn_unref(c);
+        }
+        /* Output that came during the writes: the next iteration writes
+         * it, without waiting in poll. */
+        if (w->flush_head)
+            uv_async_send(&w->inbox.async);
+    }
     wheel_sync(&w->wheel);
-}
-
-static void on_prepare(uv_prepare_t *h)
-{
-    loop_lock();
-    on_prepare_locked(h);
     loop_unlock();
 }
 
@@ -658,6 +697,7 @@ void server_free(server *srv)
         free(w->commits); /* after store_close, which may run callbacks */
         free(w->readbuf);
         free(w->iov);
+        free(w->taken);
     }
     for (uint32_t i = 0; i < srv->nworkers; i++)
         if (worker_current() == &srv->workers[i])

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "mailbox.h"
+#include "outbuf.h"
 #include "wheel.h"
 
 typedef struct conn conn;
@@ -78,6 +79,14 @@ typedef struct worker {
     bool readbuf_lent;
     uv_buf_t *iov; /* owned scratch for vectored writes */
     unsigned iov_cap;
+    /* Several loops: the outputs this flush writes outside the loop lock
+     * (server.c: on_prepare), each holding a connection reference. */
+    struct taken_write {
+        conn *c;
+        outbuf ob;
+        int written;
+    } * taken;
+    uint32_t taken_cap;
 
     struct route_scratch *route; /* owned, reused by every publish */
 } worker;

@@ -122,3 +122,26 @@ void outbuf_free(outbuf *ob)
     free(ob->segs);
     memset(ob, 0, sizeof(*ob));
 }
+
+int outbuf_append_all(outbuf *dst, outbuf *src)
+{
+    int rc = 0;
+    for (; src->head < src->nseg; src->head++) {
+        out_seg *sg = &src->segs[src->head];
+        if (sg->ref) {
+            if ((rc = grow_segs(dst)) < 0)
+                break;
+            dst->segs[dst->nseg++] = *sg; /* the reference moves */
+            dst->pending += sg->len;
+            continue;
+        }
+        uint8_t *p = outbuf_reserve(dst, sg->len);
+        if (!p || outbuf_commit(dst, sg->len) < 0) {
+            rc = IMQTT_ENOMEM;
+            break;
+        }
+        memcpy(p, src->arena + sg->off, sg->len);
+    }
+    outbuf_free(src); /* unreferences only what did not move */
+    return rc;
+}

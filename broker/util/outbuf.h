@@ -58,6 +58,11 @@ void outbuf_consume(outbuf *ob, size_t n);
  * query buffers). A busy connection's grown buffers are kept for reuse. */
 void outbuf_trim(outbuf *ob);
 
+/* Move what src has pending to the end of dst (payload references move
+ * with it); src is freed either way. Returns 0 or IMQTT_ENOMEM (then
+ * dst holds part of it and src's rest is released). */
+int outbuf_append_all(outbuf *dst, outbuf *src);
+
 /* Release everything (references included). The outbuf is then empty and
  * may be reused. */
 void outbuf_free(outbuf *ob);
