@@ -182,7 +182,7 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     if (srv->cfg.im_max_devices && !session_find(srv, client_id) &&
         im_devices_admit(srv, &id, client_id) < 0) {
         im_info_free(im);
-        return refuse(srv, METRIC_AUTH_NOT_AUTHORIZED,
+        return refuse(srv, METRIC_REFUSED_MAX_DEVICES,
                       mqtt_reason_for_error(IMQTT_EQUOTA), client_id,
                       "every device of the user at im.max_devices_per_user "
                       "is online");

@@ -145,6 +145,7 @@ int im_devices_admit(server *srv, const im_identity *id, mqtt_str client_id)
              "(im.max_devices_per_user)",
              (int)client_id.len, (const char *)client_id.ptr, oldest->client_id,
              u->n, (int)id->user.len, (const char *)id->user.ptr);
+    metrics_count(srv, METRIC_IM_DEVICES_EVICTED);
     /* session_end calls back im_devices_ended, which may free u. */
     session_end(oldest);
     return 0;

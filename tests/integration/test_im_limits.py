@@ -10,7 +10,9 @@ import time
 import pytest
 
 import mqttraw as m
-from conftest import SLOW
+import promparse
+from conftest import SLOW, free_port
+from test_metrics import metrics
 from imhelp import im, im_config, im_raw, token, drain, start_expect_fail
 
 pytestmark = pytest.mark.imqtt_only
@@ -56,7 +58,8 @@ def test_max_devices_evicts_the_oldest_offline(broker):
     """At im.max_devices_per_user a new device ends the session of the
     user's device that left first (its queued messages go with it); an
     existing device reconnects freely; other users are not affected."""
-    b = broker(im_config(im={"max_devices_per_user": 2}))
+    hp = free_port()
+    b = broker(im_config(im={"max_devices_per_user": 2}, http={"port": hp}))
     offline(b, "alice@old")
     offline(b, "alice@tab")
     phone = online(b, "alice@phone")  # evicts alice@old
@@ -69,6 +72,7 @@ def test_max_devices_evicts_the_oldest_offline(broker):
     c, ack = raw(b, "alice@old", persistent=True)
     assert ack.reason == 0 and ack.session_present == 0
     c.close()
+    assert promparse.value(metrics(hp), "imqtt_im_devices_evicted_total") == 2
     other = online(b, "bob@one")
     other2 = online(b, "bob@two")
     for x in (phone, other, other2):
@@ -80,12 +84,16 @@ def test_max_devices_all_online_refused(broker, version, rc):
     """Every device at the limit is online: the new one is refused with
     0x97 Quota exceeded (3.1.1: 3, server unavailable); none is pushed
     out, and a device that exists reconnects (takeover)."""
-    b = broker(im_config(im={"max_devices_per_user": 2}))
+    hp = free_port()
+    b = broker(im_config(im={"max_devices_per_user": 2}, http={"port": hp}))
     a = online(b, "alice@a")
     bb = online(b, "alice@b")
     c, ack = raw(b, "alice@c", version=version)
     assert ack.reason == rc, ack
     c.expect_closed()
+    fams = metrics(hp)
+    assert promparse.value(fams, "imqtt_connections_refused_total", cause="max_devices") == 1
+    assert promparse.value(fams, "imqtt_im_devices_evicted_total") == 0
     a.send(m.pingreq())
     assert a.expect(m.PINGRESP)
     again = online(b, "alice@b")  # takes over its own session
