@@ -81,8 +81,17 @@ static void set_groups(im_user_devices *u, const jwtv_claims *claims)
     u->ngroups = (uint32_t)n;
 }
 
+/* Only what uses the index pays for it (neither key is reloaded). */
+static bool wanted(const server *srv)
+{
+    return srv->cfg.im_max_devices ||
+           srv->cfg.im_presence_read == IM_PRESENCE_GROUP;
+}
+
 void im_devices_connected(server *srv, session *s)
 {
+    if (!wanted(srv))
+        return;
     add(srv, s, s->im->user);
     im_user_devices *u = lookup(srv, s->im->user);
     if (u)
@@ -113,6 +122,8 @@ void im_devices_ended(server *srv, session *s)
 
 void im_devices_load(server *srv)
 {
+    if (!wanted(srv))
+        return;
     uint32_t pos = 0;
     session *s;
     while ((s = hmap_next(&srv->sessions, &pos))) {

@@ -5,7 +5,8 @@
  * A session is indexed from its first CONNECT with an identity (or from
  * start-up, for the sessions the store brought back) until policy
  * on_session_end. The index holds borrowed session pointers: a session
- * leaves it before it is freed. Loop thread only.
+ * leaves it before it is freed. It is kept only when a limit is set or
+ * presence is in "group" mode. Loop thread only.
  */
 #ifndef IMQTT_IM_DEVICES_H
 #define IMQTT_IM_DEVICES_H
