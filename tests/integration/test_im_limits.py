@@ -235,3 +235,19 @@ def drain_raw(c, timeout=0.5):
             out.append(p)
             if p.qos:
                 c.send(m.ack(m.PUBACK, p.pid, version=c.version))
+
+
+def test_max_devices_counts_sessions_from_the_store(tmp_path):
+    """Offline sessions the store brought back at start-up are devices
+    too: after a restart, a new device still makes one of them end."""
+    from store_helpers import StoreBroker
+    sb = StoreBroker(extra=im_config(im={"max_devices_per_user": 1}))
+    try:
+        b = sb.start()
+        offline(b, "alice@old")
+        b = sb.restart()
+        c = online(b, "alice@new")
+        assert "alice@old ends" in b.stderr_text()
+        c.close()
+    finally:
+        sb.cleanup()

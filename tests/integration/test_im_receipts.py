@@ -364,3 +364,51 @@ def test_receipts_off_per_listener(broker, clients):
 def test_bad_receipt_config_stops_the_start(bad):
     rc, out = start_expect_fail(im_config(listener_extra={"im_receipts": bad}))
     assert rc != 0 and "im_receipts" in out, out
+
+
+@pytest.fixture
+def store_broker():
+    from store_helpers import StoreBroker
+    made = []
+
+    def make(config):
+        sb = StoreBroker(extra=config)
+        made.append(sb)
+        return sb
+    yield make
+    for sb in made:
+        sb.cleanup()
+
+
+def test_receipt_for_a_message_kept_across_a_restart(store_broker):
+    """A message waiting in the store for an offline device, across a
+    restart: the device's PUBACK after the restart is receipted (the
+    stamp is part of the stored message), and the receipt waits for the
+    sender's offline device in turn."""
+    sb = store_broker(im_config(listener_extra=ON))
+    b = sb.start()
+    persist = {"clean": False, "properties": [("session_expiry_interval", 3600)]}
+    bob, ack = im_raw(b, "bob@pc", token("bob"), version=5, **persist)
+    assert ack.reason == 0
+    bob.send(m.disconnect(5))
+    bob.close()
+    al, ack = im_raw(b, "alice@phone", token("alice"), version=5, **persist)
+    al.send(m.publish("p2p/talk/bob", b"kept", qos=1, pid=1, version=5))
+    assert al.expect(m.PUBACK).reason == 0
+    al.send(m.disconnect(5))
+    al.close()
+    b = sb.restart()
+    bob, ack = im_raw(b, "bob@pc", token("bob"), version=5, **persist)
+    assert ack.session_present == 1
+    p = next_publish(bob)
+    assert p.payload == b"kept"
+    bob.send(m.ack(m.PUBACK, p.pid, version=5))
+    time.sleep(0.3)
+    al, ack = im_raw(b, "alice@phone", token("alice"), version=5, **persist)
+    assert ack.session_present == 1
+    r = next_publish(al)
+    u = dict(r.user_properties)
+    assert r.topic == "p2p/talk/alice" and u["receipt"] == "delivered"
+    assert int(u["msg_id"]) == msg_id(p) and u["from"] == "bob@pc"
+    al.close()
+    bob.close()
