@@ -203,9 +203,6 @@ static bool in_group(const im_info *im, mqtt_str group)
     return im->claims && jwtv_claims_in_group(im->claims, group);
 }
 
-/* The IM defaults (issue 5): anyone may publish to an inbox; a user may
- * subscribe to its own inbox only; presence is readable by anyone; group
- * topics need the group in the token. */
 /* Who may read p2p/presence/{user} (im.presence): a filter with
  * wildcards is let through in "group" mode, and each message it matches
  * is checked at delivery (im_may_receive), by its topic. */
@@ -227,6 +224,9 @@ static bool presence_readable(const server *srv, const im_info *im,
     return im_devices_share_group(srv, im, user);
 }
 
+/* The IM defaults (issue 5): anyone may publish to an inbox; a user may
+ * subscribe to its own inbox only; presence is readable as im.presence
+ * says; group topics need the group in the token. */
 static bool im_default(const server *srv, const im_info *im,
                        enum acl_action action, mqtt_str topic)
 {
