@@ -178,9 +178,10 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     im->delivery = l->im_delivery;
     im->read_receipts = !l->im_read_receipts_off;
     /* A new device of a user at im.max_devices_per_user (docs/im.md,
-     * Limits): room is made, or it is refused. */
+     * Limits) is refused when no offline device can make room (which it
+     * does once the new one is connected: im_on_connect). */
     if (srv->cfg.im_max_devices && !session_find(srv, client_id) &&
-        im_devices_admit(srv, &id, client_id) < 0) {
+        im_devices_admit(srv, &id) < 0) {
         im_info_free(im);
         return refuse(srv, METRIC_REFUSED_MAX_DEVICES,
                       mqtt_reason_for_error(IMQTT_EQUOTA), client_id,

@@ -88,6 +88,33 @@ static bool wanted(const server *srv)
            srv->cfg.im_presence_read == IM_PRESENCE_GROUP;
 }
 
+/* Past im.max_devices_per_user with s connected: the device that has
+ * been away longest makes room (a user who replaced a phone is not locked
+ * out by a session that will never come back); devices online now are
+ * never pushed out (im_devices_admit refused s if all were). */
+static void make_room(server *srv, session *s)
+{
+    uint32_t max = srv->cfg.im_max_devices;
+    im_user_devices *u;
+    while (max && (u = lookup(srv, s->im->user)) && u->n > max) {
+        session *oldest = NULL;
+        for (uint32_t i = 0; i < u->n; i++) {
+            session *o = u->s[i];
+            if (!o->conn &&
+                (!oldest || o->disconnect_wall < oldest->disconnect_wall))
+                oldest = o;
+        }
+        if (!oldest)
+            return;
+        log_info("client %s: %s ends, the oldest offline of %u devices of "
+                 "%.*s (im.max_devices_per_user)",
+                 s->client_id, oldest->client_id, u->n, (int)s->im->user.len,
+                 (const char *)s->im->user.ptr);
+        metrics_count(srv, METRIC_IM_DEVICES_EVICTED);
+        session_end(oldest); /* calls back im_devices_ended */
+    }
+}
+
 void im_devices_connected(server *srv, session *s)
 {
     if (!wanted(srv))
@@ -96,6 +123,7 @@ void im_devices_connected(server *srv, session *s)
     im_user_devices *u = lookup(srv, s->im->user);
     if (u)
         set_groups(u, s->im->claims);
+    make_room(srv, s);
 }
 
 void im_devices_ended(server *srv, session *s)
@@ -134,32 +162,16 @@ void im_devices_load(server *srv)
     }
 }
 
-int im_devices_admit(server *srv, const im_identity *id, mqtt_str client_id)
+int im_devices_admit(const server *srv, const im_identity *id)
 {
     uint32_t max = srv->cfg.im_max_devices;
-    im_user_devices *u = lookup(srv, id->user);
+    const im_user_devices *u = lookup(srv, id->user);
     if (max == 0 || !u || u->n < max)
         return 0;
-    /* At the limit: the device that has been away longest makes room (a
-     * user who replaced a phone is not locked out by a session that will
-     * never come back); devices online now are never pushed out. */
-    session *oldest = NULL;
-    for (uint32_t i = 0; i < u->n; i++) {
-        session *s = u->s[i];
-        if (!s->conn &&
-            (!oldest || s->disconnect_wall < oldest->disconnect_wall))
-            oldest = s;
-    }
-    if (!oldest)
-        return IMQTT_EQUOTA;
-    log_info("client %.*s: %s ends, the oldest offline of %u devices of %.*s "
-             "(im.max_devices_per_user)",
-             (int)client_id.len, (const char *)client_id.ptr, oldest->client_id,
-             u->n, (int)id->user.len, (const char *)id->user.ptr);
-    metrics_count(srv, METRIC_IM_DEVICES_EVICTED);
-    /* session_end calls back im_devices_ended, which may free u. */
-    session_end(oldest);
-    return 0;
+    for (uint32_t i = 0; i < u->n; i++)
+        if (!u->s[i]->conn)
+            return 0; /* it will make room (make_room) */
+    return IMQTT_EQUOTA;
 }
 
 bool im_devices_share_group(const server *srv, const im_info *reader,

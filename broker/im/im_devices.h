@@ -25,8 +25,9 @@ typedef struct im_user_devices {
     uint32_t ngroups;
 } im_user_devices;
 
-/* IM session s (s->im set) connected: index it, and remember the groups
- * of its token as the user's. */
+/* IM session s (s->im set) connected: index it, remember the groups of
+ * its token as the user's, and, past im.max_devices_per_user, end the
+ * user's offline sessions that left first until the user is within it. */
 void im_devices_connected(server *srv, session *s);
 
 /* s ends (policy on_session_end): forget it. */
@@ -36,12 +37,12 @@ void im_devices_ended(server *srv, session *s);
  * is user@device (their groups are known when a device reconnects). */
 void im_devices_load(server *srv);
 
-/* A CONNECT of client_id (user@device, parsed as id) that has no session
- * yet, under im.max_devices_per_user: 0 when it may have one (after
- * ending the user's oldest offline session when the user is at the
- * limit), IMQTT_EQUOTA when every session of the user at the limit is
- * online. */
-int im_devices_admit(server *srv, const im_identity *id, mqtt_str client_id);
+/* Whether a CONNECT of a new device of id's user (its client id has no
+ * session) may go on under im.max_devices_per_user: 0 when the user is
+ * below the limit or has an offline device that will make room when the
+ * new one connects (im_devices_connected), IMQTT_EQUOTA when every
+ * device of the user at the limit is online. Changes nothing. */
+int im_devices_admit(const server *srv, const im_identity *id);
 
 /* Whether reader shares a group with user (by the groups of reader's
  * token and of user's latest token); a user always "shares" with itself.

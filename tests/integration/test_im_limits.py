@@ -79,6 +79,22 @@ def test_max_devices_evicts_the_oldest_offline(broker):
         x.close()
 
 
+def test_max_devices_refused_connect_ends_nothing(broker):
+    """A new device refused for something else (a Will to a topic it may
+    not publish to: 0x87) makes no room: room is made only once the new
+    device is connected."""
+    b = broker(im_config(im={"max_devices_per_user": 1}))
+    offline(b, "alice@old")
+    c, ack = im_raw(b, "alice@new", token("alice"), version=5,
+                    will={"topic": "not/yours", "payload": b"x"})
+    assert ack.reason == 0x87, ack
+    c.close()
+    c, ack = raw(b, "alice@old", persistent=True)
+    assert ack.reason == 0 and ack.session_present == 1
+    assert "ends" not in b.stderr_text()
+    c.close()
+
+
 @pytest.mark.parametrize("version,rc", [(5, RC5_QUOTA_EXCEEDED), (4, RC3_SERVER_UNAVAILABLE)])
 def test_max_devices_all_online_refused(broker, version, rc):
     """Every device at the limit is online: the new one is refused with
