@@ -11,6 +11,7 @@ Type:
     #friends hi all   send to the group friends  (publishes to g/talk/friends)
     /who bob          show which devices of bob are online (p2p/presence/bob)
     /history bob      the last 20 messages with bob (/history #friends: a group)
+    /read bob 42      tell bob you read his message 42 (p2p/receipt/bob)
     /help, /quit
 
 Incoming lines:
@@ -18,6 +19,9 @@ Incoming lines:
     [alice@laptop -> @bob] (you, on laptop) hi   you wrote that on another device
     [#friends carol@pc] hi all              a group message
     * bob: online on laptop, phone          presence
+    * delivered to bob@pc: 42               receipts (docs/im.md, Receipts;
+    * read by bob@pc: 42                    delivered ones when the listener
+    * (you, on laptop) read @bob: 42        has im_receipts.delivery on)
 
 Everything else is the broker's work (docs/im.md): it subscribes this
 device to its inbox p2p/talk/<user>, copies what you send from another
@@ -225,6 +229,8 @@ class Chat:
             head, payload = parse_envelope(msg.payload)
             if head:
                 sender, msg_id = head["from"], head.get("id")
+        if self.receipt(msg, ups, payload, sender):
+            return
         if msg_id is not None and not self.dedup.fresh(msg.topic, msg_id):
             return  # a duplicate (QoS 1 after a reconnect): shown already
         text = payload.decode("utf-8", "replace")
@@ -253,6 +259,31 @@ class Chat:
             self.show_presence(t[2])
         else:
             self.say("[%s on %s] %s" % (sender, msg.topic, text))
+
+    def receipt(self, msg, ups, payload, sender):
+        """Show a receipt (MQTT 5: the broker's `receipt` property; 3.1.1:
+        an envelope without an id around the receipt's JSON). True if it
+        was one."""
+        kind = dict(ups).get("receipt")
+        if self.v311 and sender and payload.startswith(b'{"receipt"'):
+            head, _ = parse_envelope(msg.payload)
+            if head is not None and "id" not in head:
+                kind = "receipt"
+        if not kind:
+            return False
+        try:
+            r = json.loads(payload)
+        except ValueError:
+            return True
+        who, ident = r.get("by", sender), r.get("id")
+        if r.get("receipt") == "delivered":
+            self.say("* delivered to %s: %s" % (who, ident))
+        elif who.partition("@")[0] == self.user:
+            self.say("* (you, on %s) read @%s: %s" % (
+                who.partition("@")[2], msg.topic.split("/")[-1], ident))
+        else:
+            self.say("* read by %s: %s" % (who, ident))
+        return True
 
     def show_history(self, raw):
         try:
@@ -313,6 +344,14 @@ class Chat:
             req = {"group": who[1:]} if who.startswith("#") else {"peer": who.lstrip("@")}
             req["limit"] = 20
             self.c.publish("$im/history", json.dumps(req).encode(), qos=1)
+            return True
+        if line.startswith("/read"):
+            parts = line.split()
+            if len(parts) != 3 or not parts[2].isdigit():
+                self.say("usage: /read USER ID")
+                return True
+            self.c.publish("p2p/receipt/%s" % parts[1].lstrip("@"),
+                           json.dumps({"id": int(parts[2])}).encode(), qos=1)
             return True
         if line.startswith("/help"):
             self.say(__doc__.split("Incoming")[0].split("Type:")[1].rstrip())

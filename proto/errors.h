@@ -61,6 +61,7 @@
     X(AUTHRATE, "too many failed authentications from this address")          \
     /* IM */                                                                  \
     X(NOHISTORY, "no conversation history kept")                              \
+    X(PAYLOAD, "payload format invalid")                                      \
     /* network */                                                             \
     X(PROXY, "invalid or missing PROXY protocol header")
 

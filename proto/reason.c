@@ -131,6 +131,8 @@ uint8_t mqtt_reason_for_error(int err)
         return MQTT_RC_QUOTA_EXCEEDED;
     case IMQTT_ECLIENTID:
         return MQTT_RC_CLIENT_ID_NOT_VALID;
+    case IMQTT_EPAYLOAD:
+        return MQTT_RC_PAYLOAD_FORMAT_INVALID;
     case IMQTT_EAUTH:
         return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
     case IMQTT_EAUTHRATE:

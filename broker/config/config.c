@@ -135,8 +135,9 @@ static int parse_listener(struct cfg_ctx *x, const cJSON *v, const char *path,
                           {"ws_path", NULL},
                           {"im_envelope", NULL},
                           {"proxy_protocol", NULL},
-                          {"proxy_from", NULL}};
-    int rc = cfg_take_keys(x, v, path, k, 12);
+                          {"proxy_from", NULL},
+                          {"im_receipts", NULL}};
+    int rc = cfg_take_keys(x, v, path, k, 13);
     if (rc != 0)
         return rc;
     if ((rc = cfg_parse_listener_im(x, k + 3, path, l)) != 0)
@@ -147,6 +148,9 @@ static int parse_listener(struct cfg_ctx *x, const cJSON *v, const char *path,
         if ((rc = cfg_get_bool(x, k[9].val, ep, &l->im_envelope)) != 0)
             return rc;
     }
+    if (k[12].val != NULL &&
+        (rc = cfg_parse_listener_receipts(x, k[12].val, path, l)) != 0)
+        return rc;
     if ((rc = cfg_parse_listener_transport(x, k + 6, path, l)) != 0)
         return rc;
     if ((rc = cfg_parse_listener_proxy(x, k + 10, path, l)) != 0)

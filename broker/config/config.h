@@ -31,6 +31,21 @@ enum im_clientid {
     IM_CLIENTID_REQUIRED = 2, /* anything else: CONNACK 0x85 */
 };
 
+/* listeners[].im_receipts.delivery (docs/im.md, Receipts). Off unless
+ * asked for: devices of apps that know nothing of receipts would take
+ * them for messages. */
+enum im_delivery_receipts {
+    IM_DELIVERY_OFF = 0,
+    IM_DELIVERY_USER = 1,   /* one receipt, at the recipient's first device */
+    IM_DELIVERY_DEVICE = 2, /* one per device of the recipient, always */
+};
+
+/* Who may read p2p/presence/{user} (im.presence, docs/im.md). */
+enum im_presence_read {
+    IM_PRESENCE_EVERYONE = 0, /* any authenticated user (the default) */
+    IM_PRESENCE_GROUP = 1,    /* users sharing a group with {user} */
+};
+
 enum listener_transport {
     TRANSPORT_TCP = 0,
     TRANSPORT_TLS = 1,
@@ -59,6 +74,10 @@ typedef struct listener_config {
     listener_tls_config tls;           /* transport tls and wss */
     char *ws_path;    /* owned; ws and wss; NULL means "/mqtt" */
     bool im_envelope; /* 3.1.1 receivers get the envelope (docs/im.md) */
+    /* listeners[].im_receipts (docs/im.md, Receipts): what this listener's
+     * devices' acknowledgements and read receipts produce */
+    enum im_delivery_receipts im_delivery; /* default IM_DELIVERY_OFF */
+    bool im_read_receipts_off;             /* default false: routed */
     /* PROXY protocol (conn_proxy.c): a header is required first, and only
      * from these networks (owned array; non-empty when proxy_protocol) */
     bool proxy_protocol;
@@ -127,6 +146,8 @@ typedef struct imqtt_config {
     /* "im" object (docs/im.md) */
     uint8_t im_inbox_qos; /* QoS of the p2p/talk/{user} inbox; default 1 */
     bool im_presence;     /* publish p2p/presence/{user}; default true */
+    enum im_presence_read im_presence_read; /* who may read it; everyone */
+    uint32_t im_max_devices; /* sessions per user; 0 = unlimited (default) */
     uint32_t im_max_retained_messages; /* per IM user; 0 = unlimited; 100 */
     uint64_t im_max_retained_bytes;    /* per IM user; 0 = unlimited; 1 MiB */
     char **im_admins;                  /* owned; users who may use $SYS */

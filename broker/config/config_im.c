@@ -46,6 +46,60 @@ int cfg_parse_listener_im(struct cfg_ctx *x, const struct cfg_key *k,
     return 0;
 }
 
+int cfg_parse_listener_receipts(struct cfg_ctx *x, const cJSON *v,
+                                const char *path, listener_config *l)
+{
+    char sub[PATH_MAX_LEN];
+    cfg_join(sub, path, "im_receipts");
+    struct cfg_key k[] = {{"delivery", NULL}, {"read", NULL}};
+    int rc = cfg_take_keys(x, v, sub, k, 2);
+    if (rc != 0)
+        return rc;
+    if (k[0].val != NULL) {
+        if (cJSON_IsBool(k[0].val))
+            l->im_delivery =
+                cJSON_IsTrue(k[0].val) ? IM_DELIVERY_USER : IM_DELIVERY_OFF;
+        else if (cJSON_IsString(k[0].val) &&
+                 strcmp(k[0].val->valuestring, "device") == 0)
+            l->im_delivery = IM_DELIVERY_DEVICE;
+        else
+            return cfg_fail(x,
+                            "%s.delivery: expected true, false or "
+                            "\"device\"",
+                            sub);
+    }
+    if (k[1].val != NULL) {
+        bool read = true;
+        char rp[PATH_MAX_LEN];
+        cfg_join(rp, sub, "read");
+        if ((rc = cfg_get_bool(x, k[1].val, rp, &read)) != 0)
+            return rc;
+        l->im_read_receipts_off = !read;
+    }
+    return 0;
+}
+
+/* im.presence: true / "everyone", "group", false / "nobody". */
+static int parse_presence(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
+{
+    static const char *const words[] = {"everyone", "group", "nobody"};
+    if (cJSON_IsBool(v)) {
+        c->im_presence = cJSON_IsTrue(v);
+        c->im_presence_read = IM_PRESENCE_EVERYONE;
+        return 0;
+    }
+    size_t w = 0;
+    int rc = cfg_get_word(x, v, "im.presence", words, 3,
+                          "true, false, \"everyone\", \"group\" or "
+                          "\"nobody\"",
+                          &w);
+    if (rc != 0)
+        return rc;
+    c->im_presence = w != 2;
+    c->im_presence_read = w == 1 ? IM_PRESENCE_GROUP : IM_PRESENCE_EVERYONE;
+    return 0;
+}
+
 /* "auth": {"jwt": {...}, "password_file": "path"}. Keys and password
  * files are read here, so a broken one stops the start-up (or the reload)
  * instead of letting everyone in (BAD_INPUTS row 12). */
@@ -215,8 +269,9 @@ int cfg_parse_im(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
                           {"history", NULL},
                           {"max_retained_messages", NULL},
                           {"max_retained_bytes", NULL},
-                          {"push", NULL}};
-    int rc = cfg_take_keys(x, v, "im", k, 7);
+                          {"push", NULL},
+                          {"max_devices_per_user", NULL}};
+    int rc = cfg_take_keys(x, v, "im", k, 8);
     if (rc != 0)
         return rc;
     if (k[6].val != NULL && (rc = cfg_parse_push(x, k[6].val, c)) != 0)
@@ -229,8 +284,11 @@ int cfg_parse_im(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
             return rc;
         c->im_inbox_qos = (uint8_t)q;
     }
-    if (k[1].val != NULL &&
-        (rc = cfg_get_bool(x, k[1].val, "im.presence", &c->im_presence)) != 0)
+    if (k[1].val != NULL && (rc = parse_presence(x, k[1].val, c)) != 0)
+        return rc;
+    if (k[7].val != NULL &&
+        (rc = cfg_get_uint(x, k[7].val, "im.max_devices_per_user", 0, 1000000,
+                           &c->im_max_devices)) != 0)
         return rc;
     if (k[4].val != NULL &&
         (rc = cfg_get_uint(x, k[4].val, "im.max_retained_messages", 0,

@@ -52,6 +52,10 @@ int cfg_get_word(struct cfg_ctx *x, const cJSON *v, const char *path,
  * listener's auth mode is configured. */
 int cfg_parse_listener_im(struct cfg_ctx *x, const struct cfg_key *k,
                           const char *path, listener_config *l);
+/* listeners[].im_receipts: {"delivery": true | false | "device",
+ * "read": true | false}. */
+int cfg_parse_listener_receipts(struct cfg_ctx *x, const cJSON *v,
+                                const char *path, listener_config *l);
 int cfg_parse_auth(struct cfg_ctx *x, const cJSON *v, imqtt_config *c);
 int cfg_parse_im(struct cfg_ctx *x, const cJSON *v, imqtt_config *c);
 int cfg_check_listener_auth(struct cfg_ctx *x, imqtt_config *c);

@@ -8,10 +8,12 @@
 #include "conn.h"
 #include "errors.h"
 #include "hmap.h"
+#include "im_devices.h"
 #include "im_history.h"
 #include "im_log.h"
 #include "im_msg.h"
 #include "im_push.h"
+#include "im_receipt.h"
 #include "log.h"
 #include "reason.h"
 #include "route.h"
@@ -31,10 +33,6 @@ typedef struct presence {
     session **devices; /* borrowed: a session leaves before it is freed */
     uint32_t count, cap;
 } presence;
-
-typedef struct im_state {
-    hmap users; /* user -> presence */
-} im_state;
 
 int64_t im_wall_ms(void)
 {
@@ -180,6 +178,19 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     im->push_backend = l->auth != LISTENER_AUTH_ANONYMOUS &&
                        im_push_is_subscriber(srv, im->user);
     im->im_listener = l->im;
+    im->delivery = l->im_delivery;
+    im->read_receipts = !l->im_read_receipts_off;
+    /* A new device of a user at im.max_devices_per_user (docs/im.md,
+     * Limits) is refused when no offline device can make room (which it
+     * does once the new one is connected: im_on_connect). */
+    if (srv->cfg.im_max_devices && !session_find(srv, client_id) &&
+        im_devices_admit(srv, &id) < 0) {
+        im_info_free(im);
+        return refuse(srv, METRIC_REFUSED_MAX_DEVICES,
+                      mqtt_reason_for_error(IMQTT_EQUOTA), client_id,
+                      "every device of the user at im.max_devices_per_user "
+                      "is online");
+    }
     r.im = im;
     /* 3.1.1 has no properties: who wrote it, its id and time can only
      * travel in the payload, for devices that ask (docs/im.md). */
@@ -196,11 +207,32 @@ static bool in_group(const im_info *im, mqtt_str group)
     return im->claims && jwtv_claims_in_group(im->claims, group);
 }
 
+/* Who may read p2p/presence/{user} (im.presence): a filter with
+ * wildcards is let through in "group" mode, and each message it matches
+ * is checked at delivery (im_may_receive), by its topic. */
+static bool presence_readable(const server *srv, const im_info *im,
+                              mqtt_str topic)
+{
+    if (!srv->cfg.im_presence)
+        return false; /* "nobody" */
+    if (!acl_pattern_allows(MQTT_STR_LIT(PRESENCE_PREFIX "#"), NULL,
+                            ACL_SUBSCRIBE, topic))
+        return false;
+    if (srv->cfg.im_presence_read == IM_PRESENCE_EVERYONE)
+        return true;
+    mqtt_str user;
+    if (!rest_is_level(topic, PREFIX_LEN(PRESENCE_PREFIX), &user))
+        return true; /* p2p/presence/# */
+    if (memchr(user.ptr, '+', user.len) || memchr(user.ptr, '#', user.len))
+        return true; /* p2p/presence/+ */
+    return im_devices_share_group(srv, im, user);
+}
+
 /* The IM defaults (issue 5): anyone may publish to an inbox; a user may
- * subscribe to its own inbox only; presence is readable by anyone; group
- * topics need the group in the token. */
-static bool im_default(const im_info *im, enum acl_action action,
-                       mqtt_str topic)
+ * subscribe to its own inbox only; presence is readable as im.presence
+ * says; group topics need the group in the token. */
+static bool im_default(const server *srv, const im_info *im,
+                       enum acl_action action, mqtt_str topic)
 {
     mqtt_str level;
     if (action == ACL_PUBLISH) {
@@ -216,8 +248,7 @@ static bool im_default(const im_info *im, enum acl_action action,
         return rest_is_level(topic, PREFIX_LEN(INBOX_PREFIX), &level) &&
                str_eq(level, im->user);
     if (has_prefix(topic, PRESENCE_PREFIX, PREFIX_LEN(PRESENCE_PREFIX)))
-        return acl_pattern_allows(MQTT_STR_LIT(PRESENCE_PREFIX "#"), NULL,
-                                  ACL_SUBSCRIBE, topic);
+        return presence_readable(srv, im, topic);
     if (has_prefix(topic, GROUP_PREFIX, PREFIX_LEN(GROUP_PREFIX)) &&
         rest_is_level(topic, PREFIX_LEN(GROUP_PREFIX), &level))
         return in_group(im, level);
@@ -263,7 +294,7 @@ bool im_access_identity(const server *srv, const im_info *im,
                                    action, topic))
                 return true;
     }
-    return im_default(im, action, topic);
+    return im_default(srv, im, action, topic);
 }
 
 bool im_may_receive(const session *s, mqtt_str topic)
@@ -301,11 +332,14 @@ mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
     return im_stamp_props_ex(im, in, NULL, 0, st);
 }
 
-/* The names the broker sets: a client's own are dropped. */
+/* The names the broker sets (receipt and msg_id mark receipts,
+ * im_receipt.c): a client's own are dropped. */
 static bool stamp_key(mqtt_str k)
 {
     return str_eq(k, MQTT_STR_LIT("from")) || str_eq(k, MQTT_STR_LIT("id")) ||
-           str_eq(k, MQTT_STR_LIT("ts"));
+           str_eq(k, MQTT_STR_LIT("ts")) ||
+           str_eq(k, MQTT_STR_LIT("receipt")) ||
+           str_eq(k, MQTT_STR_LIT("msg_id"));
 }
 
 mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
@@ -373,7 +407,7 @@ void im_route_sync(server *srv, msg *m, session *from)
 /* ---- inbox and presence ---------------------------------------------------
  */
 
-static im_state *state(server *srv)
+im_state *im_state_of(server *srv)
 {
     if (!srv->im)
         srv->im = calloc(1, sizeof(im_state));
@@ -419,7 +453,7 @@ static void publish_presence(server *srv, const presence *p)
 
 static presence *presence_of(server *srv, mqtt_str user, bool create)
 {
-    im_state *st = state(srv);
+    im_state *st = im_state_of(srv);
     if (!st)
         return NULL;
     presence *p = hmap_get(&st->users, user);
@@ -473,6 +507,7 @@ void im_on_connect(session *s)
     /* What overflowed while it was away (queued after what is waiting). */
     if (s->missed && im->im_listener)
         im_overflow_marker(s);
+    im_devices_connected(srv, s);
     if (!tracking(srv))
         return;
     presence *p = presence_of(srv, im->user, true);
@@ -514,7 +549,7 @@ void im_on_disconnect(session *s)
         }
     }
     if (p->count == 0) {
-        hmap_remove(&state(srv)->users,
+        hmap_remove(&im_state_of(srv)->users,
                     (mqtt_bytes){(uint8_t *)p->user, p->user_len});
         free(p->devices);
         free(p);
@@ -542,6 +577,7 @@ static void collect_presence(void *arg, mqtt_str topic, void *value)
 void im_on_start(server *srv)
 {
     im_push_start(srv);
+    im_devices_load(srv);
     if (!srv->cfg.im_presence)
         return;
     hmap users = {0};
@@ -561,6 +597,8 @@ void im_server_free(server *srv)
 {
     im_push_free(srv);
     im_log_free(srv);
+    im_devices_free(srv);
+    im_receipt_free(srv);
     im_state *st = srv->im;
     if (!st)
         return;
@@ -607,6 +645,24 @@ static bool quota_user(const session *s, mqtt_str *user)
     return true;
 }
 
+/* Requests the broker answers itself: history pages, read receipts. */
+static bool is_request(const session *s, mqtt_str topic)
+{
+    return im_history_is_request(s, topic) || im_receipt_is_request(s, topic);
+}
+
+static int answer(conn *c, const mqtt_publish *p)
+{
+    if (im_receipt_is_request(c->sess, p->topic))
+        return im_receipt_read(c, p);
+    return im_history_handle(c, p);
+}
+
+static void on_session_end(session *s)
+{
+    im_devices_ended(s->srv, s);
+}
+
 static const policy im_rules = {
     .authenticate = im_authenticate,
     .identity_free = im_info_free,
@@ -620,8 +676,10 @@ static const policy im_rules = {
     .will_new = will_new,
     .will_publish = will_publish,
     .overflow = im_overflow_marker,
-    .is_request = im_history_is_request,
-    .answer = im_history_handle,
+    .is_request = is_request,
+    .answer = answer,
+    .on_ack = im_receipt_on_ack,
+    .on_session_end = on_session_end,
     .sync = im_route_sync,
     .queued_offline = im_push_queued,
     .on_connect = im_on_connect,

@@ -10,6 +10,7 @@
 #define IMQTT_IM_H
 
 #include "acl.h"
+#include "hmap.h"
 #include "identity.h"
 #include "jwt_verify.h"
 #include "msg.h"
@@ -30,10 +31,26 @@ typedef struct im_info {
                             $events/push/ (im_push.h) */
     bool im_listener;    /* connected through an IM listener: the IM
                             defaults apply and the default is deny */
+    bool read_receipts;  /* its listener routes its read receipts */
+    enum im_delivery_receipts delivery; /* what its acks produce (its
+                                           listener's im_receipts) */
     char id[IM_CLIENT_ID_MAX + 1];
 } im_info;
 
 void im_info_free(im_info *im);
+
+/* The IM layer's state on the server (srv->im), owned by the policy and
+ * made on first use. */
+typedef struct im_state {
+    hmap users;    /* user -> presence: its online devices (im.c) */
+    hmap devices;  /* user -> im_user_devices: all its sessions
+                      (im_devices.c) */
+    hmap receipts; /* recipient|conversation -> delivered marks
+                      (im_receipt.c) */
+} im_state;
+
+/* srv->im, made when missing; NULL without memory. */
+im_state *im_state_of(server *srv);
 
 /* Wall-clock milliseconds (token times and presence stamps are wall
  * clock; everything else runs on the loop's monotonic clock). */

@@ -3,14 +3,38 @@
 #include "reason.h"
 #include "session.h"
 
+/* The message a PUBACK (qos 1) or PUBREC (qos 2) acknowledges, with a
+ * reference for the policy's on_ack, when the policy wants to hear of
+ * it; NULL for anything else (unknown id, a repeated PUBREC). */
+static msg *acked(conn *c, uint16_t pid, uint8_t qos)
+{
+    if (!c->srv->policy->on_ack || !c->sess->im)
+        return NULL;
+    msg *m = session_inflight_msg(c->sess, pid, qos);
+    return m ? msg_ref(m) : NULL;
+}
+
+static int told(conn *c, msg *m, int rc)
+{
+    if (m) {
+        if (rc == 0 && c->sess)
+            c->srv->policy->on_ack(c->sess, m);
+        msg_unref(m);
+    }
+    return rc;
+}
+
 int handle_puback(conn *c, const mqtt_ack *p)
 {
-    return session_on_puback(c->sess, p->packet_id);
+    msg *m = acked(c, p->packet_id, 1);
+    return told(c, m, session_on_puback(c->sess, p->packet_id));
 }
 
 int handle_pubrec(conn *c, const mqtt_ack *p)
 {
-    return session_on_pubrec(c->sess, p->packet_id, p->reason);
+    /* A refusing PUBREC is no delivery. */
+    msg *m = p->reason < 0x80 ? acked(c, p->packet_id, 2) : NULL;
+    return told(c, m, session_on_pubrec(c->sess, p->packet_id, p->reason));
 }
 
 int handle_pubcomp(conn *c, const mqtt_ack *p)

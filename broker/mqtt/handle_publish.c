@@ -55,7 +55,8 @@ static int resolve_alias(conn *c, const mqtt_publish *p, mqtt_str *topic)
 
 static int refuse(conn *c, const mqtt_publish *p, uint8_t reason)
 {
-    metrics_drop(c->srv, METRIC_DROP_NOT_AUTHORIZED);
+    if (reason == MQTT_RC_NOT_AUTHORIZED)
+        metrics_drop(c->srv, METRIC_DROP_NOT_AUTHORIZED);
     if (p->qos == 0)
         return 0;
     /* 3.1.1 has no way to say no: acknowledge and drop, as Mosquitto does,
@@ -122,8 +123,13 @@ int handle_publish(conn *c, const mqtt_publish *p)
     }
 
     if (s->im && srv->policy->is_request(s, topic)) {
-        /* Answered by the broker, never routed (docs/im.md, History). */
-        int rc = srv->policy->answer(c, p);
+        /* Answered by the broker, never routed (docs/im.md, History,
+         * Receipts); a reason code >= 0x80 is a refusal. */
+        mqtt_publish q = *p;
+        q.topic = topic; /* an alias resolved */
+        int rc = srv->policy->answer(c, &q);
+        if (rc >= 0x80)
+            return refuse(c, p, (uint8_t)rc);
         if (rc < 0 || p->qos == 0)
             return rc;
         if (p->qos == 1) {

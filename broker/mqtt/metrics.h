@@ -27,6 +27,10 @@
       "auth_failures", "Connections refused, by cause")                       \
     X(REFUSED_PROXY, "imqtt_connections_refused_total", "proxy",              \
       "Connections refused, by cause")                                        \
+    X(REFUSED_MAX_DEVICES, "imqtt_connections_refused_total", "max_devices",  \
+      "Connections refused, by cause")                                        \
+    X(IM_DEVICES_EVICTED, "imqtt_im_devices_evicted_total", "",               \
+      "Offline device sessions ended for im.max_devices_per_user")            \
     X(AUTH_CACHE_HIT, "imqtt_password_cache_lookups_total", "hit",            \
       "Password checks answered by the credential cache (hit) or not (miss)") \
     X(AUTH_CACHE_MISS, "imqtt_password_cache_lookups_total", "miss",          \

@@ -99,8 +99,10 @@ typedef struct policy {
      * again: tell the device. */
     void (*overflow)(struct session *s);
     /* Whether a PUBLISH of s on `topic` is a request the policy answers
-     * itself (history), and the answer; never routed. answer returns 0
-     * or a negative error. */
+     * itself (history, read receipts), and the answer; never routed.
+     * answer returns 0 (acknowledged as received), an MQTT reason code
+     * >= 0x80 (refused: MQTT 5 PUBACK/PUBREC with it, 3.1.1 acknowledged
+     * and dropped) or a negative error. */
     bool (*is_request)(const struct session *s, mqtt_str topic);
     int (*answer)(struct conn *c, const mqtt_publish *p);
     /* After a message from `from` (NULL: a will) has been routed: deliver
@@ -112,9 +114,17 @@ typedef struct policy {
      * busy): it defers what it sends. */
     void (*queued_offline)(struct session *s, struct msg *m);
 
+    /* The device of s acknowledged delivery m (PUBACK of a QoS 1,
+     * PUBREC of a QoS 2 delivery; m borrowed for the call), after the
+     * acknowledgement itself has been handled. May be NULL. */
+    void (*on_ack)(struct session *s, struct msg *m);
+
     /* s has been sent its CONNACK / its connection has gone. */
     void (*on_connect)(struct session *s);
     void (*on_disconnect)(struct session *s);
+    /* s is being ended (expiry, clean start, shutdown), before its
+     * identity is freed: the last time the policy sees it. May be NULL. */
+    void (*on_session_end)(struct session *s);
     /* The store is loaded (start-up); the server is being freed. */
     void (*on_start)(struct server *srv);
     void (*on_free)(struct server *srv);

@@ -192,6 +192,12 @@ static void inflight_remove(session *s, out_entry *e)
     }
 }
 
+msg *session_inflight_msg(const session *s, uint16_t pid, uint8_t qos)
+{
+    out_entry *e = inflight_by_pid(s, pid);
+    return e && e->qos == qos && e->state == ENTRY_SENT ? e->m : NULL;
+}
+
 static bool pid_in_flight(const session *s, uint16_t pid)
 {
     return inflight_by_pid(s, pid) != NULL;
@@ -830,6 +836,8 @@ void session_end(session *s)
     list_clear(&s->queue);
     s->queued_bytes = 0;
     pid_map_clear(&s->qos2_in);
+    if (srv->policy->on_session_end)
+        srv->policy->on_session_end(s);
     hmap_remove(&srv->sessions,
                 (mqtt_bytes){(uint8_t *)s->client_id, s->client_id_len});
     free(s->client_id);

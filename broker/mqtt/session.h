@@ -186,6 +186,11 @@ int session_on_puback(session *s, uint16_t pid);
 int session_on_pubrec(session *s, uint16_t pid, uint8_t reason);
 int session_on_pubcomp(session *s, uint16_t pid);
 
+/* The message in flight to s under pid at delivery QoS qos, not yet
+ * acknowledged (borrowed: the entry holds it until its ack is handled);
+ * NULL for anything else. */
+msg *session_inflight_msg(const session *s, uint16_t pid, uint8_t qos);
+
 /* Send queued messages while the window has room. */
 void session_pump(session *s);
 

@@ -323,3 +323,22 @@ def test_compare_idle_im_row(tmp_path):
     assert "--inbox-sub" in mq["_argv"]
     assert any(l.startswith("idle-im ") and "broker bytes / connection" in l
                for l in out.splitlines()), out
+
+
+def test_compare_im_p2p_rows(tmp_path):
+    """The IM p2p rows: each passes the im check, and only the receipts
+    row gets one delivered receipt per message (counted as foreign by the
+    load tool, which knows no receipts)."""
+    raw = tmp_path / "raw.json"
+    rc, out, err = compare("--only", "im-p2p-ids,im-p2p-log,im-p2p-receipts",
+                           "--reps", "1", "--duration", "1", "--durability",
+                           "process", "--json-out", str(raw), timeout=120)
+    assert rc == 0, err[-3000:]
+    res = json.loads(raw.read_text())
+    for row in ("im-p2p-ids", "im-p2p-log", "im-p2p-receipts"):
+        r = res[row + "/imqtt"][0]
+        assert r["_rc"] == 0 and r["im"]["ok"] and r["lost"] == 0, r
+        if row == "im-p2p-receipts":
+            assert r["foreign"] >= r["delivered"] * 0.9 > 0, r
+        else:
+            assert r["foreign"] == 0, r

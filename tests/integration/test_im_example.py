@@ -132,6 +132,29 @@ def test_chat_example_v311_envelope_and_history(broker, terms):
     assert old.wait_text("hi back").endswith("[bob@old] hi back")
 
 
+@pytest.mark.parametrize("v311", [False, True])
+def test_chat_example_receipts(broker, terms, v311):
+    """chat.py shows delivered and read receipts (/read), the reader's
+    other device sees its own read, MQTT 5 and 3.1.1 (envelope) alike."""
+    b = broker(im_config(listener_extra={"im_envelope": True,
+                                         "im_receipts": {"delivery": True}}))
+    v = ["--v311"] if v311 else []
+    phone = terms(b, "alice", "phone", ["--clean"] + v)
+    bob = terms(b, "bob", "pc", ["--clean"] + v)
+    tab = terms(b, "bob", "tab", ["--clean"] + v)
+    for t in (phone, bob, tab):
+        t.wait_text("* connected as")
+    phone.type("@bob are you there")
+    bob.wait_text("are you there")
+    line = phone.wait_text("* delivered to")
+    assert re.fullmatch(r"\* delivered to bob@(pc|tab): \d+", line), line
+    ident = line.rsplit(" ", 1)[1]
+    bob.type("/read alice %s" % ident)
+    assert phone.wait_text("* read by") == "* read by bob@pc: %s" % ident
+    assert tab.wait_text("read @alice") == "* (you, on pc) read @alice: %s" % ident
+    assert [l for l in phone.rest() if "delivered" in l] == []
+
+
 def test_example_config_accepted(tmp_path):
     """examples/im.json starts (on another port, store in a temp dir) and
     its secret works with chat.py-style tokens."""

@@ -723,6 +723,83 @@ static void test_log(void **state)
     log_set_level(LOG_INFO);
 }
 
+/* listeners[].im_receipts, im.presence words, im.max_devices_per_user
+ * (docs/im.md, Receipts, Presence, Limits) */
+static void test_im_receipts_presence_devices(void **state)
+{
+    (void)state;
+    imqtt_config c;
+    char err[256] = "";
+    assert_int_equal(
+        parse("{\"listeners\": [{\"im\": true, \"auth\": \"anonymous\"}]}", &c,
+              err, sizeof(err)),
+        0);
+    assert_int_equal(c.listeners[0].im_delivery, IM_DELIVERY_OFF);
+    assert_false(c.listeners[0].im_read_receipts_off);
+    assert_true(c.im_presence);
+    assert_int_equal(c.im_presence_read, IM_PRESENCE_EVERYONE);
+    assert_int_equal(c.im_max_devices, 0);
+    config_free(&c);
+
+    static const struct {
+        const char *receipts;
+        enum im_delivery_receipts delivery;
+        bool read_off;
+    } r[] = {{"{\"delivery\": true}", IM_DELIVERY_USER, false},
+             {"{\"delivery\": \"device\", \"read\": false}", IM_DELIVERY_DEVICE,
+              true},
+             {"{\"delivery\": false, \"read\": true}", IM_DELIVERY_OFF, false},
+             {"{}", IM_DELIVERY_OFF, false}};
+    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+        char json[256];
+        snprintf(json, sizeof(json),
+                 "{\"listeners\": [{\"im\": true, \"auth\": \"anonymous\", "
+                 "\"im_receipts\": %s}]}",
+                 r[i].receipts);
+        assert_int_equal(parse(json, &c, err, sizeof(err)), 0);
+        assert_int_equal(c.listeners[0].im_delivery, r[i].delivery);
+        assert_int_equal(c.listeners[0].im_read_receipts_off, r[i].read_off);
+        config_free(&c);
+    }
+
+    static const struct {
+        const char *v;
+        bool on;
+        enum im_presence_read read;
+    } p[] = {{"true", true, IM_PRESENCE_EVERYONE},
+             {"\"everyone\"", true, IM_PRESENCE_EVERYONE},
+             {"\"group\"", true, IM_PRESENCE_GROUP},
+             {"false", false, IM_PRESENCE_EVERYONE},
+             {"\"nobody\"", false, IM_PRESENCE_EVERYONE}};
+    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+        char json[128];
+        snprintf(json, sizeof(json),
+                 "{\"im\": {\"presence\": %s, \"max_devices_per_user\": "
+                 "%zu}}",
+                 p[i].v, i);
+        assert_int_equal(parse(json, &c, err, sizeof(err)), 0);
+        assert_int_equal(c.im_presence, p[i].on);
+        assert_int_equal(c.im_presence_read, p[i].read);
+        assert_int_equal(c.im_max_devices, i);
+        config_free(&c);
+    }
+
+    expect_error("{\"listeners\": [{\"im_receipts\": {\"delivery\": 1}}]}",
+                 "listeners[0].im_receipts.delivery: expected true, false or "
+                 "\"device\"");
+    expect_error("{\"listeners\": [{\"im_receipts\": {\"read\": \"x\"}}]}",
+                 "listeners[0].im_receipts.read");
+    expect_error("{\"listeners\": [{\"im_receipts\": {\"seen\": true}}]}",
+                 "listeners[0].im_receipts");
+    expect_error("{\"listeners\": [{\"im_receipts\": true}]}",
+                 "listeners[0].im_receipts");
+    expect_error("{\"im\": {\"presence\": \"friends\"}}",
+                 "im.presence: expected true, false, \"everyone\", "
+                 "\"group\" or \"nobody\"");
+    expect_error("{\"im\": {\"max_devices_per_user\": 1000001}}",
+                 "im.max_devices_per_user: expected an integer 0..1000000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -742,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_log),
         cmocka_unit_test(test_listener_proxy),
         cmocka_unit_test(test_cluster),
+        cmocka_unit_test(test_im_receipts_presence_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
