@@ -25,6 +25,17 @@ typedef struct conn conn;
 struct server;
 struct route_scratch;
 
+/* Something other than a connection that waits for the store batch open
+ * now to commit (the HTTP API's answers: ops/api.c). `done` runs on the
+ * worker's loop once that batch has committed, with 0 or the error its
+ * commit reported (IMQTT_ESTOREFULL). The waiter is owned by the caller,
+ * which keeps it alive until done has run. */
+typedef struct commit_waiter {
+    struct commit_waiter *next; /* the worker's list; set by mqtt/ */
+    uint64_t gen;               /* the batch waited for; set by mqtt/ */
+    void (*done)(struct commit_waiter *cw, int status);
+} commit_waiter;
+
 /* Size of the read buffer the worker lends to one read at a time. */
 #define READBUF_SIZE 65536
 
@@ -32,11 +43,13 @@ typedef struct worker {
     uv_loop_t *loop;    /* borrowed: the loop this worker runs on */
     struct server *srv; /* the process-wide part */
 
-    conn *conns;          /* every open connection (intrusive list) */
-    conn *flush_head;     /* connections with output to write */
-    conn *ack_head;       /* connections with acks waiting for a commit */
-    uint32_t nconns;      /* open (not closing) connections */
-    uint32_t conns_alive; /* allocated, including closing ones */
+    conn *conns;              /* every open connection (intrusive list) */
+    conn *flush_head;         /* connections with output to write */
+    conn *ack_head;           /* connections with acks waiting for a commit */
+    commit_waiter *wait_head; /* other waiters for the open batch (borrowed
+                                 until their done runs) */
+    uint32_t nconns;          /* open (not closing) connections */
+    uint32_t conns_alive;     /* allocated, including closing ones */
 
     uv_prepare_t flush_handle;
     uv_async_t store_async; /* the store thread's "batches committed" */
@@ -45,6 +58,7 @@ typedef struct worker {
      * commit latency histogram. Owned ring, grown when full. */
     struct commit_slot {
         conn *batch;
+        commit_waiter *waiters;
         uint64_t start_ns;
     } * commits;
     uint32_t commits_cap, commits_head, commits_n;
@@ -66,6 +80,11 @@ typedef struct worker {
 
 /* Mark c for the end-of-iteration flush of its worker. */
 void worker_want_flush(worker *w, conn *c);
+
+/* cw->done runs once the store batch open now has committed (at once
+ * when the store keeps nothing: durability none, after this iteration's
+ * commit step). cw is borrowed until then. */
+void worker_wait_commit(worker *w, commit_waiter *cw);
 
 /* The outcome of store batch `gen` (already completed) as this worker saw
  * it: 0 or the error its commit reported. */
