@@ -61,6 +61,9 @@
     X(AUTHRATE, "too many failed authentications from this address")          \
     /* IM */                                                                  \
     X(NOHISTORY, "no conversation history kept")                              \
+    X(BANNED, "banned")                                                       \
+    X(REVOKED, "token revoked")                                               \
+    X(NOTFOUND, "no such user, device or session")                            \
     /* network */                                                             \
     X(PROXY, "invalid or missing PROXY protocol header")
 

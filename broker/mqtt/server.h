@@ -81,6 +81,8 @@ typedef struct server {
     struct im_state *im; /* owned by the policy: presence records (im.c) */
     struct im_log_state *im_log; /* owned by the policy: conversation ids
                                     (im_log.c) */
+    struct im_bans *bans;        /* owned by the policy: bans and token
+                                    revocations (im_ban.c) */
     hmap conn_rate_addrs;        /* address -> rate bucket (rate_limits.c) */
     struct auth_guard *guard;    /* owned: credential cache, failure limit */
 
