@@ -8,13 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
-/* Stop the parser with an answer: returning non-zero from a callback
- * makes http_parser_execute return early with HPE_CB_*. */
+/* Stop the parser with an answer: -1 from a callback makes
+ * http_parser_execute return early with HPE_CB_* (on_headers_complete
+ * reads 1 and 2 as "no body" and "upgrade", so not those). */
 static int fail(http_req *r, int status)
 {
     if (!r->fail_status)
         r->fail_status = status;
-    return 1;
+    return -1;
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
