@@ -392,3 +392,32 @@ def test_device_uplink(broker, clients):
                      body={"user": "bob", "payload": "x"}, token=tok)
     assert st == 403 and err(js) == "banned"
     assert drain(bob) == []
+
+
+def test_uplink_answered_after_commit_survives_kill9(tmp_path):
+    """Every uplink answered 200 is in the history after a kill -9 right
+    after the last answer: the answer waited for the store commit."""
+    import signal
+    from store_helpers import StoreBroker
+    hp = free_port()
+    sb = StoreBroker(extra=im_config(http={"port": hp, "api": {"tokens": [API_TOKEN]}}))
+    try:
+        b = sb.start()
+        b.http_port = hp
+        tok = mint("alice", ttl=600)
+        ids = []
+        for i in range(20):
+            st, js, _ = call(b, "POST", "/api/v1/users/alice/devices/phone/messages",
+                             body={"user": "bob", "payload": "m%d" % i}, token=tok)
+            assert st == 200, js
+            ids.append(js["id"])
+        sb.stop(signal.SIGKILL, check=False)
+        b = sb.start()
+        b.http_port = hp
+        st, js, _ = call(b, "GET", "/api/v1/users/bob/history?peer=alice&after=0")
+        assert st == 200, js
+        assert [e["id"] for e in js["messages"]] == ids
+        assert [e["payload"] for e in js["messages"]] == ["m%d" % i for i in range(20)]
+        assert all(e["from"] == "alice@phone" for e in js["messages"])
+    finally:
+        sb.cleanup()
