@@ -164,6 +164,8 @@ static int message_fields(const cJSON *o, bool uplink, api_message *m,
             mqtt_topic_name_check(mqtt_str_from(topic->valuestring, n), NULL) <
                 0)
             return bad(why, "not a valid topic name");
+        if (topic->valuestring[0] == '$')
+            return bad(why, "topics starting with $ are the broker's");
         m->to = API_TO_TOPIC;
         rc = set_topic(m, "", topic->valuestring);
     }

@@ -91,7 +91,7 @@ static bool ep_publish(api_call *call, const http_req *r)
         api_fail(call, rc, NULL);
         return true;
     }
-    log_info("api: %s published to %s", m.service, m.topic);
+    log_debug("api: %s published to %s", m.service, m.topic);
     cJSON *o = message_json(&m, &res, m.service);
     api_message_free(&m);
     return answer_message(call, o, res.recorded);

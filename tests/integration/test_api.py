@@ -132,6 +132,8 @@ def test_bad_json_and_oversize(broker):
     assert st == 400
     st, js, _ = call(b, "POST", "/api/v1/publish", body={"topic": "a/+/b", "payload": "x"})
     assert st == 400
+    st, js, _ = call(b, "POST", "/api/v1/publish", body={"topic": "$SYS/x", "payload": "x"})
+    assert st == 400
     st, js, _ = call(b, "POST", "/api/v1/publish", body={"user": "bob", "payload": "x",
                                                          "qos": 3})
     assert st == 400
@@ -421,3 +423,28 @@ def test_uplink_answered_after_commit_survives_kill9(tmp_path):
         assert all(e["from"] == "alice@phone" for e in js["messages"])
     finally:
         sb.cleanup()
+
+
+def test_tokens_reload_on_sighup(broker):
+    """SIGHUP replaces http.api.tokens: the dropped ones are refused at
+    once, the new one accepted."""
+    import os
+    import signal
+    b = api_broker(broker)
+    assert call(b, "GET", "/api/v1/bans", token=OTHER_TOKEN)[0] == 200
+    new = "fresh-token-0123456789abcdef"
+    cfg = dict(b.config)
+    cfg["http"] = {"port": b.http_port, "api": {"tokens": [new]}}
+    cfg.setdefault("store", {"dir": os.path.join(b.tmpdir, "data")})
+    path = os.path.join(b.tmpdir, "imqtt.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    n = b.stderr_text().count("configuration reloaded")
+    os.kill(b.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5 * SLOW
+    while b.stderr_text().count("configuration reloaded") == n:
+        assert time.monotonic() < deadline, b.stderr_text()[-2000:]
+        time.sleep(0.02)
+    assert call(b, "GET", "/api/v1/bans", token=OTHER_TOKEN)[0] == 403
+    assert call(b, "GET", "/api/v1/bans", token=API_TOKEN)[0] == 403
+    assert call(b, "GET", "/api/v1/bans", token=new)[0] == 200
