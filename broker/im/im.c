@@ -368,19 +368,19 @@ void im_route_sync(server *srv, msg *m, session *from)
     im_route_sync_user(srv, m, from->im->user, from);
 }
 
-void im_route_sync_user(server *srv, msg *m, mqtt_str user, session *from)
+uint32_t im_route_sync_user(server *srv, msg *m, mqtt_str user, session *from)
 {
     mqtt_str topic = msg_topic(m), peer;
     if (!has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)) ||
         !rest_is_level(topic, PREFIX_LEN(INBOX_PREFIX), &peer) ||
         str_eq(peer, user))
-        return; /* a note to self already reached the other devices */
+        return 0; /* a note to self already reached the other devices */
     char inbox[PREFIX_LEN(INBOX_PREFIX) + IM_ID_PART_MAX + 1];
     memcpy(inbox, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX));
     memcpy(inbox + PREFIX_LEN(INBOX_PREFIX), user.ptr, user.len);
-    route_publish_as(srv, m,
-                     mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + user.len),
-                     from);
+    return route_publish_as(
+        srv, m, mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + user.len),
+        from);
 }
 
 /* ---- inbox and presence ---------------------------------------------------

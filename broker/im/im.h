@@ -101,8 +101,8 @@ void im_stamp_free(im_stamp *scratch);
 void im_route_sync(server *srv, msg *m, session *from);
 /* The same for a message of `user` that came without its session (the
  * HTTP uplink): `from` is the device's session when it has one (No
- * Local), else NULL. */
-void im_route_sync_user(server *srv, msg *m, mqtt_str user, session *from);
+ * Local), else NULL. Returns the deliveries made. */
+uint32_t im_route_sync_user(server *srv, msg *m, mqtt_str user, session *from);
 
 /* At start-up, after the store is loaded: every retained presence record
  * says no device is online (they were, before the restart). */

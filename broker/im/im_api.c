@@ -112,7 +112,7 @@ int im_api_uplink(server *srv, mqtt_str user, mqtt_str device, mqtt_bytes token,
      * retained), with the sync of this identity. */
     srv->stats.msgs_received++;
     out->delivered = route_publish(srv, m, dev);
-    im_route_sync_user(srv, m, im.user, dev);
+    out->delivered += im_route_sync_user(srv, m, im.user, dev);
     out->recorded = recorded(srv, m, logged);
     out->id = e.id;
     out->ts = e.ts;

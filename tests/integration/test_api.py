@@ -368,6 +368,7 @@ def test_device_uplink(broker, clients):
                      body={"user": "bob", "payload": "over http"}, token=tok)
     assert st == 200, js
     assert js["from"] == "alice@phone" and js["topic"] == "p2p/talk/bob" and js["id"] > 0
+    assert js["delivered"] == 2  # bob's pc and the sync copy to the laptop
     x = bob.get()
     assert x.payload == b"over http" and from_props(x) == ["alice@phone"]
     assert int(ups(x)["id"]) == js["id"] and int(ups(x)["ts"]) == js["ts"]
