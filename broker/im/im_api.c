@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_guard.h"
 #include "errors.h"
 #include "im_ban.h"
 #include "im_msg.h"
@@ -51,15 +52,23 @@ int im_api_publish(server *srv, mqtt_str name, mqtt_str topic,
     return 0;
 }
 
-int im_api_uplink(server *srv, mqtt_str user, mqtt_str device, mqtt_bytes token,
-                  mqtt_str topic, mqtt_bytes payload, uint8_t qos,
-                  uint32_t expiry, im_api_result *out, const char **why)
+int im_api_uplink(server *srv, const struct conn_addr *peer, mqtt_str user,
+                  mqtt_str device, mqtt_bytes token, mqtt_str topic,
+                  mqtt_bytes payload, uint8_t qos, uint32_t expiry,
+                  im_api_result *out, const char **why)
 {
     memset(out, 0, sizeof(*out));
     *why = NULL;
     if (!srv->cfg.jwt) {
         *why = "no auth.jwt configured";
         return IMQTT_ENOTFOUND;
+    }
+    /* A signature check costs (RSA, EC): limited per address like a
+     * CONNECT's when the config says so (auth.failure_limit_jwt). */
+    bool limit = srv->cfg.auth_fail_jwt && peer;
+    if (limit && !auth_guard_admit_addr(srv, peer)) {
+        *why = "too many failed authentications from this address";
+        return IMQTT_EAUTHRATE;
     }
     jwtv_claims *claims = NULL;
     enum jwtv_cause cause;
@@ -69,6 +78,8 @@ int im_api_uplink(server *srv, mqtt_str user, mqtt_str device, mqtt_bytes token,
         *why = jwtv_cause_str(cause);
         return rc == IMQTT_ENOMEM ? rc : IMQTT_EAUTH;
     }
+    if (limit)
+        auth_guard_succeeded_addr(srv, peer);
     if ((rc = im_ban_check(srv, user, device, claims)) < 0) {
         jwtv_claims_free(claims);
         return rc;

@@ -8,6 +8,7 @@
 #ifndef IMQTT_IM_API_H
 #define IMQTT_IM_API_H
 
+#include "conn.h"
 #include "im.h"
 #include "im_log.h"
 
@@ -27,12 +28,16 @@ int im_api_publish(server *srv, mqtt_str name, mqtt_str topic,
                    uint32_t expiry, im_api_result *out);
 
 /* Device user@device, proven by token (verified here: a JWT for user),
- * publishes on a conversation topic. Returns 0, IMQTT_EAUTH (the token),
+ * publishes on a conversation topic. With auth.failure_limit_jwt the
+ * verification counts against `peer` (the HTTP client's address; NULL:
+ * none) as a CONNECT's does. Returns 0, IMQTT_EAUTH (the token),
+ * IMQTT_EAUTHRATE (too many failures from peer),
  * IMQTT_EBANNED, IMQTT_EREVOKED, IMQTT_EDENIED (the ACL), IMQTT_ENOTFOUND
  * (no JWT configured), IMQTT_ESTOREFULL, IMQTT_ENOMEM. *why gets the log
  * text of a token refusal. */
-int im_api_uplink(server *srv, mqtt_str user, mqtt_str device, mqtt_bytes token,
-                  mqtt_str topic, mqtt_bytes payload, uint8_t qos,
-                  uint32_t expiry, im_api_result *out, const char **why);
+int im_api_uplink(server *srv, const struct conn_addr *peer, mqtt_str user,
+                  mqtt_str device, mqtt_bytes token, mqtt_str topic,
+                  mqtt_bytes payload, uint8_t qos, uint32_t expiry,
+                  im_api_result *out, const char **why);
 
 #endif

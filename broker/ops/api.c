@@ -45,6 +45,9 @@ static int status_of(int err, const char **code)
     case IMQTT_EQUOTA:
         *code = "quota_exceeded";
         return 429;
+    case IMQTT_EAUTHRATE:
+        *code = "too_many_failures";
+        return 429;
     case IMQTT_ERETAINNS:
         *code = "retain_not_supported";
         return 400;

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "conn.h"
 #include "http_req.h"
 #include "server.h"
 
@@ -23,6 +24,7 @@ typedef struct api_answer {
 typedef struct api_call api_call;
 struct api_call {
     server *srv;      /* borrowed */
+    conn_addr peer;   /* the HTTP client's address (family 0: unknown) */
     api_answer ans;   /* the answer, once ready */
     commit_waiter cw; /* while the answer waits for a commit */
     cJSON *later;     /* owned: the answer to send after that commit */

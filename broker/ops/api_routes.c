@@ -110,7 +110,8 @@ static bool ep_uplink(api_call *call, const http_req *r, const api_route *rt)
         return true;
     }
     im_api_result res;
-    rc = im_api_uplink(call->srv, str_of(rt->user), str_of(rt->device),
+    rc = im_api_uplink(call->srv, call->peer.family ? &call->peer : NULL,
+                       str_of(rt->user), str_of(rt->device),
                        (mqtt_bytes){(const uint8_t *)tok, (uint32_t)tlen},
                        mqtt_str_from(m.topic, m.topic_len),
                        (mqtt_bytes){m.payload, (uint32_t)m.payload_len}, m.qos,

@@ -287,6 +287,27 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         fail_request(hc, hc->req.fail_status);
 }
 
+/* The client's address, for the uplink's failure limit. */
+static void peer_of(http_conn *hc)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    conn_addr *a = &hc->call.peer;
+    if (uv_tcp_getpeername(&hc->tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        memcpy(a->ip, &s6->sin6_addr, 16);
+        a->port = ntohs(s6->sin6_port);
+        a->family = 6;
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        memcpy(a->ip, &s4->sin_addr, 4);
+        a->port = ntohs(s4->sin_port);
+        a->family = 4;
+    }
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     hc_close(t->data);
@@ -314,6 +335,7 @@ static void on_connection(uv_stream_t *s, int status)
         hc_close(hc);
         return;
     }
+    peer_of(hc);
     uv_timer_start(&hc->timer, on_timeout, HTTP_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&hc->tcp, on_alloc, on_read);
 }

@@ -449,3 +449,22 @@ def test_tokens_reload_on_sighup(broker):
     assert call(b, "GET", "/api/v1/bans", token=OTHER_TOKEN)[0] == 403
     assert call(b, "GET", "/api/v1/bans", token=API_TOKEN)[0] == 403
     assert call(b, "GET", "/api/v1/bans", token=new)[0] == 200
+
+
+def test_uplink_failure_limit(broker):
+    """With auth.failure_limit_jwt, bad uplink tokens count against the
+    HTTP client's address like bad CONNECT tokens: past the burst, 429."""
+    hp = free_port()
+    cfg = im_config(http={"port": hp, "api": {"tokens": [API_TOKEN]}})
+    cfg["auth"].update({"failure_limit_jwt": True, "failure_burst": 2, "failure_rate": 1})
+    b = broker(cfg)
+    b.http_port = hp
+    path = "/api/v1/users/alice/devices/phone/messages"
+    body = {"user": "bob", "payload": "x"}
+    assert call(b, "POST", path, body=body, token=mint("alice"))[0] == 200
+    bad = mint("alice", secret="another-secret-0123456789abcdefghijklmn")
+    assert [call(b, "POST", path, body=body, token=bad)[0] for _ in range(2)] == [403, 403]
+    st, js, _ = call(b, "POST", path, body=body, token=bad)
+    assert st == 429 and err(js) == "too_many_failures"
+    st, js, _ = call(b, "POST", path, body=body, token=mint("alice"))
+    assert st == 429  # the address has no attempts left, good token or not
