@@ -63,6 +63,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
                    strcasecmp(r->field, "content-type") == 0) {
             r->ctype_len = 0;
             r->keep = 2;
+        } else if (!r->field_long && strcasecmp(r->field, "expect") == 0) {
+            r->keep = 3;
         }
     }
     if (r->keep == 1) {
@@ -71,6 +73,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         memcpy(r->auth + r->auth_len, at, len);
         r->auth_len += len;
         r->auth[r->auth_len] = '\0';
+    } else if (r->keep == 3) {
+        /* One value, "100-continue" (RFC 9110 10.1.1), seldom split. */
+        r->expect_continue =
+            len == 12 && strncasecmp(at, "100-continue", 12) == 0;
     } else if (r->keep == 2) {
         if (r->ctype_len + len > HTTP_CTYPE_MAX)
             return fail(r, 431);

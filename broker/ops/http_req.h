@@ -51,12 +51,14 @@ typedef struct http_req {
     bool has_auth;
     char ctype[HTTP_CTYPE_MAX + 1]; /* Content-Type value, NUL-ended */
     size_t ctype_len;
+    bool expect_continue; /* "Expect: 100-continue": the client waits for
+                             an interim answer before sending the body */
 
     /* The header being read: which one we keep, if any. */
     char field[32];
     size_t field_len;
     bool field_long;
-    int keep; /* 0 none, 1 auth, 2 ctype */
+    int keep; /* 0 none, 1 auth, 2 ctype, 3 expect */
     bool value_seen;
 
     uint8_t *body; /* owned; NUL-ended (not counted in body_len) */

@@ -468,3 +468,23 @@ def test_uplink_failure_limit(broker):
     assert st == 429 and err(js) == "too_many_failures"
     st, js, _ = call(b, "POST", path, body=body, token=mint("alice"))
     assert st == 429  # the address has no attempts left, good token or not
+
+
+def test_expect_100_continue(broker, clients):
+    """A client that waits for "100 Continue" before its body (curl does
+    past 1 KiB) gets it at once, then the answer."""
+    b = api_broker(broker)
+    bob = im(clients, b, "bob", "pc")
+    body = json.dumps({"user": "bob", "payload": "y" * 2000}).encode()
+    s = socket.create_connection(("127.0.0.1", b.http_port), timeout=5 * SLOW)
+    s.sendall(b"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+              + API_TOKEN.encode() + b"\r\nContent-Type: application/json\r\n"
+              b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    s.sendall(body)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(4096)
+    assert got.startswith(b"HTTP/1.1 200 OK"), got
+    s.close()
+    assert bob.get().payload == b"y" * 2000
