@@ -15,7 +15,7 @@ void cli_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: imqtt [-c FILE] [-p PORT] [--bind ADDR] [-v]\n"
+        "usage: imqtt [-c FILE] [-p PORT] [--bind ADDR] [--threads N] [-v]\n"
         "       imqtt --check-store DIR | --version | --help\n"
         "       imqtt token --sub USER [--ttl S] [--groups a,b] ...\n"
         "       imqtt passwd [--password P] FILE USER\n"
@@ -25,6 +25,7 @@ void cli_usage(FILE *out)
         "  -p, --port N   port of the first listener (of both loopback\n"
         "                 listeners without a config)\n"
         "  --bind ADDR    address of the first listener (0.0.0.0: all)\n"
+        "  --threads N    loop threads (config `threads`; 0: one per core)\n"
         "  -v, --verbose  log every packet received and sent (debug level)\n"
         "  --check-store DIR  check the LMDB store in DIR (read-only;\n"
         "                 run it on a stopped broker's store), print\n"
@@ -69,7 +70,7 @@ static bool is_opt(int argc, char **argv, int *i, const char *short_name,
 
 enum cli_action cli_parse(int argc, char **argv, cli_args *out)
 {
-    *out = (cli_args){.port = -1};
+    *out = (cli_args){.port = -1, .threads = -1};
     enum cli_action action = CLI_RUN;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -88,6 +89,14 @@ enum cli_action cli_parse(int argc, char **argv, cli_args *out)
             if (!*v || *end || port < 0 || port > 65535)
                 return bad("%s: expected a port 0..65535", a);
             out->port = port;
+        } else if (OPT(NULL, "--threads", true)) {
+            if (missing)
+                return bad("option %s needs a number", a);
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (!*v || *end || n < 0 || n > CONFIG_THREADS_MAX)
+                return bad("%s: expected 0..256 (0: one per core)", a);
+            out->threads = n;
         } else if (OPT(NULL, "--bind", true)) {
             if (missing)
                 return bad("option %s needs an address", a);
@@ -163,6 +172,8 @@ int cli_apply(const cli_args *a, imqtt_config *cfg)
 {
     if (a->port >= 0)
         cfg->listeners[0].port = (uint16_t)a->port;
+    if (a->threads >= 0)
+        cfg->threads = (uint32_t)a->threads;
     if (!a->config_path && !a->bind)
         return loopback_only(cfg, cfg->listeners[0].port);
     if (a->bind) {

@@ -23,6 +23,7 @@ typedef struct cli_args {
     const char *bind;        /* borrowed from argv; NULL: not given */
     const char *store_dir;   /* CLI_CHECK_STORE: borrowed from argv */
     long port;               /* -1: not given */
+    long threads;            /* --threads; -1: not given */
     bool verbose;            /* -v: the per-packet trace at debug level */
 } cli_args;
 

@@ -405,6 +405,7 @@ static int parse_store(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
 /* Top-level keys, in the order of docs/config.md. */
 enum {
     K_LISTENERS,
+    K_THREADS,
     K_MAX_CONNECTIONS,
     K_MAX_INFLIGHT,
     K_MAX_QUEUED,
@@ -438,6 +439,7 @@ static int parse_root(struct cfg_ctx *x, const cJSON *root, imqtt_config *c)
 {
     struct cfg_key k[K_COUNT_] = {
         [K_LISTENERS] = {"listeners", NULL},
+        [K_THREADS] = {"threads", NULL},
         [K_MAX_CONNECTIONS] = {"max_connections", NULL},
         [K_MAX_INFLIGHT] = {"max_inflight_messages", NULL},
         [K_MAX_QUEUED] = {"max_queued_messages", NULL},
@@ -473,6 +475,8 @@ static int parse_root(struct cfg_ctx *x, const cJSON *root, imqtt_config *c)
     return rc
 #define V(key) k[key].val, k[key].name
     OPT(K_LISTENERS, parse_listeners(x, k[K_LISTENERS].val, c));
+    OPT(K_THREADS,
+        cfg_get_uint(x, V(K_THREADS), 0, CONFIG_THREADS_MAX, &c->threads));
     OPT(K_MAX_CONNECTIONS, cfg_get_uint(x, V(K_MAX_CONNECTIONS), 0, UINT32_MAX,
                                         &c->max_connections));
     OPT(K_MAX_INFLIGHT,

@@ -71,9 +71,12 @@ typedef struct listener_config {
 bool config_listener_proxy_same(const listener_config *a,
                                 const listener_config *b);
 
+#define CONFIG_THREADS_MAX 256
+
 typedef struct imqtt_config {
     listener_config *listeners; /* owned array */
     uint32_t listener_count;
+    uint32_t threads; /* loop threads; 0 (default): one per core */
 
     uint32_t max_connections;       /* 0 = unlimited (default) */
     uint16_t max_inflight_messages; /* outgoing window per session and the

@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "handlers.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "rate_limits.h"
 #include "reason.h"
 #include "session.h"
@@ -79,11 +80,18 @@ void conn_unref(conn *c)
         conn_free(c);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void on_handle_closed_locked(uv_handle_t *h)
 {
     conn *c = h->data;
     if (--c->handles_open == 0 && c->refs == 0)
         conn_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    loop_lock();
+    on_handle_closed_locked(h);
+    loop_unlock();
 }
 
 static void unlink_conn(conn *c)
@@ -100,20 +108,51 @@ static void unlink_conn(conn *c)
     c->lst->nconns--;
 }
 
+/* Whether the calling thread runs c's loop: only it touches c's handle. */
+static inline bool on_owner(const conn *c)
+{
+    return c->w == worker_current();
+}
+
 static void close_handles(conn *c)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->handles_closing)
         return;
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    c->handles_closing = true;
     wheel_disarm(&c->w->wheel, &c->deadline);
+    if (!on_owner(c)) {
+        c->close_wanted = true;
+        worker_want_flush(c->w, c);
+        return;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
 /* Never after close_handles: the node must stay disarmed until the
  * connection is freed. */
 static void arm_deadline(conn *c, uint64_t due)
 {
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        wheel_arm(&c->w->wheel, &c->deadline, due);
+    if (c->handles_closing)
+        return;
+    wheel_arm(&c->w->wheel, &c->deadline, due);
+    if (!on_owner(c))
+        worker_wake(c->w); /* its wheel may have to start ticking */
+}
+
+bool conn_owner_work(conn *c)
+{
+    if (c->read_stop_wanted) {
+        c->read_stop_wanted = false;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    if (c->close_wanted) {
+        c->close_wanted = false;
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        return false;
+    }
+    if (c->paused)
+        conn_pressure_drain(c);
+    return true;
 }
 
 static void on_linger_timeout(conn *c)
@@ -131,15 +170,23 @@ static void on_drain_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     buf->len = READBUF_SIZE;
 }
 
-static void on_drain_read(uv_stream_t *stream, ssize_t nread,
-                          const uv_buf_t *buf)
+static void on_drain_read_locked(uv_stream_t *stream, ssize_t nread,
+                                 const uv_buf_t *buf)
 {
     (void)buf;
     if (nread < 0)
         close_handles(stream->data);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void on_drain_read(uv_stream_t *stream, ssize_t nread,
+                          const uv_buf_t *buf)
+{
+    loop_lock();
+    on_drain_read_locked(stream, nread, buf);
+    loop_unlock();
+}
+
+static void on_shutdown_locked(uv_shutdown_t *req, int status)
 {
     conn *c = req->data;
     free(req);
@@ -152,12 +199,19 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     conn_unref(c);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    loop_lock();
+    on_shutdown_locked(req, status);
+    loop_unlock();
+}
+
 static void maybe_finish_close(conn *c)
 {
     if (c->state != CONN_CLOSING || !outbuf_empty(&c->out) ||
         c->writes_in_flight || c->shutdown_started)
         return;
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->handles_closing)
         return;
     /* TLS close_notify, WebSocket close frame: written before the FIN. */
     if (c->tp && transport_close_begin(c)) {
@@ -187,7 +241,10 @@ void conn_close(conn *c)
     if (c->state == CONN_CLOSING)
         return;
     c->state = CONN_CLOSING;
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (on_owner(c))
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    else
+        c->read_stop_wanted = true; /* (the flush below wakes the owner) */
     unlink_conn(c);
     session *s = c->sess;
     c->sess = NULL;
@@ -357,7 +414,7 @@ bool conn_output_full(const conn *c)
     return c->out.pending + c->bytes_in_flight > CONN_OUTPUT_LIMIT;
 }
 
-static void on_write(uv_write_t *req, int status)
+static void on_write_locked(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
     conn *c = w->c;
@@ -374,6 +431,13 @@ static void on_write(uv_write_t *req, int status)
         maybe_finish_close(c);
     }
     conn_unref(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    loop_lock();
+    on_write_locked(req, status);
+    loop_unlock();
 }
 
 static bool ensure_iov(worker *w, unsigned n)
@@ -394,7 +458,7 @@ static bool ensure_iov(worker *w, unsigned n)
 void conn_flush(conn *c)
 {
     server *srv = c->srv;
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->handles_closing)
         return;
     if (c->tp && transport_encode(c) < 0) {
         conn_abort(c);
@@ -561,7 +625,8 @@ static void consume(conn *c, const uint8_t *data, size_t len)
     }
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void on_read_locked(uv_stream_t *stream, ssize_t nread,
+                           const uv_buf_t *buf)
 {
     conn *c = stream->data;
     server *srv = c->srv;
@@ -587,6 +652,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         consume(c, c->in, c->in_len + (size_t)nread);
     conn_pressure_check(c);
     conn_unref(c);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    loop_lock();
+    on_read_locked(stream, nread, buf);
+    loop_unlock();
 }
 
 void conn_read_start(conn *c)

@@ -116,6 +116,11 @@ struct conn {
     bool im_envelope;       /* 3.1.1 IM device that asked for the envelope */
     bool disconnect_normal; /* DISCONNECT received: no will */
     bool will_on_close;     /* DISCONNECT 0x04 */
+    /* Another loop closed it (takeover, a kick, a failed delivery): its
+     * owner stops reading / closes the handle at its next flush. */
+    bool read_stop_wanted;
+    bool close_wanted;
+    bool handles_closing; /* close_handles ran (or is left to the owner) */
 };
 
 /* c's peer as text ("127.0.0.1:5678", "[::1]:5678", "fd:7"): a buffer of the
@@ -163,6 +168,10 @@ void conn_accept(listener *lst);
  * connection from then on (closed with it, also on failure). Returns 0,
  * IMQTT_ENOMEM or IMQTT_EIO (refused by limits, or not a usable socket). */
 int conn_adopt(listener *lst, uv_os_sock_t fd);
+
+/* The same on worker w (the calling thread must run w's loop): a socket
+ * accepted on the main loop and handed to w. */
+int conn_adopt_on(listener *lst, worker *w, uv_os_sock_t fd);
 
 /* Queue a packet for writing (encoded for c->version). Returns 0 or an
  * error; on ENOMEM the connection is closed. */
@@ -212,6 +221,11 @@ bool conn_output_full(const conn *c);
 
 /* Write c's pending output (called once per loop iteration). */
 void conn_flush(conn *c);
+
+/* On c's own loop, before its flush: do what other loops left to it (stop
+ * reading, close the handle, resume reading). Returns false when c is
+ * being closed and has nothing to flush. */
+bool conn_owner_work(conn *c);
 
 /* Queue a SUBACK that waits for the commit recording the subscriptions
  * (persistent sessions). codes are copied. */

@@ -15,14 +15,14 @@
 
 /* A new connection on lst, counted and listed; its stream is not yet
  * connected to anything. */
-static conn *conn_new(listener *lst)
+static conn *conn_new(listener *lst, worker *w)
 {
     server *srv = lst->srv;
     conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->srv = srv;
-    c->w = lst->w;
+    c->w = w;
     c->lst = lst;
     uv_tcp_init(c->w->loop, &c->tcp);
     c->tcp.data = c;
@@ -100,7 +100,7 @@ static int conn_begin(conn *c)
 
 void conn_accept(listener *lst)
 {
-    conn *c = conn_new(lst);
+    conn *c = conn_new(lst, lst->w);
     if (!c)
         return;
     if (uv_accept((uv_stream_t *)&lst->tcp, (uv_stream_t *)&c->tcp) < 0) {
@@ -112,7 +112,12 @@ void conn_accept(listener *lst)
 
 int conn_adopt(listener *lst, uv_os_sock_t fd)
 {
-    conn *c = conn_new(lst);
+    return conn_adopt_on(lst, lst->w, fd);
+}
+
+int conn_adopt_on(listener *lst, worker *w, uv_os_sock_t fd)
+{
+    conn *c = conn_new(lst, w);
     if (!c)
         return IMQTT_ENOMEM;
     c->peer.family = 1; /* shown as "fd:N" */

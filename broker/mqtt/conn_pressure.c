@@ -46,6 +46,11 @@ void conn_pressure_drain(conn *c)
     const imqtt_config *cfg = &c->srv->cfg;
     if (!c->paused || c->state != CONN_ACTIVE)
         return;
+    if (c->w != worker_current()) {
+        /* Its handle is its loop's: conn_owner_work drains it there. */
+        worker_want_flush(c->w, c);
+        return;
+    }
     if ((c->paused & CONN_PAUSED_OUTPUT) &&
         conn_unwritten(c) <= cfg->output_buffer / 2)
         c->paused &= (uint8_t)~CONN_PAUSED_OUTPUT;

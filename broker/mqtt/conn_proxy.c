@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "metrics.h"
 #include "proxy_proto.h"
 #include "rate_limits.h"
@@ -49,7 +50,8 @@ static void refuse(conn *c, const char *why)
     conn_abort(c);
 }
 
-static void proxy_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void proxy_read_locked(uv_stream_t *stream, ssize_t nread,
+                              const uv_buf_t *buf)
 {
     (void)buf;
     conn *c = stream->data;
@@ -106,6 +108,13 @@ static void proxy_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (total > (size_t)n)
         conn_feed(c, hold + n, total - (size_t)n);
     free(hold);
+}
+
+static void proxy_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    loop_lock();
+    proxy_read_locked(stream, nread, buf);
+    loop_unlock();
 }
 
 void conn_proxy_read_start(conn *c)

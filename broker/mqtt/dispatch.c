@@ -9,6 +9,7 @@
 #include "handlers.h"
 #include "identity.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "password.h"
 #include "reason.h"
 #include "session.h"
@@ -33,7 +34,7 @@ static void pw_work(uv_work_t *req)
     w->result = pwdb_check(w->db, w->user, w->password);
 }
 
-static void pw_done(uv_work_t *req, int status)
+static void pw_done_locked(uv_work_t *req, int status)
 {
     pw_check *w = req->data;
     conn *c = w->c;
@@ -55,6 +56,13 @@ static void pw_done(uv_work_t *req, int status)
     memset(w->frame, 0, w->frame_len); /* it held a password */
     free(w);
     conn_unref(c);
+}
+
+static void pw_done(uv_work_t *req, int status)
+{
+    loop_lock();
+    pw_done_locked(req, status);
+    loop_unlock();
 }
 
 static int check_password(conn *c, const mqtt_frame *f, const mqtt_connect *p)

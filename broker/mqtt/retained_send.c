@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "loop_lock.h"
 #include "session.h"
 
 /* Ticks while a backlog has room; while every backlog waits for its
@@ -81,10 +82,22 @@ static void on_tick(uv_timer_t *h);
 
 static void schedule(retained_pacer *p, uint64_t ms)
 {
+    if (!server_on_main(p->srv)) {
+        /* Its timer is the main loop's: run_main_todo starts it there. */
+        p->srv->pacer_wanted = true;
+        worker_wake(&p->srv->workers[0]);
+        return;
+    }
     uv_timer_start(&p->timer, on_tick, ms, 0);
 }
 
-static void on_tick(uv_timer_t *h)
+void retained_pacer_kick(server *srv)
+{
+    if (srv->retained_pacer && srv->retained_pacer->head)
+        schedule(srv->retained_pacer, 0);
+}
+
+static void on_tick_locked(uv_timer_t *h)
 {
     retained_pacer *p = h->data;
     bool progress = false;
@@ -106,6 +119,13 @@ static void on_tick(uv_timer_t *h)
     }
     if (p->head)
         schedule(p, progress ? 0 : RETAINED_WAIT_MS);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    loop_lock();
+    on_tick_locked(h);
+    loop_unlock();
 }
 
 retained_pacer *retained_pacer_start(server *srv)

@@ -32,6 +32,9 @@ retained_pacer *retained_pacer_start(server *srv);
 /* Drop every backlog (their connections are closing) and close. */
 void retained_pacer_stop(retained_pacer *p);
 
+/* On the main loop: send what another loop's SUBSCRIBE left waiting. */
+void retained_pacer_kick(server *srv);
+
 /* Send, now or later, the retained messages matching filter for c's
  * subscription granted at qos with subscription id sub_id (0: none). */
 void retained_send(conn *c, mqtt_str filter, uint8_t qos, uint32_t sub_id);

@@ -77,7 +77,7 @@ static void on_entry(void *arg, const sub_entry *e)
     bool retain = e->opts.retain_as_published && ctx->m->retain;
     route_scratch *rs = ctx->rs;
     route_match *rm;
-    if (s->route_gen == ctx->w->route_gen) {
+    if (s->route_gen == ctx->srv->route_gen) {
         rm = &rs->m[s->route_slot];
         if (qos > rm->qos)
             rm->qos = qos;
@@ -88,7 +88,7 @@ static void on_entry(void *arg, const sub_entry *e)
             ctx->oom = true;
             return;
         }
-        s->route_gen = ctx->w->route_gen;
+        s->route_gen = ctx->srv->route_gen;
         s->route_slot = rs->n;
         rm = &rs->m[rs->n++];
         *rm = (route_match){s, qos, retain, 0, 0};
@@ -136,7 +136,7 @@ uint32_t route_publish(server *srv, msg *m, session *from)
 
 uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
 {
-    /* The scratch of the worker whose thread routes (one today). */
+    /* The scratch of the worker whose thread routes. */
     worker *w = worker_current();
     if (!w->route) {
         w->route = calloc(1, sizeof(*w->route));
@@ -145,8 +145,8 @@ uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
     }
     route_scratch *rs = w->route;
     rs->n = rs->nids = 0;
-    if (++w->route_gen == 0)
-        w->route_gen = 1;
+    if (++srv->route_gen == 0)
+        srv->route_gen = 1;
     route_ctx ctx = {srv, w, rs, m, from, 0, false};
     sub_visitor v = {on_entry, on_group, &ctx};
     sub_index_match(srv->subs, topic, &v);

@@ -1,17 +1,22 @@
 #include "server.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth_guard.h"
 #include "conn.h"
 #include "conn_log.h"
 #include "errors.h"
 #include "log.h"
+#include "loop_lock.h"
+#include "msg.h"
 #include "persist.h"
 #include "rate_limits.h"
 #include "reason.h"
 #include "retain_limits.h"
+#include "retained_send.h"
 #include "route.h"
 #include "session.h"
 #include "store_guard.h"
@@ -26,6 +31,8 @@
 
 static _Thread_local worker *current_worker;
 
+static void worker_close_handles(worker *w);
+
 worker *worker_current(void)
 {
     return current_worker;
@@ -36,6 +43,13 @@ void worker_enter(worker *w)
     current_worker = w;
 }
 
+void worker_wake(worker *w)
+{
+    /* (Under the loop lock, as worker_close_handles: never after it.) */
+    if (!w->inbox_closed)
+        uv_async_send(&w->inbox.async);
+}
+
 void worker_want_flush(worker *w, conn *c)
 {
     if (c->in_flush_list)
@@ -44,6 +58,8 @@ void worker_want_flush(worker *w, conn *c)
     conn_ref(c);
     c->flush_next = w->flush_head;
     w->flush_head = c;
+    if (w != current_worker)
+        worker_wake(w);
 }
 
 int server_on_stopping(server *srv, void (*fn)(server *srv, void *arg),
@@ -177,13 +193,27 @@ static bool commits_reserve(worker *w)
     return true;
 }
 
+/* What other loops left to the main loop: session timers (will delay,
+ * expiry) and the retained pacer live on it. */
+static void run_main_todo(server *srv)
+{
+    if (srv->timer_todo)
+        session_timers_apply(srv);
+    if (srv->pacer_wanted) {
+        srv->pacer_wanted = false;
+        retained_pacer_kick(srv);
+    }
+}
+
 /* Once per loop iteration, before it blocks: commit what this iteration
  * recorded, release the acks that waited for it, then write every
  * connection's output in one go (STYLE.md: Redis' pending write queue). */
-static void on_prepare(uv_prepare_t *h)
+static void on_prepare_locked(uv_prepare_t *h)
 {
     worker *w = h->data;
     store *st = w->srv->store;
+    if (w->id == 0)
+        run_main_todo(w->srv);
     if ((w->ack_head || w->wait_head || store_pending(st)) &&
         commits_reserve(w)) {
         /* (Without room, the batch waits for the next iteration.) */
@@ -207,18 +237,34 @@ static void on_prepare(uv_prepare_t *h)
         w->flush_head = c->flush_next;
         c->flush_next = NULL;
         c->in_flush_list = false;
-        conn_flush(c);
+        if (conn_owner_work(c))
+            conn_flush(c);
         conn_unref(c);
     }
+    wheel_sync(&w->wheel);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    loop_lock();
+    on_prepare_locked(h);
+    loop_unlock();
 }
 
 /* The store thread committed batches: run their callbacks here, on the
  * loop thread, then let sessions read what became readable. */
-static void on_store_async(uv_async_t *h)
+static void on_store_async_locked(uv_async_t *h)
 {
     worker *w = h->data;
     if (store_poll(w->srv->store) > 0)
         persist_wake(w->srv);
+}
+
+static void on_store_async(uv_async_t *h)
+{
+    loop_lock();
+    on_store_async_locked(h);
+    loop_unlock();
 }
 
 static void store_notify(void *arg)
@@ -232,16 +278,99 @@ static bool store_idle(const server *srv)
            store_done_gen(srv->store) + 1 >= store_batch_gen(srv->store);
 }
 
-static void on_connection(uv_stream_t *server_stream, int status)
+/* A socket accepted on the main loop for another worker. */
+typedef struct handoff {
+    mailbox_item item; /* first */
+    listener *lst;
+    uv_os_sock_t fd; /* owned until conn_adopt_on takes it */
+} handoff;
+
+static void on_accept_tmp_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Accept on the main loop and give the socket (a duplicate of the
+ * accepted descriptor: libuv's handle closes its own) to worker w through
+ * its mailbox. */
+static void hand_off(listener *lst, worker *w)
+{
+    uv_tcp_t *tmp = malloc(sizeof(*tmp));
+    handoff *ho = malloc(sizeof(*ho));
+    if (!tmp || !ho || uv_tcp_init(lst->w->loop, tmp) < 0) {
+        free(tmp);
+        free(ho);
+        log_warn("accept: no memory for a connection");
+        return; /* the socket stays queued until the next accept */
+    }
+    uv_os_fd_t fd0 = -1;
+    int fd = -1;
+    if (uv_accept((uv_stream_t *)&lst->tcp, (uv_stream_t *)tmp) == 0 &&
+        uv_fileno((uv_handle_t *)tmp, &fd0) == 0)
+        fd = fcntl(fd0, F_DUPFD_CLOEXEC, 0);
+    uv_close((uv_handle_t *)tmp, on_accept_tmp_closed);
+    if (fd < 0) {
+        free(ho);
+        return;
+    }
+    ho->lst = lst;
+    ho->fd = fd;
+    if (mailbox_post(&w->inbox, &ho->item) < 0) {
+        log_warn("accept: loop %u is not taking connections", w->id);
+        close(fd);
+        free(ho);
+    }
+}
+
+static void on_inbox(mailbox_item *item, void *arg)
+{
+    worker *w = arg;
+    if (item == &w->stop_item) {
+        worker_close_handles(w);
+        return;
+    }
+    handoff *ho = (handoff *)item;
+    if (w->srv->stopping)
+        close(ho->fd);
+    else
+        (void)conn_adopt_on(ho->lst, w, ho->fd);
+    free(ho);
+}
+
+static void drop_inbox(mailbox_item *item, void *arg)
+{
+    worker *w = arg;
+    if (item == &w->stop_item)
+        return;
+    handoff *ho = (handoff *)item;
+    close(ho->fd);
+    free(ho);
+}
+
+static void on_connection_locked(uv_stream_t *server_stream, int status)
 {
     listener *lst = server_stream->data;
+    server *srv = lst->srv;
     if (status < 0) {
         log_warn("accept: %s", uv_strerror(status));
         return;
     }
-    if (lst->srv->stopping)
+    if (srv->stopping)
         return;
-    conn_accept(lst);
+    /* Round robin: connections are long-lived and alike, and an even
+     * spread needs no knowledge of their load. */
+    worker *w = &srv->workers[srv->next_worker++ % srv->nworkers];
+    if (w == lst->w)
+        conn_accept(lst);
+    else
+        hand_off(lst, w);
+}
+
+static void on_connection(uv_stream_t *server_stream, int status)
+{
+    loop_lock();
+    on_connection_locked(server_stream, status);
+    loop_unlock();
 }
 
 static int start_listener(server *srv, listener *lst)
@@ -276,7 +405,7 @@ void server_end_sessions(server *srv)
         session_end(s);
 }
 
-static void on_shutdown_poll(uv_timer_t *t)
+static void on_shutdown_poll_locked(uv_timer_t *t)
 {
     server *srv = t->data;
     srv->shutdown_waited += SHUTDOWN_POLL_MS;
@@ -289,15 +418,42 @@ static void on_shutdown_poll(uv_timer_t *t)
     /* Every connection is gone: free the sessions (their timers close),
      * then the server's own handles; uv_run then returns. */
     server_end_sessions(srv);
-    for (uint32_t i = 0; i < srv->nworkers; i++) {
-        worker *w = &srv->workers[i];
-        uv_close((uv_handle_t *)&w->flush_handle, NULL);
-        wheel_close(&w->wheel);
-        uv_close((uv_handle_t *)&w->store_async, NULL);
-    }
+    /* The other loops close their own handles; server_run joins them. */
+    for (uint32_t i = 1; i < srv->nworkers; i++)
+        if (mailbox_post(&srv->workers[i].inbox, &srv->workers[i].stop_item) <
+            0)
+            log_error("loop %u did not take its stop", i);
+    worker_close_handles(&srv->workers[0]);
+    uv_close((uv_handle_t *)&srv->workers[0].store_async, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)t, NULL);
+}
+
+static void on_shutdown_poll(uv_timer_t *t)
+{
+    loop_lock();
+    on_shutdown_poll_locked(t);
+    loop_unlock();
+}
+
+static void close_leftover(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* On w's own loop, at the end: its handles close and its uv_run returns.
+ * Connections still open (the shutdown gave up waiting) are cut. */
+static void worker_close_handles(worker *w)
+{
+    uv_close((uv_handle_t *)&w->flush_handle, NULL);
+    wheel_close(&w->wheel);
+    w->inbox_closed = true;
+    mailbox_close(&w->inbox, drop_inbox, NULL);
+    if (w->id > 0)
+        uv_walk(w->loop, close_leftover, NULL);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -329,11 +485,53 @@ static void server_stop(server *srv)
                    SHUTDOWN_POLL_MS);
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_signal_locked(uv_signal_t *h, int signum)
 {
     server *srv = h->data;
     log_info("signal %d received", signum);
     server_stop(srv);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    loop_lock();
+    on_signal_locked(h, signum);
+    loop_unlock();
+}
+
+/* Mailbox bound: sockets waiting for a loop (a connection storm). */
+#define WORKER_INBOX_MAX 65536
+
+/* Worker i's loop (made here but for worker 0's, the main loop), its
+ * read buffer and handles; made on the main thread before any other
+ * thread runs, so the loops' threads start with them in place. */
+static int worker_init(server *srv, worker *w, uint32_t i)
+{
+    w->id = i;
+    w->srv = srv;
+    if (i > 0) {
+        w->loop = malloc(sizeof(*w->loop));
+        if (!w->loop)
+            return IMQTT_ENOMEM;
+        if (uv_loop_init(w->loop) < 0) {
+            free(w->loop);
+            w->loop = NULL;
+            return IMQTT_ENOMEM;
+        }
+    }
+    w->readbuf = malloc(READBUF_SIZE);
+    if (!w->readbuf)
+        return IMQTT_ENOMEM;
+    int rc = mailbox_init(&w->inbox, w->loop, WORKER_INBOX_MAX, on_inbox, w);
+    if (rc < 0)
+        return rc;
+    uv_prepare_init(w->loop, &w->flush_handle);
+    w->flush_handle.data = w;
+    uv_prepare_start(&w->flush_handle, on_prepare);
+    wheel_init(&w->wheel, w->loop, conn_on_deadline);
+    if (srv->nworkers > 1)
+        wheel_defer_start(&w->wheel);
+    return 0;
 }
 
 int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
@@ -346,10 +544,15 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
     memset(cfg, 0, sizeof(*cfg));
     log_set_level(srv->cfg.log_level);
 
-    srv->workers = calloc(1, sizeof(worker));
+    uint32_t n = srv->cfg.threads;
+    if (n == 0)
+        n = uv_available_parallelism();
+    if (n > CONFIG_THREADS_MAX)
+        n = CONFIG_THREADS_MAX;
+    srv->workers = calloc(n, sizeof(worker));
     if (!srv->workers)
         return IMQTT_ENOMEM;
-    srv->nworkers = 1;
+    srv->nworkers = n;
     worker *w = &srv->workers[0];
     w->loop = loop;
     w->srv = srv;
@@ -393,22 +596,22 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
     }
     srv->subs = sub_index_new();
     srv->retain = retain_index_new();
-    w->readbuf = malloc(READBUF_SIZE);
     srv->listeners = calloc(srv->cfg.listener_count, sizeof(listener));
-    if (!srv->subs || !srv->retain || !w->readbuf || !srv->listeners)
+    if (!srv->subs || !srv->retain || !srv->listeners)
         return IMQTT_ENOMEM;
+    for (uint32_t i = 0; i < srv->nworkers; i++) {
+        rc = worker_init(srv, &srv->workers[i], i);
+        if (rc < 0)
+            return rc;
+    }
     rc = persist_load(srv);
     if (rc < 0)
         return rc;
     /* Nobody is online yet, whatever presence the store kept. */
     srv->policy->on_start(srv);
 
-    uv_prepare_init(loop, &w->flush_handle);
-    w->flush_handle.data = w;
-    uv_prepare_start(&w->flush_handle, on_prepare);
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;
-    wheel_init(&w->wheel, loop, conn_on_deadline);
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     srv->sig_term.data = srv->sig_int.data = srv;
@@ -430,9 +633,33 @@ int server_init(server *srv, uv_loop_t *loop, imqtt_config *cfg,
     return 0;
 }
 
+static void worker_main(void *arg)
+{
+    worker *w = arg;
+    worker_enter(w);
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    msg_cache_free(); /* this thread's */
+}
+
 int server_run(server *srv)
 {
+    /* The other loops start only now: until here the main thread set
+     * everything up alone, without the lock. */
+    if (srv->nworkers > 1) {
+        loop_lock_enable();
+        for (uint32_t i = 1; i < srv->nworkers; i++) {
+            worker *w = &srv->workers[i];
+            if (uv_thread_create(&w->thread, worker_main, w) < 0) {
+                log_error("loop thread %u: cannot start; running %u", i, i);
+                srv->nworkers = i; /* no connection was given to it yet */
+                break;
+            }
+        }
+    }
+    log_info("%u loop thread%s", srv->nworkers, srv->nworkers > 1 ? "s" : "");
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    for (uint32_t i = 1; i < srv->nworkers; i++)
+        uv_thread_join(&srv->workers[i].thread);
     return srv->exit_code;
 }
 
@@ -466,6 +693,16 @@ void server_free(server *srv)
     for (uint32_t i = 0; i < srv->nworkers; i++)
         if (worker_current() == &srv->workers[i])
             worker_enter(NULL);
+    for (uint32_t i = 1; i < srv->nworkers; i++) {
+        uv_loop_t *l = srv->workers[i].loop;
+        if (!l)
+            continue;
+        /* Closed by its thread; after a failed start, here. */
+        uv_walk(l, close_leftover, NULL);
+        uv_run(l, UV_RUN_NOWAIT);
+        uv_loop_close(l);
+        free(l);
+    }
     free(srv->workers);
     free(srv->wake);
     for (uint32_t i = 0; srv->listeners && i < srv->nlisteners; i++)

@@ -64,6 +64,14 @@ typedef struct server {
     worker *workers; /* owned [nworkers]: one per loop; workers[0] runs on
                         `loop` */
     uint32_t nworkers;
+    uint32_t next_worker; /* round robin of accepted connections */
+    uint32_t route_gen;   /* generation stamp for de-duplicating matches
+                             (one router at a time: the loop lock) */
+    /* Left to the main loop by other loops (server_on_main): sessions
+     * whose timer must be set again or closed (session.c), and a kick of
+     * the retained pacer. */
+    session *timer_todo;
+    bool pacer_wanted;
 
     session *wait_head; /* sessions waiting for a commit (persist.c) */
     session **wake;     /* scratch for persist_wake */
@@ -127,10 +135,19 @@ int server_on_stopping(server *srv, void (*fn)(server *srv, void *arg),
 /* Open connections on every worker. */
 uint32_t server_nconns(const server *srv);
 
-/* Monotonic ms of the loop iteration. */
+/* Monotonic ms of the calling thread's loop iteration (every loop reads
+ * the same monotonic clock; each caches it once per iteration). */
 static inline uint64_t server_now(const server *srv)
 {
-    return uv_now(srv->loop);
+    (void)srv;
+    return uv_now(worker_current()->loop);
+}
+
+/* Whether the calling thread runs worker 0, the main loop: the session
+ * timers, the retained pacer and ops live there. */
+static inline bool server_on_main(const server *srv)
+{
+    return worker_current() == &srv->workers[0];
 }
 
 #endif

@@ -6,15 +6,23 @@
 #include "conn.h"
 #include "errors.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "persist.h"
 #include "reason.h"
 #include "route.h"
 #include "topic.h"
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_timer_closed_locked(uv_handle_t *h)
 {
     free(h->data); /* the session */
     free(h);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    loop_lock();
+    on_timer_closed_locked(h);
+    loop_unlock();
 }
 
 /* The session's timer, made on first use: an idle online session has
@@ -590,7 +598,7 @@ void session_publish_will(session *s)
 
 static void arm_timer(session *s);
 
-static void on_timer(uv_timer_t *t)
+static void on_timer_locked(uv_timer_t *t)
 {
     session *s = t->data;
     uint64_t now = server_now(s->srv);
@@ -604,8 +612,47 @@ static void on_timer(uv_timer_t *t)
     arm_timer(s);
 }
 
+static void on_timer(uv_timer_t *t)
+{
+    loop_lock();
+    on_timer_locked(t);
+    loop_unlock();
+}
+
+/* Leave s's timer to the main loop (worker_wake: its prepare applies). */
+static void queue_timer(session *s)
+{
+    server *srv = s->srv;
+    if (!s->timer_queued) {
+        s->timer_queued = true;
+        s->timer_next = srv->timer_todo;
+        srv->timer_todo = s;
+    }
+    worker_wake(&srv->workers[0]);
+}
+
+static void end_timer(session *s);
+
+void session_timers_apply(server *srv)
+{
+    while (srv->timer_todo) {
+        session *s = srv->timer_todo;
+        srv->timer_todo = s->timer_next;
+        s->timer_next = NULL;
+        s->timer_queued = false;
+        if (s->timer_end)
+            end_timer(s);
+        else
+            arm_timer(s);
+    }
+}
+
 static void arm_timer(session *s)
 {
+    if (!server_on_main(s->srv) || s->timer_queued) {
+        queue_timer(s);
+        return;
+    }
     uint64_t next = 0;
     if (s->will_at)
         next = s->will_at;
@@ -705,8 +752,7 @@ void session_attach(session *s, conn *c)
     s->will_at = 0;
     s->expire_at = 0;
     s->disconnect_wall = 0;
-    if (s->timer)
-        uv_timer_stop(s->timer);
+    arm_timer(s); /* nothing due online: stops it */
     if (persist_on(s))
         persist_session(s);
     else if (store_durable(s->srv->store))
@@ -787,6 +833,15 @@ void session_end(session *s)
      * later: callers holding the pointer (persist_wake) rely on that, so a
      * session that never needed its timer makes one now. Without memory
      * for it the session is kept (leaked) rather than freed under them. */
+    s->timer_end = true;
+    if (!server_on_main(srv) || s->timer_queued)
+        queue_timer(s); /* (a queued session is freed only from the queue) */
+    else
+        end_timer(s);
+}
+
+static void end_timer(session *s)
+{
     uv_timer_t *t = session_timer(s);
     if (!t) {
         log_warn("session end: no memory, %zu bytes kept", sizeof(*s));

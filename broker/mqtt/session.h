@@ -76,6 +76,11 @@ struct session {
                            are). Its close callback frees the session. */
     uint64_t will_at;   /* uv_now deadline, 0 = none */
     uint64_t expire_at; /* uv_now deadline, 0 = none */
+    /* The timer is the main loop's: another loop that sets or ends it
+     * queues the session on srv->timer_todo (session_timers_apply). */
+    struct session *timer_next;
+    bool timer_queued;
+    bool timer_end; /* ended: close the timer, which frees the session */
 
     /* Persistence (persist.c). sid != 0: the session has a store record;
      * its queue entries are keyed (sid, seq). Entries with seq >= disk_next
@@ -196,6 +201,9 @@ void session_publish_will(session *s);
  * borrowed (NULL for an entry waiting for PUBCOMP). */
 void session_admit_stored(session *s, uint64_t seq,
                           const struct store_entry *de, msg *m);
+
+/* On the main loop: set the timers other loops left to it. */
+void session_timers_apply(server *srv);
 
 /* A session loaded from the store: start its will and expiry timers as if
  * it had disconnected `elapsed_ms` ago. */

@@ -10,7 +10,15 @@
  *
  * A loop is to the process what a node is to the cluster (CLUSTER.md):
  * work for another loop goes through its mailbox (mailbox.h), never
- * through its handles. Today the server runs one worker, on the main loop.
+ * through its handles. The server runs `threads` workers: worker 0 on the
+ * main loop, the others each on a thread of its own.
+ *
+ * With several workers (docs/architecture.md, "Threads") everything here
+ * except the handles and the read buffer may be changed by another loop's
+ * thread holding the loop lock (loop_lock.h) — a delivery appends to a
+ * connection's output and puts it on its worker's flush list — and what
+ * needs the handles (writing, closing, starting a timer) is left to the
+ * owner, woken by worker_wake.
  */
 #ifndef IMQTT_WORKER_H
 #define IMQTT_WORKER_H
@@ -19,6 +27,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "mailbox.h"
 #include "wheel.h"
 
 typedef struct conn conn;
@@ -40,8 +49,16 @@ typedef struct commit_waiter {
 #define READBUF_SIZE 65536
 
 typedef struct worker {
-    uv_loop_t *loop;    /* borrowed: the loop this worker runs on */
+    uv_loop_t *loop;    /* the loop this worker runs on: borrowed (worker
+                           0, the main loop) or owned (the others) */
     struct server *srv; /* the process-wide part */
+    uint32_t id;        /* index in srv->workers */
+    uv_thread_t thread; /* workers 1..n-1: the thread running `loop` */
+    /* Wakes the loop (worker_wake) and brings it adopted sockets from
+     * worker 0's accept; its callback also sees stop_wanted. */
+    mailbox inbox;
+    mailbox_item stop_item; /* posted by the main loop at the end */
+    bool inbox_closed;      /* under the loop lock: no more wake-ups */
 
     conn *conns;              /* every open connection (intrusive list) */
     conn *flush_head;         /* connections with output to write */
@@ -52,7 +69,9 @@ typedef struct worker {
     uint32_t conns_alive;     /* allocated, including closing ones */
 
     uv_prepare_t flush_handle;
-    uv_async_t store_async; /* the store thread's "batches committed" */
+    uv_async_t store_async; /* worker 0 only: the store thread's "batches
+                               committed" (the callbacks of every
+                               worker's commits run there) */
     /* Commits in flight, oldest first (the store runs done callbacks in
      * commit order): the acks each releases and when it started, for the
      * commit latency histogram. Owned ring, grown when full. */
@@ -74,17 +93,23 @@ typedef struct worker {
     uv_buf_t *iov; /* owned scratch for vectored writes */
     unsigned iov_cap;
 
-    uint32_t route_gen; /* generation stamp for de-duplicating matches */
     struct route_scratch *route; /* owned, reused by every publish */
 } worker;
 
-/* Mark c for the end-of-iteration flush of its worker. */
+/* Mark c for the end-of-iteration flush of its worker w (c->w), waking
+ * w's loop when it is another thread's. */
 void worker_want_flush(worker *w, conn *c);
 
 /* cw->done runs once the store batch open now has committed (at once
  * when the store keeps nothing: durability none, after this iteration's
- * commit step). cw is borrowed until then. */
+ * commit step). cw is borrowed until then. Call on w's own loop thread,
+ * under the loop lock; done runs on the main loop (where every commit's
+ * callback runs), under the lock. */
 void worker_wait_commit(worker *w, commit_waiter *cw);
+
+/* Make w's loop run an iteration soon (any thread): its prepare flushes
+ * and does what was left to it. */
+void worker_wake(worker *w);
 
 /* The outcome of store batch `gen` (already completed) as this worker saw
  * it: 0 or the error its commit reported. */
@@ -97,10 +122,12 @@ worker *worker_current(void);
 /* The calling thread runs w's loop from now on. */
 void worker_enter(worker *w);
 
-/* Monotonic ms of the loop iteration. */
+/* Monotonic ms of the calling thread's loop iteration (w is only
+ * documentation: another loop's clock belongs to its thread). */
 static inline uint64_t worker_now(const worker *w)
 {
-    return uv_now(w->loop);
+    (void)w;
+    return uv_now(worker_current()->loop);
 }
 
 #endif

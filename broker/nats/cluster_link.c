@@ -5,6 +5,7 @@
 #include "cluster_nats.h"
 
 #include "log.h"
+#include "loop_lock.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -103,7 +104,7 @@ static void handle(cluster_link *l, natsMsg *m)
     natsMsg_Destroy(m);
 }
 
-static void on_async(uv_async_t *h)
+static void on_async_locked(uv_async_t *h)
 {
     cluster_link *l = h->data;
     natsMsg *batch[256];
@@ -132,6 +133,13 @@ static void on_async(uv_async_t *h)
         if (n < 256)
             return;
     }
+}
+
+static void on_async(uv_async_t *h)
+{
+    loop_lock();
+    on_async_locked(h);
+    loop_unlock();
 }
 
 cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)

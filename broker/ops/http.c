@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "http_req.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "metrics_render.h"
 
 #define HTTP_TIMEOUT_MS 5000
@@ -83,10 +84,19 @@ static void hc_close(http_conn *hc)
     uv_close((uv_handle_t *)&hc->timer, on_conn_closed);
 }
 
-static void on_written(uv_write_t *req, int status)
+static void on_written_locked(uv_write_t *req, int status)
 {
     (void)status;
     hc_close(req->data);
+}
+
+/* A libuv callback: broker state is touched under the loop lock
+ * (loop_lock.h). */
+static void on_written(uv_write_t *req, int status)
+{
+    loop_lock();
+    on_written_locked(req, status);
+    loop_unlock();
 }
 
 static const char *reason_of(int status)
@@ -285,7 +295,7 @@ static void send_continue(http_conn *hc)
         hc_close(hc);
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+static void on_read_locked(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     http_conn *hc = s->data;
     if (n < 0) {
@@ -301,6 +311,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         fail_request(hc, hc->req.fail_status);
     else if (hc->req.headers_done && hc->req.expect_continue && !hc->continued)
         send_continue(hc);
+}
+
+/* A libuv callback: broker state is touched under the loop lock
+ * (loop_lock.h). */
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    loop_lock();
+    on_read_locked(s, n, buf);
+    loop_unlock();
 }
 
 /* The client's address, for the uplink's failure limit. */
@@ -324,12 +343,21 @@ static void peer_of(http_conn *hc)
     }
 }
 
-static void on_timeout(uv_timer_t *t)
+static void on_timeout_locked(uv_timer_t *t)
 {
     hc_close(t->data);
 }
 
-static void on_connection(uv_stream_t *s, int status)
+/* A libuv callback: broker state is touched under the loop lock
+ * (loop_lock.h). */
+static void on_timeout(uv_timer_t *t)
+{
+    loop_lock();
+    on_timeout_locked(t);
+    loop_unlock();
+}
+
+static void on_connection_locked(uv_stream_t *s, int status)
 {
     http_listener *hl = s->data;
     if (status < 0 || hl->stopping)
@@ -354,6 +382,15 @@ static void on_connection(uv_stream_t *s, int status)
     peer_of(hc);
     uv_timer_start(&hc->timer, on_timeout, HTTP_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&hc->tcp, on_alloc, on_read);
+}
+
+/* A libuv callback: broker state is touched under the loop lock
+ * (loop_lock.h). */
+static void on_connection(uv_stream_t *s, int status)
+{
+    loop_lock();
+    on_connection_locked(s, status);
+    loop_unlock();
 }
 
 static void on_listener_closed(uv_handle_t *h)

@@ -5,6 +5,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "loop_lock.h"
 #include "memtrim.h"
 #include "reload.h"
 #include "retained_send.h"
@@ -17,7 +18,7 @@ struct ops_state {
     memtrim *trim; /* owned; NULL without memory */
 };
 
-static void on_sighup(uv_signal_t *h, int signum)
+static void on_sighup_locked(uv_signal_t *h, int signum)
 {
     (void)signum;
     server *srv = h->data;
@@ -28,6 +29,13 @@ static void on_sighup(uv_signal_t *h, int signum)
     log_info("SIGHUP: reloading %s", srv->config_path);
     if (reload_apply(srv, srv->config_path) == 0)
         sys_topics_set_interval(srv->ops->sys, srv->cfg.sys_interval);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    loop_lock();
+    on_sighup_locked(h, signum);
+    loop_unlock();
 }
 
 static void stop_hook(server *srv, void *arg)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "loop_lock.h"
 #include "msg.h"
 #include "retain_limits.h"
 #include "route.h"
@@ -130,9 +131,16 @@ static void update(sys_topics *st)
                 retain_index_count(srv->retain));
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer_locked(uv_timer_t *t)
 {
     update(t->data);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    loop_lock();
+    on_timer_locked(t);
+    loop_unlock();
 }
 
 sys_topics *sys_topics_start(server *srv)

@@ -3,11 +3,12 @@
 #include <sched.h>
 
 #include "errors.h"
+#include "loop_lock.h"
 
 /* The loop takes the whole list at once and runs it outside the lock, so a
  * poster never waits for a callback and a callback may post again (to
  * this mailbox too: those items run on the next wake-up). */
-static void on_async(uv_async_t *h)
+static void on_async_locked(uv_async_t *h)
 {
     mailbox *mb = (mailbox *)h;
     pthread_mutex_lock(&mb->lock);
@@ -23,6 +24,13 @@ static void on_async(uv_async_t *h)
         mb->cb(it, mb->arg);
         it = next;
     }
+}
+
+static void on_async(uv_async_t *h)
+{
+    loop_lock();
+    on_async_locked(h);
+    loop_unlock();
 }
 
 int mailbox_init(mailbox *mb, uv_loop_t *loop, uint32_t limit, mailbox_cb cb,

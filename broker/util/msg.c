@@ -1,5 +1,6 @@
 #include "msg.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,19 @@ typedef struct msg_free_block {
 } msg_free_block;
 
 static _Thread_local uint64_t next_serial;
+
+/* Serials are unique in the process: the top 8 bits say which thread
+ * made the message (a message made on one loop may be encoded by
+ * another's cache), the rest count on that thread. */
+static _Atomic uint32_t threads_seen;
+
+static uint64_t serial_next(void)
+{
+    if (next_serial == 0)
+        next_serial = (uint64_t)(atomic_fetch_add(&threads_seen, 1) % 255 + 1)
+                      << 56;
+    return ++next_serial;
+}
 
 static _Thread_local struct {
     msg_free_block *head[MSG_CLASSES];
@@ -121,7 +135,7 @@ msg *msg_new(mqtt_str topic, const mqtt_props *props, mqtt_bytes payload,
     m->expiry_at = expiry_at;
     m->id = id;
     m->store_gen = 0;
-    m->serial = ++next_serial;
+    m->serial = serial_next();
     memset(&m->props, 0, sizeof(m->props));
     memcpy(m->data, topic.ptr, topic.len);
     if (has_props) {
@@ -164,7 +178,7 @@ msg *msg_new_encoded(mqtt_str topic, mqtt_bytes props_block, mqtt_bytes payload,
                .payload_len = payload.len,
                .expiry_at = expiry_at,
                .id = id,
-               .serial = ++next_serial};
+               .serial = serial_next()};
     memcpy(m->data, topic.ptr, topic.len);
     if (props_block.len) {
         uint8_t *block = m->data + topic.len;

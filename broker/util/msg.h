@@ -23,8 +23,8 @@ typedef struct msg {
     uint64_t id;        /* broker-wide sequence, for logs and the store;
                            continues across restarts */
     uint64_t store_gen; /* store batch that last recorded it; 0: none */
-    uint64_t serial;    /* unique per allocation on its thread, never 0:
-                           a key for caches of its encoded form */
+    uint64_t serial;    /* unique per allocation in the process, never
+                           0: a key for caches of its encoded form */
     mqtt_props props;   /* decoded block: views into data[] */
     uint8_t data[];     /* topic | property block | payload */
 } msg;

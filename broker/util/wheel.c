@@ -2,6 +2,8 @@
 
 #include <stddef.h>
 
+#include "loop_lock.h"
+
 static void list_insert(wheel_node *head, wheel_node *n)
 {
     n->prev = head->prev;
@@ -28,16 +30,24 @@ void wheel_init(wheel *w, uv_loop_t *loop, wheel_fire_cb fire)
     w->done_tick = uv_now(loop) / WHEEL_TICK_MS;
     w->armed = 0;
     w->fire = fire;
+    w->ticking = w->defer_start = w->start_wanted = false;
 }
 
 void wheel_arm(wheel *w, wheel_node *n, uint64_t due)
 {
     if (wheel_armed(n))
         wheel_disarm(w, n);
-    if (w->armed == 0 && !uv_is_active((uv_handle_t *)&w->timer)) {
-        /* Idle until now: nothing is pending in the ticks skipped. */
-        w->done_tick = uv_now(w->timer.loop) / WHEEL_TICK_MS;
-        uv_timer_start(&w->timer, on_tick, WHEEL_TICK_MS, WHEEL_TICK_MS);
+    if (w->armed == 0 && !w->ticking) {
+        if (w->defer_start) {
+            /* done_tick stays where it was: the first tick then looks at
+             * every slot the idle time skipped (at most one turn). */
+            w->start_wanted = true;
+        } else {
+            /* Idle until now: nothing is pending in the ticks skipped. */
+            w->done_tick = uv_now(w->timer.loop) / WHEEL_TICK_MS;
+            uv_timer_start(&w->timer, on_tick, WHEEL_TICK_MS, WHEEL_TICK_MS);
+            w->ticking = true;
+        }
     }
     /* A deadline in a tick already handled goes to the next one, not a
      * whole turn later. */
@@ -84,6 +94,7 @@ static void run_slot(wheel *w, wheel_node *slot, uint64_t now)
 static void on_tick(uv_timer_t *t)
 {
     wheel *w = t->data;
+    loop_lock();
     uint64_t now = uv_now(t->loop);
     uint64_t now_tick = now / WHEEL_TICK_MS;
     /* After a stall longer than a turn, every slot once is enough. */
@@ -96,12 +107,32 @@ static void on_tick(uv_timer_t *t)
     }
     if (now_tick > w->done_tick)
         w->done_tick = now_tick;
-    if (w->armed == 0)
+    if (w->armed == 0) {
         uv_timer_stop(t);
+        w->ticking = false;
+    }
+    loop_unlock();
+}
+
+void wheel_defer_start(wheel *w)
+{
+    w->defer_start = true;
+}
+
+void wheel_sync(wheel *w)
+{
+    if (!w->start_wanted)
+        return;
+    w->start_wanted = false;
+    if (!w->ticking && w->armed > 0) {
+        uv_timer_start(&w->timer, on_tick, WHEEL_TICK_MS, WHEEL_TICK_MS);
+        w->ticking = true;
+    }
 }
 
 void wheel_close(wheel *w)
 {
     uv_timer_stop(&w->timer);
+    w->ticking = false;
     uv_close((uv_handle_t *)&w->timer, NULL);
 }

@@ -10,7 +10,12 @@
  *
  * Nodes are embedded in their owner (the connection), which must disarm
  * its node before freeing it. A fire callback may arm or disarm any node,
- * its own included. */
+ * its own included.
+ *
+ * Threads: the wheel's lists may be changed by any thread holding the loop
+ * lock (loop_lock.h); its timer handle only by the loop it was made on. A
+ * wheel made with wheel_defer_start never starts its timer inside
+ * wheel_arm: the owning loop does, in wheel_sync, before it waits. */
 #ifndef IMQTT_WHEEL_H
 #define IMQTT_WHEEL_H
 
@@ -34,6 +39,10 @@ typedef struct wheel {
     uint64_t done_tick;            /* every tick up to this one is handled */
     uint32_t armed;
     wheel_fire_cb fire;
+    bool ticking;      /* the timer runs (a flag of ours: the handle's own
+                          state belongs to its loop) */
+    bool defer_start;  /* another thread may arm: the owner starts it */
+    bool start_wanted; /* armed from idle, waiting for wheel_sync */
 } wheel;
 
 void wheel_init(wheel *w, uv_loop_t *loop, wheel_fire_cb fire);
@@ -48,6 +57,12 @@ static inline bool wheel_armed(const wheel_node *n)
 {
     return n->next != NULL;
 }
+
+/* Arms may come from other threads: start the timer in wheel_sync only. */
+void wheel_defer_start(wheel *w);
+
+/* On the owning loop: start the timer if an arm asked for it. */
+void wheel_sync(wheel *w);
 
 /* Close the timer handle (the loop must still run to finish it). */
 void wheel_close(wheel *w);

@@ -40,6 +40,9 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer
 
 # Time multiplier for slow builds (ASan); bounded waits are scaled by it.
 SLOW = float(os.environ.get("IMQTT_TEST_SLOW", "1"))
+# Loop threads of every broker a test starts from a config (scripts/test
+# runs the suite at 1 and at 2); unset: the broker's default, one per core.
+THREADS = os.environ.get("IMQTT_TEST_THREADS")
 
 
 def pytest_configure(config):
@@ -188,6 +191,8 @@ class Broker:
         # Every broker gets its own LMDB store (durability "process",
         # the default) in its temporary directory.
         cfg.setdefault("store", {"dir": os.path.join(self.tmpdir, "data")})
+        if THREADS:
+            cfg.setdefault("threads", int(THREADS))
         with open(conf, "w") as f:
             json.dump(cfg, f)
         if argv is not None:
