@@ -488,3 +488,26 @@ def test_expect_100_continue(broker, clients):
     assert got.startswith(b"HTTP/1.1 200 OK"), got
     s.close()
     assert bob.get().payload == b"y" * 2000
+
+
+def test_clients_that_leave_before_the_answer(broker, clients):
+    """Requests whose client closes before the answer (one waiting for its
+    commit among them) leave nothing behind: the messages are delivered,
+    later requests are answered, the broker stops cleanly (the fixture
+    checks the exit code and the sanitizer reports)."""
+    b = api_broker(broker)
+    bob = im(clients, b, "bob", "pc")
+    tok = mint("alice", ttl=600)
+    for i in range(30):
+        body = json.dumps({"user": "bob", "payload": "gone%d" % i}).encode()
+        path = ("/api/v1/users/alice/devices/phone/messages" if i % 2
+                else "/api/v1/publish")
+        t = tok if i % 2 else API_TOKEN
+        s = socket.create_connection(("127.0.0.1", b.http_port))
+        s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (path.encode(), t.encode(),
+                                                      len(body), body))
+        s.close()
+    got = sorted(x.payload for x in drain(bob, 1.0))
+    assert got == sorted(b"gone%d" % i for i in range(30))
+    assert call(b, "GET", "/api/v1/users/bob/presence")[0] == 200
