@@ -16,12 +16,16 @@
 #include "metrics_render.h"
 
 #define HTTP_TIMEOUT_MS 5000
-#define HTTP_READ_CHUNK 16384
+#define HTTP_READ_CHUNK 4096
+/* Open requests at most: each holds ~15 KiB (the request's bounded
+ * buffers); more are accepted and closed at once. */
+#define HTTP_CONNS_MAX 1024
 
 struct http_listener {
     uv_tcp_t tcp;
     server *srv;
     struct http_conn *conns; /* open requests, closed on stop */
+    uint32_t nconns;         /* in conns */
     int handles;             /* freed when the last close callback ran */
     bool stopping;
 };
@@ -59,6 +63,7 @@ static void conn_free(http_conn *hc)
         hl->conns = hc->next;
     if (hc->next)
         hc->next->prev = hc->prev;
+    hl->nconns--;
     http_req_free(&hc->req);
     api_call_free(&hc->call);
     free(hc->resp);
@@ -375,7 +380,9 @@ static void on_connection_locked(uv_stream_t *s, int status)
     if (hl->conns)
         hl->conns->prev = hc;
     hl->conns = hc;
-    if (uv_accept(s, (uv_stream_t *)&hc->tcp) < 0) {
+    hl->nconns++;
+    if (uv_accept(s, (uv_stream_t *)&hc->tcp) < 0 ||
+        hl->nconns > HTTP_CONNS_MAX) {
         hc_close(hc);
         return;
     }
