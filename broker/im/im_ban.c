@@ -19,12 +19,13 @@ typedef struct ban_rec {
     char key[]; /* user, user@device or the jti */
 } ban_rec;
 
+/* Every map owns its records (freed by free_map); keys live inside. */
 struct im_bans {
-    hmap users;       /* user -> ban_rec */
-    hmap devices;     /* user@device -> ban_rec */
-    hmap user_before; /* user -> ban_rec (before) */
-    hmap jti;         /* jti -> ban_rec (user) */
-    int64_t all_before;
+    hmap users;         /* user -> ban_rec */
+    hmap devices;       /* user@device -> ban_rec */
+    hmap user_before;   /* user -> ban_rec (before) */
+    hmap jti;           /* jti -> ban_rec (user) */
+    int64_t all_before; /* every user's tokens before this, when all_set */
     bool all_set;
 };
 

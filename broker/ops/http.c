@@ -34,12 +34,12 @@ typedef struct http_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
-    http_listener *hl;
-    struct http_conn *next, *prev;
-    http_req req;
-    api_call call; /* an API request's answer */
-    char rbuf[HTTP_READ_CHUNK];
-    char *resp; /* owned until the write callback */
+    http_listener *hl; /* borrowed: freed only after its last request */
+    struct http_conn *next, *prev; /* hl->conns */
+    http_req req;                  /* owns the request's body */
+    api_call call;                 /* an API request's answer (owns it) */
+    char rbuf[HTTP_READ_CHUNK];    /* lent to one read at a time */
+    char *resp;                    /* owned until the write callback */
     int handles;
     bool answered;
     bool continued; /* "100 Continue" sent */
