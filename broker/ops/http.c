@@ -173,6 +173,10 @@ static void respond(http_conn *hc, int status, const char *type,
 static void send_api_answer(http_conn *hc)
 {
     const api_answer *a = &hc->call.ans;
+    server *srv = hc->hl->srv;
+    metrics_count(srv, !a->body || a->status >= 500 ? METRIC_API_FAILED
+                       : a->status >= 400           ? METRIC_API_REFUSED
+                                                    : METRIC_API_OK);
     char extra[160] = "";
     if (a->status == 405 && a->allow)
         snprintf(extra, sizeof(extra), "Allow: %s\r\n", a->allow);

@@ -511,3 +511,16 @@ def test_clients_that_leave_before_the_answer(broker, clients):
     got = sorted(x.payload for x in drain(bob, 1.0))
     assert got == sorted(b"gone%d" % i for i in range(30))
     assert call(b, "GET", "/api/v1/users/bob/presence")[0] == 200
+
+
+def test_api_requests_counted_in_metrics(broker):
+    import promparse
+    b = api_broker(broker)
+    assert call(b, "GET", "/api/v1/bans")[0] == 200
+    assert call(b, "GET", "/api/v1/bans", token=None)[0] == 401
+    assert call(b, "GET", "/api/v1/nothing")[0] == 404
+    c = http.client.HTTPConnection("127.0.0.1", b.http_port, timeout=5)
+    c.request("GET", "/metrics")
+    fams = promparse.parse(c.getresponse().read().decode())
+    got = {lab["cause"]: val for n, lab, val in fams["imqtt_api_requests_total"]["samples"]}
+    assert got == {"ok": 1, "refused": 2, "failed": 0}, got
