@@ -52,10 +52,11 @@ int im_api_publish(server *srv, mqtt_str name, mqtt_str topic,
     return 0;
 }
 
-int im_api_uplink(server *srv, const struct conn_addr *peer, mqtt_str user,
-                  mqtt_str device, mqtt_bytes token, mqtt_str topic,
-                  mqtt_bytes payload, uint8_t qos, uint32_t expiry,
-                  im_api_result *out, const char **why)
+int im_api_uplink(server *srv, const struct conn_addr *peer,
+                  const im_api_admit *admit, mqtt_str user, mqtt_str device,
+                  mqtt_bytes token, mqtt_str topic, mqtt_bytes payload,
+                  uint8_t qos, uint32_t expiry, im_api_result *out,
+                  const char **why)
 {
     memset(out, 0, sizeof(*out));
     *why = NULL;
@@ -102,6 +103,11 @@ int im_api_uplink(server *srv, const struct conn_addr *peer, mqtt_str user,
         metrics_drop(srv, METRIC_DROP_NOT_AUTHORIZED);
         jwtv_claims_free(claims);
         return IMQTT_EDENIED;
+    }
+    if (admit && !admit->fn(admit->arg, cid)) {
+        *why = "limits.message_rate: too many messages from this device";
+        jwtv_claims_free(claims);
+        return IMQTT_EBUSY;
     }
     if (qos > 0 && store_refusing(srv->store)) {
         metrics_drop(srv, METRIC_DROP_STORE_FULL);

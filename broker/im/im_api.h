@@ -31,13 +31,22 @@ int im_api_publish(server *srv, mqtt_str name, mqtt_str topic,
  * publishes on a conversation topic. With auth.failure_limit_jwt the
  * verification counts against `peer` (the HTTP client's address; NULL:
  * none) as a CONNECT's does. Returns 0, IMQTT_EAUTH (the token),
- * IMQTT_EAUTHRATE (too many failures from peer),
+ * IMQTT_EAUTHRATE (too many failures from peer), IMQTT_EBUSY (admit, may
+ * be NULL, said no),
  * IMQTT_EBANNED, IMQTT_EREVOKED, IMQTT_EDENIED (the ACL), IMQTT_ENOTFOUND
  * (no JWT configured), IMQTT_ESTOREFULL, IMQTT_ENOMEM. *why gets the log
  * text of a token refusal. */
-int im_api_uplink(server *srv, const struct conn_addr *peer, mqtt_str user,
-                  mqtt_str device, mqtt_bytes token, mqtt_str topic,
-                  mqtt_bytes payload, uint8_t qos, uint32_t expiry,
-                  im_api_result *out, const char **why);
+typedef struct im_api_admit {
+    /* Whether client_id may send one more message now (the caller's rate
+     * limit), asked once the token, bans and ACL allow it. */
+    bool (*fn)(void *arg, mqtt_str client_id);
+    void *arg;
+} im_api_admit;
+
+int im_api_uplink(server *srv, const struct conn_addr *peer,
+                  const im_api_admit *admit, mqtt_str user, mqtt_str device,
+                  mqtt_bytes token, mqtt_str topic, mqtt_bytes payload,
+                  uint8_t qos, uint32_t expiry, im_api_result *out,
+                  const char **why);
 
 #endif

@@ -48,6 +48,9 @@ static int status_of(int err, const char **code)
     case IMQTT_EAUTHRATE:
         *code = "too_many_failures";
         return 429;
+    case IMQTT_EBUSY:
+        *code = "rate_limited";
+        return 429;
     case IMQTT_ERETAINNS:
         *code = "retain_not_supported";
         return 400;

@@ -23,11 +23,12 @@ typedef struct api_answer {
 
 typedef struct api_call api_call;
 struct api_call {
-    server *srv;      /* borrowed */
-    conn_addr peer;   /* the HTTP client's address (family 0: unknown) */
-    api_answer ans;   /* the answer, once ready */
-    commit_waiter cw; /* while the answer waits for a commit */
-    cJSON *later;     /* owned: the answer to send after that commit */
+    server *srv;             /* borrowed */
+    conn_addr peer;          /* the HTTP client's address (family 0: unknown) */
+    struct api_rates *rates; /* borrowed from the listener: uplink limits */
+    api_answer ans;          /* the answer, once ready */
+    commit_waiter cw;        /* while the answer waits for a commit */
+    cJSON *later;            /* owned: the answer to send after that commit */
     /* Set by the caller: the answer became ready after api_handle
      * returned false (it runs from the commit callback). */
     void (*ready)(api_call *call);

@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "api_json.h"
+#include "api_rate.h"
 #include "api_route.h"
 #include "conn.h"
 #include "errors.h"
@@ -97,6 +98,13 @@ static bool ep_publish(api_call *call, const http_req *r)
     return answer_message(call, o, res.recorded);
 }
 
+/* limits.message_rate per device, as its MQTT connection has it. */
+static bool uplink_admit(void *arg, mqtt_str cid)
+{
+    api_call *call = arg;
+    return api_rate_take(call->rates, call->srv, cid);
+}
+
 static bool ep_uplink(api_call *call, const http_req *r, const api_route *rt)
 {
     const char *tok;
@@ -110,8 +118,10 @@ static bool ep_uplink(api_call *call, const http_req *r, const api_route *rt)
         return true;
     }
     im_api_result res;
+    im_api_admit admit = {uplink_admit, call};
     rc = im_api_uplink(call->srv, call->peer.family ? &call->peer : NULL,
-                       str_of(rt->user), str_of(rt->device),
+                       call->rates ? &admit : NULL, str_of(rt->user),
+                       str_of(rt->device),
                        (mqtt_bytes){(const uint8_t *)tok, (uint32_t)tlen},
                        mqtt_str_from(m.topic, m.topic_len),
                        (mqtt_bytes){m.payload, (uint32_t)m.payload_len}, m.qos,

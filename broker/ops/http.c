@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_rate.h"
 #include "conn_log.h"
 #include "errors.h"
 #include "http_req.h"
@@ -26,6 +27,7 @@ struct http_listener {
     server *srv;
     struct http_conn *conns; /* open requests, closed on stop */
     uint32_t nconns;         /* in conns */
+    api_rates rates;         /* the uplink's per-device rate limit */
     int handles;             /* freed when the last close callback ran */
     bool stopping;
 };
@@ -50,8 +52,10 @@ typedef struct http_conn {
 
 static void maybe_free_listener(http_listener *hl)
 {
-    if (hl->stopping && hl->handles == 0 && !hl->conns)
+    if (hl->stopping && hl->handles == 0 && !hl->conns) {
+        api_rates_free(&hl->rates);
         free(hl);
+    }
 }
 
 static void conn_free(http_conn *hc)
@@ -204,6 +208,7 @@ static void on_api_ready(api_call *call)
 static void api_request(http_conn *hc)
 {
     hc->call.srv = hc->hl->srv;
+    hc->call.rates = &hc->hl->rates;
     hc->call.ready = on_api_ready;
     hc->call.owner = hc;
     uv_read_stop((uv_stream_t *)&hc->tcp);

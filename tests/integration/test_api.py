@@ -524,3 +524,22 @@ def test_api_requests_counted_in_metrics(broker):
     fams = promparse.parse(c.getresponse().read().decode())
     got = {lab["cause"]: val for n, lab, val in fams["imqtt_api_requests_total"]["samples"]}
     assert got == {"ok": 1, "refused": 2, "failed": 0}, got
+
+
+def test_uplink_message_rate(broker):
+    """limits.message_rate binds a device's uplinks as it binds its MQTT
+    publishes: per user@device, 429 past the burst."""
+    hp = free_port()
+    b = broker(im_config(http={"port": hp, "api": {"tokens": [API_TOKEN]}},
+                         limits={"message_rate": 1, "message_burst": 2}))
+    b.http_port = hp
+    tok = mint("alice")
+    body = {"user": "bob", "payload": "x"}
+    path = "/api/v1/users/alice/devices/%s/messages"
+    got = [call(b, "POST", path % "phone", body=body, token=tok)[0] for _ in range(3)]
+    assert got == [200, 200, 429], got
+    st, js, _ = call(b, "POST", path % "phone", body=body, token=tok)
+    assert st == 429 and err(js) == "rate_limited"
+    assert call(b, "POST", path % "laptop", body=body, token=tok)[0] == 200
+    # the service API is the backend's: not limited
+    assert [call(b, "POST", "/api/v1/publish", body=body)[0] for _ in range(4)] == [200] * 4
