@@ -6,7 +6,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
-        libuv1-dev libmbedtls-dev liblmdb-dev libcjson-dev libjwt-dev libnats-dev \
+        libuv1-dev libmbedtls-dev liblmdb-dev libcjson-dev libjwt-dev libnats-dev libhttp-parser-dev \
         libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -26,7 +26,7 @@ RUN cmake -B /build -DCMAKE_BUILD_TYPE=Release -DIMQTT_TESTS=OFF -DIMQTT_WERROR=
 
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libuv1 libmbedtls14 libmbedx509-1 libmbedcrypto7 liblmdb0 libcjson1 libjwt0 libnats3.4 libcurl4 \
+        libuv1 libmbedtls14 libmbedx509-1 libmbedcrypto7 liblmdb0 libcjson1 libjwt0 libnats3.4 libhttp-parser2.9 libcurl4 \
         openssl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 1883 imqtt \

@@ -188,6 +188,18 @@ mqtt_str jwtv_claims_sub(const jwtv_claims *c)
     return str_view(cJSON_GetObjectItemCaseSensitive(c->payload, "sub"));
 }
 
+bool jwtv_claims_iat(const jwtv_claims *c, int64_t *iat)
+{
+    return numeric_date(cJSON_GetObjectItemCaseSensitive(c->payload, "iat"),
+                        iat);
+}
+
+mqtt_str jwtv_claims_jti(const jwtv_claims *c)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->payload, "jti");
+    return cJSON_IsString(j) ? str_view(j) : (mqtt_str){NULL, 0};
+}
+
 static size_t list_count(const cJSON *list)
 {
     return list != NULL ? (size_t)cJSON_GetArraySize(list) : 0;

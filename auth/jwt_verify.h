@@ -127,6 +127,12 @@ void jwtv_claims_free(jwtv_claims *c);
 /* The `exp` claim: disconnect the client at this time (v5 0xA0). */
 int64_t jwtv_claims_exp(const jwtv_claims *c);
 mqtt_str jwtv_claims_sub(const jwtv_claims *c);
+/* `iat` (whole seconds), for revocations by issue time: false when the
+ * token has none (or not a NumericDate). */
+bool jwtv_claims_iat(const jwtv_claims *c, int64_t *iat);
+/* `jti`, for revocations by token id: empty when absent or not a
+ * string. */
+mqtt_str jwtv_claims_jti(const jwtv_claims *c);
 /* `groups`: an array of group names, each valid per im_id_part_valid (a
  * token with any other shape is refused). 0 when absent. */
 size_t jwtv_claims_group_count(const jwtv_claims *c);

@@ -62,6 +62,9 @@
     /* IM */                                                                  \
     X(NOHISTORY, "no conversation history kept")                              \
     X(PAYLOAD, "payload format invalid")                                      \
+    X(BANNED, "banned")                                                       \
+    X(REVOKED, "token revoked")                                               \
+    X(NOTFOUND, "no such user, device or session")                            \
     /* network */                                                             \
     X(PROXY, "invalid or missing PROXY protocol header")
 

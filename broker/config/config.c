@@ -574,6 +574,7 @@ int config_defaults(imqtt_config *c)
         .store_max_size = 16ull << 30,
         .store_sync_interval_ms = 1000,
         .sys_interval = 10,
+        .api_max_body = 65536,
         .auth_cache_size = 10000,
         .auth_cache_ttl = 900,
         .auth_fail_burst = 10,
@@ -751,6 +752,11 @@ void config_free(imqtt_config *c)
     c->store_dir = NULL;
     free(c->http_bind);
     c->http_bind = NULL;
+    for (uint32_t i = 0; i < c->api_token_count; i++)
+        free(c->api_tokens[i]);
+    free(c->api_tokens);
+    c->api_tokens = NULL;
+    c->api_token_count = 0;
     cluster_config_free(c->cluster);
     c->cluster = NULL;
     push_config_free(c->push);

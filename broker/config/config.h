@@ -171,6 +171,13 @@ typedef struct imqtt_config {
     /* operations (config_ops.c, docs/operations.md) */
     uint32_t sys_interval; /* $SYS period, seconds; 0 off; default 10 */
     char *http_bind;       /* owned; metrics listener; "127.0.0.1" */
+    /* "http.api" (docs/api.md): the backend API on the same listener.
+     * api_tokens: owned array of owned bearer tokens (may be empty: then
+     * only the device uplink, with the device's JWT, is served). */
+    bool api;                 /* "http.api" present: /api/v1/ served */
+    char **api_tokens;        /* owned */
+    uint32_t api_token_count; /* reloaded by SIGHUP */
+    uint32_t api_max_body;    /* request body bytes; 65536 (413 beyond) */
     /* "cluster" (config_cluster.h); owned; NULL: the single node */
     struct cluster_config *cluster;
     uint16_t http_port; /* 0: no metrics listener (default) */

@@ -142,12 +142,58 @@ void cfg_free_listener_transport(listener_config *l)
     l->ws_path = NULL;
 }
 
-/* "http": {"bind": "127.0.0.1", "port": 9883} — metrics and health. */
+/* API tokens are secrets: short ones could be guessed. */
+#define API_TOKEN_MIN 16
+#define API_TOKEN_MAX 4096
+
+/* "http.api": {"tokens": ["..."], "max_body": 65536} — the backend API
+ * (docs/api.md). */
+static int parse_api(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
+{
+    struct cfg_key k[] = {{"tokens", NULL}, {"max_body", NULL}};
+    int rc = cfg_take_keys(x, v, "http.api", k, 2);
+    if (rc != 0)
+        return rc;
+    c->api = true;
+    if (k[1].val != NULL &&
+        (rc = cfg_get_uint(x, k[1].val, "http.api.max_body", 1024, 16u << 20,
+                           &c->api_max_body)) != 0)
+        return rc;
+    if (k[0].val == NULL)
+        return 0;
+    if (!cJSON_IsArray(k[0].val))
+        return cfg_fail(x, "http.api.tokens: expected an array of strings");
+    int n = cJSON_GetArraySize(k[0].val);
+    c->api_tokens = calloc((size_t)n + 1, sizeof(char *));
+    if (!c->api_tokens)
+        return cfg_fail_nomem(x);
+    for (const cJSON *it = k[0].val->child; it; it = it->next) {
+        size_t len = cJSON_IsString(it) ? strlen(it->valuestring) : 0;
+        bool ok = len >= API_TOKEN_MIN && len <= API_TOKEN_MAX;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = it->valuestring[i] > 0x20 && it->valuestring[i] < 0x7f;
+        if (!ok)
+            return cfg_fail(x,
+                            "http.api.tokens[%u]: expected %d to %d visible "
+                            "ASCII characters",
+                            (unsigned)c->api_token_count, API_TOKEN_MIN,
+                            API_TOKEN_MAX);
+        if (!(c->api_tokens[c->api_token_count] = strdup(it->valuestring)))
+            return cfg_fail_nomem(x);
+        c->api_token_count++;
+    }
+    return 0;
+}
+
+/* "http": {"bind": "127.0.0.1", "port": 9883, "api": {...}} — metrics,
+ * health and the backend API. */
 int cfg_parse_http(struct cfg_ctx *x, const cJSON *v, imqtt_config *c)
 {
-    struct cfg_key k[] = {{"bind", NULL}, {"port", NULL}};
-    int rc = cfg_take_keys(x, v, "http", k, 2);
+    struct cfg_key k[] = {{"bind", NULL}, {"port", NULL}, {"api", NULL}};
+    int rc = cfg_take_keys(x, v, "http", k, 3);
     if (rc != 0)
+        return rc;
+    if (k[2].val != NULL && (rc = parse_api(x, k[2].val, c)) != 0)
         return rc;
     if (k[1].val == NULL)
         return cfg_fail(x, "http: \"port\" is required (the listener is off "

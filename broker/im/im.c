@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "hmap.h"
 #include "im_devices.h"
+#include "im_ban.h"
 #include "im_history.h"
 #include "im_log.h"
 #include "im_msg.h"
@@ -163,6 +164,17 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
     if (!parsed) {
         jwtv_claims_free(claims);
         return r;
+    }
+    /* Bans and revocations set through the backend API (im_ban.h). */
+    int banned = im_ban_check(srv, id.user, id.device, claims);
+    if (banned < 0) {
+        jwtv_claims_free(claims);
+        if (banned == IMQTT_EBANNED)
+            return refuse(srv, METRIC_AUTH_NOT_AUTHORIZED, MQTT_RC_BANNED,
+                          client_id, "banned");
+        return refuse(srv, METRIC_AUTH_TOKEN_CLAIMS,
+                      MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
+                      "token revoked");
     }
     im_info *im = calloc(1, sizeof(*im));
     if (!im) {
@@ -346,6 +358,15 @@ mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
                              const mqtt_user_prop *extra, uint32_t nextra,
                              im_stamp *st)
 {
+    return im_stamp_props_as(
+        mqtt_str_from(im->id, im->user.len + 1 + im->device.len), in, extra,
+        nextra, st);
+}
+
+mqtt_props im_stamp_props_as(mqtt_str from, const mqtt_props *in,
+                             const mqtt_user_prop *extra, uint32_t nextra,
+                             im_stamp *st)
+{
     mqtt_props out = *in;
     st->user = st->stack;
     st->n = 0;
@@ -359,9 +380,7 @@ mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
     }
     /* The broker's stamp first, then the client's properties in order,
      * without any "from" of its own: receivers can trust it. */
-    st->user[st->n++] = (mqtt_user_prop){
-        MQTT_STR_LIT("from"),
-        mqtt_str_from(im->id, im->user.len + 1 + im->device.len)};
+    st->user[st->n++] = (mqtt_user_prop){MQTT_STR_LIT("from"), from};
     for (uint32_t i = 0; i < nextra && st->n < need; i++)
         st->user[st->n++] = extra[i];
     uint32_t pos = 0;
@@ -389,18 +408,21 @@ void im_route_sync(server *srv, msg *m, session *from)
 {
     if (!from || !from->im)
         return;
+    im_route_sync_user(srv, m, from->im->user, from);
+}
+
+uint32_t im_route_sync_user(server *srv, msg *m, mqtt_str user, session *from)
+{
     mqtt_str topic = msg_topic(m), peer;
     if (!has_prefix(topic, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX)) ||
         !rest_is_level(topic, PREFIX_LEN(INBOX_PREFIX), &peer) ||
-        str_eq(peer, from->im->user))
-        return; /* a note to self already reached the other devices */
+        str_eq(peer, user))
+        return 0; /* a note to self already reached the other devices */
     char inbox[PREFIX_LEN(INBOX_PREFIX) + IM_ID_PART_MAX + 1];
     memcpy(inbox, INBOX_PREFIX, PREFIX_LEN(INBOX_PREFIX));
-    memcpy(inbox + PREFIX_LEN(INBOX_PREFIX), from->im->user.ptr,
-           from->im->user.len);
-    route_publish_as(
-        srv, m,
-        mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + from->im->user.len),
+    memcpy(inbox + PREFIX_LEN(INBOX_PREFIX), user.ptr, user.len);
+    return route_publish_as(
+        srv, m, mqtt_str_from(inbox, PREFIX_LEN(INBOX_PREFIX) + user.len),
         from);
 }
 
@@ -599,6 +621,7 @@ void im_server_free(server *srv)
     im_log_free(srv);
     im_devices_free(srv);
     im_receipt_free(srv);
+    im_ban_free(srv);
     im_state *st = srv->im;
     if (!st)
         return;

@@ -109,11 +109,20 @@ mqtt_props im_stamp_props_of(const im_info *im, const mqtt_props *in,
 mqtt_props im_stamp_props_ex(const im_info *im, const mqtt_props *in,
                              const mqtt_user_prop *extra, uint32_t nextra,
                              im_stamp *scratch);
+/* The same with any sender text as `from` (a service of the backend API:
+ * "system"). */
+mqtt_props im_stamp_props_as(mqtt_str from, const mqtt_props *in,
+                             const mqtt_user_prop *extra, uint32_t nextra,
+                             im_stamp *scratch);
 void im_stamp_free(im_stamp *scratch);
 
 /* Multi-device sync: a message user@devA published to p2p/talk/{peer}
  * (peer != user) also goes to user's other devices through their inbox. */
 void im_route_sync(server *srv, msg *m, session *from);
+/* The same for a message of `user` that came without its session (the
+ * HTTP uplink): `from` is the device's session when it has one (No
+ * Local), else NULL. Returns the deliveries made. */
+uint32_t im_route_sync_user(server *srv, msg *m, mqtt_str user, session *from);
 
 /* At start-up, after the store is loaded: every retained presence record
  * says no device is online (they were, before the restart). */

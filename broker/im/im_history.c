@@ -155,6 +155,31 @@ static int reply_error(conn *c, const mqtt_publish *p, const im_history_req *r,
     return rc;
 }
 
+int im_history_page(server *srv, mqtt_str user, const im_history_req *r,
+                    size_t budget, cJSON *o)
+{
+    mqtt_str name = mqtt_str_from(r->name, r->name_len);
+    char conv[IM_CONV_MAX];
+    size_t clen = r->group ? im_log_conv_group(name, conv)
+                           : im_log_conv_peer(user, name, conv);
+    if (clen == 0)
+        return IMQTT_EINVAL;
+    cJSON *list = cJSON_CreateArray();
+    if (!list ||
+        !cJSON_AddStringToObject(o, r->group ? "group" : "peer", r->name)) {
+        cJSON_Delete(list);
+        return IMQTT_ENOMEM;
+    }
+    cJSON_AddItemToObject(o, "messages", list);
+    page pg = {list, 0, budget, 0, false};
+    bool more = false;
+    int n = im_log_page(srv, mqtt_str_from(conv, clen), r->forward, r->from,
+                        r->limit, add_entry, &pg, &more);
+    if (n < 0)
+        return pg.oom ? IMQTT_ENOMEM : n;
+    return cJSON_AddBoolToObject(o, "more", more) ? 0 : IMQTT_ENOMEM;
+}
+
 int im_history_handle(conn *c, const mqtt_publish *p)
 {
     session *s = c->sess;
@@ -165,9 +190,6 @@ int im_history_handle(conn *c, const mqtt_publish *p)
     if (im_history_parse(p->payload.ptr, p->payload.len,
                          srv->cfg.im_history_page_max, &r, &why) < 0)
         return reply_error(c, p, NULL, "bad_request", why);
-    mqtt_str name = mqtt_str_from(r.name, r.name_len);
-    char conv[IM_CONV_MAX];
-    size_t clen;
     if (r.group) {
         /* Groups the identity may read now: its token's groups, as
          * narrowed or widened by the ACL rules. */
@@ -180,44 +202,29 @@ int im_history_handle(conn *c, const mqtt_publish *p)
                      r.name);
             return reply_error(c, p, &r, "not_authorized", NULL);
         }
-        clen = im_log_conv_group(name, conv);
-    } else {
-        /* A direct conversation is always one's own: user and peer. */
-        clen = im_log_conv_peer(im->user, name, conv);
     }
-    if (clen == 0)
-        return reply_error(c, p, &r, "bad_request", "bad name");
-
+    /* A direct conversation is always one's own: user and peer. */
     cJSON *o = cJSON_CreateObject();
-    cJSON *list = cJSON_CreateArray();
-    if (!o || !list) {
-        cJSON_Delete(o);
-        cJSON_Delete(list);
+    if (!o)
         return IMQTT_ENOMEM;
-    }
     add_req(o, &r);
-    cJSON_AddStringToObject(o, r.group ? "group" : "peer", r.name);
-    cJSON_AddItemToObject(o, "messages", list);
     size_t budget = PAGE_BYTES_MAX;
     if (c->client_max_packet && c->client_max_packet < budget + PAGE_OVERHEAD)
         budget = c->client_max_packet > 2 * PAGE_OVERHEAD
                      ? c->client_max_packet - PAGE_OVERHEAD
                      : PAGE_OVERHEAD;
-    page pg = {list, 0, budget, 0, false};
-    bool more = false;
-    int n = im_log_page(srv, mqtt_str_from(conv, clen), r.forward, r.from,
-                        r.limit, add_entry, &pg, &more);
+    int n = im_history_page(srv, im->user, &r, budget, o);
     int rc;
-    if (n == IMQTT_ENOHISTORY)
+    if (n == IMQTT_EINVAL)
+        rc = reply_error(c, p, &r, "bad_request", "bad name");
+    else if (n == IMQTT_ENOHISTORY)
         rc = reply_error(c, p, &r, "unavailable", "no history kept");
-    else if (n < 0 && !pg.oom)
-        rc = reply_error(c, p, &r, "unavailable", imqtt_strerror(n));
-    else if (n < 0)
+    else if (n == IMQTT_ENOMEM)
         rc = IMQTT_ENOMEM;
-    else {
-        cJSON_AddBoolToObject(o, "more", more);
+    else if (n < 0)
+        rc = reply_error(c, p, &r, "unavailable", imqtt_strerror(n));
+    else
         rc = send_reply(c, p, o);
-    }
     cJSON_Delete(o);
     return rc;
 }

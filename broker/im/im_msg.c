@@ -11,16 +11,24 @@ msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
                     mqtt_bytes payload, uint8_t qos, bool retain,
                     uint64_t expiry_at, bool *in_batch)
 {
-    server *srv = s->srv;
     const im_info *im = s->im;
+    im_sender who = {mqtt_str_from(im->id, im->user.len + 1 + im->device.len),
+                     im->user, im->im_listener};
+    return im_message_as(s->srv, &who, topic, props, payload, qos, retain,
+                         expiry_at, in_batch, NULL);
+}
+
+msg *im_message_as(server *srv, const im_sender *who, mqtt_str topic,
+                   const mqtt_props *props, mqtt_bytes payload, uint8_t qos,
+                   bool retain, uint64_t expiry_at, bool *in_batch,
+                   im_log_entry *out)
+{
     /* Identity (issue 13): the broker's clock on every message, and the
      * next id of the conversation's log on chat messages, which the log
      * records at the same time. */
-    im_log_entry e = {0, (uint64_t)im_wall_ms(),
-                      mqtt_str_from(im->id, im->user.len + 1 + im->device.len),
-                      topic, payload};
+    im_log_entry e = {0, (uint64_t)im_wall_ms(), who->from, topic, payload};
     char conv[IM_CONV_MAX];
-    size_t clen = im->im_listener ? im_log_conv_of(im->user, topic, conv) : 0;
+    size_t clen = who->im_rules ? im_log_conv_of(who->user, topic, conv) : 0;
     int logged = 0;
     if (clen > 0) {
         logged = im_log_append(srv, mqtt_str_from(conv, clen), &e);
@@ -30,7 +38,7 @@ msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
     char idbuf[24], tsbuf[24];
     mqtt_user_prop extra[2];
     uint32_t nextra = 0;
-    if (im->im_listener) {
+    if (who->im_rules) {
         if (clen > 0) {
             int n = snprintf(idbuf, sizeof(idbuf), "%llu",
                              (unsigned long long)e.id);
@@ -43,13 +51,15 @@ msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
                                            mqtt_str_from(tsbuf, (size_t)n)};
     }
     im_stamp stamp = {0};
-    mqtt_props stamped =
-        im_stamp_props_ex(im, props ? props : &no_props, extra, nextra, &stamp);
+    mqtt_props stamped = im_stamp_props_as(who->from, props ? props : &no_props,
+                                           extra, nextra, &stamp);
     msg *m = msg_new(topic, &stamped, payload, qos, retain, expiry_at,
                      ++srv->next_msg_id);
     im_stamp_free(&stamp);
     if (in_batch)
         *in_batch = logged > 0;
+    if (out)
+        *out = e;
     return m;
 }
 

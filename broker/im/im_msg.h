@@ -5,6 +5,7 @@
 #define IMQTT_IM_MSG_H
 
 #include "im.h"
+#include "im_log.h"
 #include "msg.h"
 #include "session.h"
 
@@ -17,6 +18,21 @@
 msg *im_message_new(session *s, mqtt_str topic, const mqtt_props *props,
                     mqtt_bytes payload, uint8_t qos, bool retain,
                     uint64_t expiry_at, bool *in_batch);
+
+/* Who a message is from when it is not built from a session (the backend
+ * API: a service, or a device's HTTP uplink). */
+typedef struct im_sender {
+    mqtt_str from; /* the stamp: user@device, or a service's name */
+    mqtt_str user; /* whose conversations it belongs to (the log) */
+    bool im_rules; /* stamp ts and, on conversation topics, id and log */
+} im_sender;
+
+/* im_message_new for any sender; *out (may be NULL) gets the id (0 off
+ * conversation topics) and ts it was given. */
+msg *im_message_as(server *srv, const im_sender *who, mqtt_str topic,
+                   const mqtt_props *props, mqtt_bytes payload, uint8_t qos,
+                   bool retain, uint64_t expiry_at, bool *in_batch,
+                   im_log_entry *out);
 
 /* The Will of CONNECT p by identity im, stamped with `from` already here,
  * so a will stored and sent after a restart (when its session has no

@@ -65,11 +65,10 @@ static struct auth_guard *guard(server *srv)
  * IPv6 one (one host's usual allocation; a host has 2^64 addresses in
  * it). IPv4-mapped IPv6 addresses count as their IPv4 address. The first
  * byte keeps the families apart. */
-static size_t addr_key(const conn *c, uint8_t key[AUTHLIMIT_KEY_MAX])
+static size_t peer_key(const conn_addr *a, uint8_t key[AUTHLIMIT_KEY_MAX])
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
                                        0, 0, 0, 0, 0xff, 0xff};
-    const conn_addr *a = &c->peer;
     if (a->family == 4 ||
         (a->family == 6 && memcmp(a->ip, mapped, sizeof(mapped)) == 0)) {
         key[0] = 4;
@@ -97,27 +96,37 @@ bool auth_guard_cached(conn *c, const pwdb *db, mqtt_str user,
     return hit;
 }
 
-bool auth_guard_admit(conn *c)
+bool auth_guard_admit_addr(server *srv, const conn_addr *a)
 {
-    struct auth_guard *g = guard(c->srv);
+    struct auth_guard *g = guard(srv);
     if (!g || !g->limiter)
         return true;
     uint8_t key[AUTHLIMIT_KEY_MAX];
-    size_t n = addr_key(c, key);
-    if (authlimit_take(g->limiter, key, n, server_now(c->srv)))
+    size_t n = peer_key(a, key);
+    if (authlimit_take(g->limiter, key, n, server_now(srv)))
         return true;
-    metrics_count(c->srv, METRIC_REFUSED_AUTH_FAILURES);
+    metrics_count(srv, METRIC_REFUSED_AUTH_FAILURES);
     return false;
+}
+
+void auth_guard_succeeded_addr(server *srv, const conn_addr *a)
+{
+    struct auth_guard *g = srv->guard;
+    if (!g || !g->limiter)
+        return;
+    uint8_t key[AUTHLIMIT_KEY_MAX];
+    size_t n = peer_key(a, key);
+    authlimit_refund(g->limiter, key, n, server_now(srv));
+}
+
+bool auth_guard_admit(conn *c)
+{
+    return auth_guard_admit_addr(c->srv, &c->peer);
 }
 
 void auth_guard_succeeded(conn *c)
 {
-    struct auth_guard *g = c->srv->guard;
-    if (!g || !g->limiter)
-        return;
-    uint8_t key[AUTHLIMIT_KEY_MAX];
-    size_t n = addr_key(c, key);
-    authlimit_refund(g->limiter, key, n, server_now(c->srv));
+    auth_guard_succeeded_addr(c->srv, &c->peer);
 }
 
 void auth_guard_password_done(conn *c, const pwdb *db, mqtt_str user,

@@ -24,6 +24,10 @@ bool auth_guard_admit(conn *c);
 
 /* The check admitted for c succeeded: its attempt back. */
 void auth_guard_succeeded(conn *c);
+/* The same two for an attempt that is no connection's (the backend API's
+ * device uplink), counted against address a. */
+bool auth_guard_admit_addr(server *srv, const conn_addr *a);
+void auth_guard_succeeded_addr(server *srv, const conn_addr *a);
 
 /* A password check admitted for c ended with `ok`: on success the
  * attempt is given back and the credential cached. c may be closed; only

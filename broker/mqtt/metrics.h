@@ -98,7 +98,16 @@
     X(AUTH_NOT_AUTHORIZED, "imqtt_auth_failures_total", "not_authorized",     \
       "CONNECTs refused by authentication, by cause")                         \
     X(AUTH_SERVER_ERROR, "imqtt_auth_failures_total", "server_error",         \
-      "CONNECTs refused by authentication, by cause")
+      "CONNECTs refused by authentication, by cause")                         \
+    X(API_OK, "imqtt_api_requests_total", "ok",                               \
+      "Backend API requests answered, by outcome: ok (2xx), refused (4xx), "  \
+      "failed (5xx)")                                                         \
+    X(API_REFUSED, "imqtt_api_requests_total", "refused",                     \
+      "Backend API requests answered, by outcome: ok (2xx), refused (4xx), "  \
+      "failed (5xx)")                                                         \
+    X(API_FAILED, "imqtt_api_requests_total", "failed",                       \
+      "Backend API requests answered, by outcome: ok (2xx), refused (4xx), "  \
+      "failed (5xx)")
 
 enum metric_id {
 #define METRIC_ENUM(name, m, label, help) METRIC_##name,

@@ -99,6 +99,32 @@ static void release_batch(conn *c, int status)
     }
 }
 
+void worker_wait_commit(worker *w, commit_waiter *cw)
+{
+    cw->gen = store_batch_gen(w->srv->store);
+    cw->next = w->wait_head;
+    w->wait_head = cw;
+}
+
+/* Like conn_release_acks: a waiter whose batch has not committed yet (it
+ * was listed while an earlier batch was in flight) waits for its own. */
+static void release_waiters(worker *w, commit_waiter *cw)
+{
+    uint64_t done = store_done_gen(w->srv->store);
+    while (cw) {
+        commit_waiter *next = cw->next;
+        cw->next = NULL;
+        if (cw->gen > done) {
+            cw->next = w->wait_head;
+            w->wait_head = cw;
+        } else {
+            /* The waiter's own batch decides, as for acks. */
+            cw->done(cw, worker_batch_status(w, cw->gen));
+        }
+        cw = next;
+    }
+}
+
 /* Failures come only in store-full episodes, during which new QoS 1/2
  * publications are refused before they reach a batch, so the list stays
  * short; past FAILED_GENS_MAX the older half is dropped (their acks were
@@ -146,6 +172,7 @@ static void on_committed(void *arg, int status)
     w->commits_n--;
     metrics_commit_observe(&w->srv->metrics.commit, uv_hrtime() - sl->start_ns);
     release_batch(sl->batch, status);
+    release_waiters(w, sl->waiters);
 }
 
 /* Room for one more commit in flight; false on ENOMEM. */
@@ -206,18 +233,22 @@ static void on_prepare(uv_prepare_t *h)
     loop_lock();
     if (w->id == 0)
         run_main_todo(w->srv);
-    if ((w->ack_head || store_pending(st)) && commits_reserve(w)) {
+    if ((w->ack_head || w->wait_head || store_pending(st)) &&
+        commits_reserve(w)) {
         /* (Without room, the batch waits for the next iteration.) */
         conn *batch = w->ack_head;
+        commit_waiter *waiters = w->wait_head;
         w->ack_head = NULL;
+        w->wait_head = NULL;
         uint32_t tail = (w->commits_head + w->commits_n) % w->commits_cap;
-        w->commits[tail] = (struct commit_slot){batch, uv_hrtime()};
+        w->commits[tail] = (struct commit_slot){batch, waiters, uv_hrtime()};
         w->commits_n++;
         /* With store.durability none the callback runs inside. */
         int rc = store_commit(st, on_committed, w);
         if (rc < 0) {
             w->commits_n--; /* not started: no callback will pop it */
             release_batch(batch, rc);
+            release_waiters(w, waiters);
         }
     }
     uint32_t ntaken = 0;

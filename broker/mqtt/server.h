@@ -91,6 +91,8 @@ typedef struct server {
                                     (im_log.c) */
     struct im_push *im_push;     /* owned by the policy: offline push
                                     events and webhook (im_push.c) */
+    struct im_bans *bans;        /* owned by the policy: bans and token
+                                    revocations (im_ban.c) */
     hmap conn_rate_addrs;        /* address -> rate bucket (rate_limits.c) */
     struct auth_guard *guard;    /* owned: credential cache, failure limit */
 

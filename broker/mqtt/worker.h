@@ -35,6 +35,17 @@ typedef struct conn conn;
 struct server;
 struct route_scratch;
 
+/* Something other than a connection that waits for the store batch open
+ * now to commit (the HTTP API's answers: ops/api.c). `done` runs on the
+ * worker's loop once that batch has committed, with 0 or the error its
+ * commit reported (IMQTT_ESTOREFULL). The waiter is owned by the caller,
+ * which keeps it alive until done has run. */
+typedef struct commit_waiter {
+    struct commit_waiter *next; /* the worker's list; set by mqtt/ */
+    uint64_t gen;               /* the batch waited for; set by mqtt/ */
+    void (*done)(struct commit_waiter *cw, int status);
+} commit_waiter;
+
 /* Size of the read buffer the worker lends to one read at a time. */
 #define READBUF_SIZE 65536
 
@@ -50,11 +61,13 @@ typedef struct worker {
     mailbox_item stop_item; /* posted by the main loop at the end */
     bool inbox_closed;      /* under the loop lock: no more wake-ups */
 
-    conn *conns;          /* every open connection (intrusive list) */
-    conn *flush_head;     /* connections with output to write */
-    conn *ack_head;       /* connections with acks waiting for a commit */
-    uint32_t nconns;      /* open (not closing) connections */
-    uint32_t conns_alive; /* allocated, including closing ones */
+    conn *conns;              /* every open connection (intrusive list) */
+    conn *flush_head;         /* connections with output to write */
+    conn *ack_head;           /* connections with acks waiting for a commit */
+    commit_waiter *wait_head; /* other waiters for the open batch (borrowed
+                                 until their done runs) */
+    uint32_t nconns;          /* open (not closing) connections */
+    uint32_t conns_alive;     /* allocated, including closing ones */
 
     uv_prepare_t flush_handle;
     uv_async_t store_async; /* worker 0 only: the store thread's "batches
@@ -65,6 +78,7 @@ typedef struct worker {
      * commit latency histogram. Owned ring, grown when full. */
     struct commit_slot {
         conn *batch;
+        commit_waiter *waiters;
         uint64_t start_ns;
     } * commits;
     uint32_t commits_cap, commits_head, commits_n;
@@ -94,6 +108,13 @@ typedef struct worker {
 /* Mark c for the end-of-iteration flush of its worker w (c->w), waking
  * w's loop when it is another thread's. */
 void worker_want_flush(worker *w, conn *c);
+
+/* cw->done runs once the store batch open now has committed (at once
+ * when the store keeps nothing: durability none, after this iteration's
+ * commit step). cw is borrowed until then. Call on w's own loop thread,
+ * under the loop lock; done runs on the main loop (where every commit's
+ * callback runs), under the lock. */
+void worker_wait_commit(worker *w, commit_waiter *cw);
 
 /* Make w's loop run an iteration soon (any thread): its prepare flushes
  * and does what was left to it. */

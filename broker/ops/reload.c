@@ -125,6 +125,15 @@ int reload_apply(server *srv, const char *path)
     oc->output_buffer = nc.output_buffer;
     oc->stall_timeout = nc.stall_timeout;
     oc->max_pending_acks = nc.max_pending_acks;
+    /* API tokens: swapped, so the old ones go with nc. Requests are
+     * answered within one callback: none holds a token across this. */
+    char **tok = oc->api_tokens;
+    uint32_t ntok = oc->api_token_count;
+    oc->api_tokens = nc.api_tokens;
+    oc->api_token_count = nc.api_token_count;
+    nc.api_tokens = tok;
+    nc.api_token_count = ntok;
+    oc->api_max_body = nc.api_max_body;
     log_set_level(oc->log_level);
     log_set_json(oc->log_json);
     config_free(&nc);

@@ -85,7 +85,7 @@ def test_package_metadata(deb):
     assert "Package: imqtt" in fields
     # dpkg-shlibdeps found every library the binaries link
     for lib in ("libuv1", "libmbedtls14", "libmbedx509-1", "libmbedcrypto7", "liblmdb0",
-                "libcjson1", "libjwt0", "libc6", "bash"):
+                "libcjson1", "libjwt0", "libhttp-parser2.9", "libcurl4", "libc6", "bash"):
         assert re.search(r"\b%s\b" % re.escape(lib), fields), (lib, fields)
     files = run("dpkg-deb", "-c", str(deb)).stdout
     for path in ("./usr/bin/imqtt", "./usr/bin/imqtt-bench",
