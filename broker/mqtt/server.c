@@ -677,7 +677,6 @@ static void worker_main(void *arg)
     worker *w = arg;
     worker_enter(w);
     uv_run(w->loop, UV_RUN_DEFAULT);
-    msg_cache_free(); /* this thread's */
 }
 
 int server_run(server *srv)

@@ -132,10 +132,12 @@ static void list_unlink(entry_list *l, out_entry *e)
     l->count--;
 }
 
+/* Entries come from the message cache: with several loops an entry is
+ * made on the publisher's loop and freed on the subscriber's. */
 static void entry_free(out_entry *e)
 {
     msg_unref(e->m);
-    free(e);
+    msg_block_free(e, sizeof(*e) + e->nsub_ids * sizeof(uint32_t));
 }
 
 static void list_clear(entry_list *l)
@@ -329,7 +331,7 @@ static out_entry *entry_new(msg *m, uint8_t qos, bool retain,
                             const uint32_t *sub_ids, uint32_t nsub_ids,
                             sub_group *group)
 {
-    out_entry *e = malloc(sizeof(*e) + nsub_ids * sizeof(uint32_t));
+    out_entry *e = msg_block_alloc(sizeof(*e) + nsub_ids * sizeof(uint32_t));
     if (!e)
         return NULL;
     *e = (out_entry){.m = m ? msg_ref(m) : NULL,

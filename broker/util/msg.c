@@ -11,16 +11,22 @@ static const uint64_t forwarded =
     (1ull << MQTT_PROP_PAYLOAD_FORMAT) | (1ull << MQTT_PROP_CONTENT_TYPE) |
     (1ull << MQTT_PROP_RESPONSE_TOPIC) | (1ull << MQTT_PROP_CORRELATION_DATA);
 
-/* Freed messages are kept for reuse, per size class of 64 bytes up to
- * 1 KiB: a PUBLISH costs one allocation, and glibc's per-thread cache (7
- * blocks per size) overflows into its locked bins under a burst. The lists
- * are per thread (messages are made and freed on the loop thread; the
- * store thread never holds one) and each is capped, so the cache holds at
- * most MSG_CACHE_PER_CLASS * 1 KiB * 16 = 4 MiB and idle memory stays
- * bounded. */
-#define MSG_CLASS_BYTES     64u
-#define MSG_CLASSES         16u
-#define MSG_CACHE_PER_CLASS 256u
+/* Freed messages (and other small blocks: msg_block_alloc) are kept for
+ * reuse, per size class of 64 bytes up to 1 KiB: a PUBLISH costs one
+ * allocation, and glibc's per-thread cache (7 blocks per size) overflows
+ * into its locked bins under a burst. One cache for the process: messages
+ * are made and freed by loop threads holding the loop lock (loop_lock.h;
+ * the store thread never holds one), and with several loops a message is
+ * typically made on the publisher's loop and freed on the subscriber's,
+ * which per-thread lists (and glibc's) turn into a malloc and a remote
+ * free per message. Each list is capped at MSG_CACHE_CLASS_BYTES (4,096
+ * blocks of 64 bytes, 256 of 1 KiB: a window's worth of small messages
+ * freed by one burst of PUBACKs comes back to the next burst of
+ * PUBLISHes), so the cache holds at most 16 * 256 KiB = 4 MiB and idle
+ * memory stays bounded. */
+#define MSG_CLASS_BYTES       64u
+#define MSG_CLASSES           16u
+#define MSG_CACHE_CLASS_BYTES (256u * 1024u)
 
 typedef struct msg_free_block {
     struct msg_free_block *next;
@@ -41,10 +47,10 @@ static uint64_t serial_next(void)
     return ++next_serial;
 }
 
-static _Thread_local struct {
+static struct {
     msg_free_block *head[MSG_CLASSES];
     uint32_t count[MSG_CLASSES];
-} cache;
+} cache; /* under the loop lock */
 
 /* Class index + 1 of an allocation of `size` bytes, 0 when too large. */
 static inline uint32_t size_class(size_t size)
@@ -58,7 +64,7 @@ static inline size_t msg_bytes(size_t topic, size_t props, size_t payload)
     return sizeof(msg) + topic + props + payload;
 }
 
-static msg *msg_alloc(size_t size)
+void *msg_block_alloc(size_t size)
 {
     uint32_t c = size_class(size);
     if (c == 0)
@@ -67,24 +73,34 @@ static msg *msg_alloc(size_t size)
     if (b) {
         cache.head[c - 1] = b->next;
         cache.count[c - 1]--;
-        return (msg *)b;
+        return b;
     }
     /* Whole classes, so a block fits any message of its class. */
     return malloc((size_t)c * MSG_CLASS_BYTES);
 }
 
-static void msg_release(msg *m)
+void msg_block_free(void *p, size_t size)
 {
-    uint32_t c =
-        size_class(msg_bytes(m->topic_len, m->props_len, m->payload_len));
-    if (c == 0 || cache.count[c - 1] >= MSG_CACHE_PER_CLASS) {
-        free(m);
+    uint32_t c = size_class(size);
+    if (c == 0 ||
+        cache.count[c - 1] >= MSG_CACHE_CLASS_BYTES / (c * MSG_CLASS_BYTES)) {
+        free(p);
         return;
     }
-    msg_free_block *b = (msg_free_block *)m;
+    msg_free_block *b = p;
     b->next = cache.head[c - 1];
     cache.head[c - 1] = b;
     cache.count[c - 1]++;
+}
+
+static msg *msg_alloc(size_t size)
+{
+    return msg_block_alloc(size);
+}
+
+static void msg_release(msg *m)
+{
+    msg_block_free(m, msg_bytes(m->topic_len, m->props_len, m->payload_len));
 }
 
 void msg_cache_free(void)

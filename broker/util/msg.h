@@ -61,6 +61,12 @@ void msg_unref(msg *m);
  * leak checkers see a clean heap). */
 void msg_cache_free(void);
 
+/* A block of `size` bytes from the message cache (NULL on ENOMEM), given
+ * back with the same size; for other small objects with the life of a
+ * delivery (session.c's out entries). Under the loop lock. */
+void *msg_block_alloc(size_t size);
+void msg_block_free(void *p, size_t size);
+
 static inline mqtt_str msg_topic(const msg *m)
 {
     return (mqtt_str){m->data, m->topic_len};
