@@ -170,6 +170,12 @@ char *metrics_render(server *srv, size_t *len)
         server_nconns(srv));
     one(&b, "imqtt_connections_total", "counter",
         "Connections accepted since start", st->conns_total);
+    sb_printf(&b, "# HELP imqtt_loop_connections Open MQTT connections per "
+                  "loop thread (threads)\n"
+                  "# TYPE imqtt_loop_connections gauge\n");
+    for (uint32_t i = 0; i < srv->nworkers; i++)
+        sb_printf(&b, "imqtt_loop_connections{loop=\"%u\"} %u\n", i,
+                  srv->workers[i].nconns);
     one(&b, "imqtt_sessions", "gauge", "Sessions (online and offline)",
         srv->sessions.count);
     by_qos(&b, "imqtt_messages_received_total",
