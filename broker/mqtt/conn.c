@@ -353,7 +353,7 @@ void conn_release_acks(conn *c, int status)
         /* This callback may belong to a later batch than the ack's (the
          * connection was listed again for its newer acks): the ack's own
          * batch decides, or a refused message would be acknowledged. */
-        status = worker_batch_status(c->w, a->gen);
+        status = server_batch_status(c->srv, a->gen);
         if (c->state == CONN_CLOSING) {
             free(a->codes);
             continue;

@@ -119,7 +119,7 @@ static void release_waiters(worker *w, commit_waiter *cw)
             w->wait_head = cw;
         } else {
             /* The waiter's own batch decides, as for acks. */
-            cw->done(cw, worker_batch_status(w, cw->gen));
+            cw->done(cw, server_batch_status(w->srv, cw->gen));
         }
         cw = next;
     }
@@ -131,42 +131,43 @@ static void release_waiters(worker *w, commit_waiter *cw)
  * released long before). */
 #define FAILED_GENS_MAX 4096
 
-static void remember_failure(worker *w, uint64_t gen)
+static void remember_failure(server *srv, uint64_t gen)
 {
-    if (w->nfailed == FAILED_GENS_MAX) {
-        memmove(w->failed_gens, w->failed_gens + FAILED_GENS_MAX / 2,
+    if (srv->nfailed == FAILED_GENS_MAX) {
+        memmove(srv->failed_gens, srv->failed_gens + FAILED_GENS_MAX / 2,
                 (FAILED_GENS_MAX / 2) * sizeof(uint64_t));
-        w->nfailed = FAILED_GENS_MAX / 2;
+        srv->nfailed = FAILED_GENS_MAX / 2;
     }
-    if (w->nfailed == w->failed_cap) {
-        uint32_t cap = w->failed_cap ? w->failed_cap * 2 : 16;
-        uint64_t *v = realloc(w->failed_gens, cap * sizeof(*v));
+    if (srv->nfailed == srv->failed_cap) {
+        uint32_t cap = srv->failed_cap ? srv->failed_cap * 2 : 16;
+        uint64_t *v = realloc(srv->failed_gens, cap * sizeof(*v));
         if (!v)
             return;
-        w->failed_gens = v;
-        w->failed_cap = cap;
+        srv->failed_gens = v;
+        srv->failed_cap = cap;
     }
-    w->failed_gens[w->nfailed++] = gen;
+    srv->failed_gens[srv->nfailed++] = gen;
 }
 
-int worker_batch_status(const worker *w, uint64_t gen)
+int server_batch_status(const server *srv, uint64_t gen)
 {
-    uint32_t lo = 0, hi = w->nfailed;
+    uint32_t lo = 0, hi = srv->nfailed;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (w->failed_gens[mid] < gen)
+        if (srv->failed_gens[mid] < gen)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < w->nfailed && w->failed_gens[lo] == gen ? IMQTT_ESTOREFULL : 0;
+    return lo < srv->nfailed && srv->failed_gens[lo] == gen ? IMQTT_ESTOREFULL
+                                                            : 0;
 }
 
 static void on_committed(void *arg, int status)
 {
     worker *w = arg;
     if (status < 0)
-        remember_failure(w, store_done_gen(w->srv->store));
+        remember_failure(w->srv, store_done_gen(w->srv->store));
     struct commit_slot *sl = &w->commits[w->commits_head];
     w->commits_head = (w->commits_head + 1) % w->commits_cap;
     w->commits_n--;
@@ -723,7 +724,6 @@ void server_free(server *srv)
     for (uint32_t i = 0; i < srv->nworkers; i++) {
         worker *w = &srv->workers[i];
         route_scratch_free(w);
-        free(w->failed_gens);
         free(w->commits); /* after store_close, which may run callbacks */
         free(w->readbuf);
         free(w->iov);
@@ -743,6 +743,7 @@ void server_free(server *srv)
         free(l);
     }
     free(srv->workers);
+    free(srv->failed_gens);
     free(srv->wake);
     for (uint32_t i = 0; srv->listeners && i < srv->nlisteners; i++)
         transport_listener_free(&srv->listeners[i]);

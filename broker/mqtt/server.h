@@ -73,6 +73,11 @@ typedef struct server {
     session *timer_todo;
     bool pacer_wanted;
 
+    /* Store batches whose commit failed (ascending), whichever loop's
+     * commit carried them: an ack is judged by its own batch, not by the
+     * callback that happens to release it, nor by the loop it is on. */
+    uint64_t *failed_gens;
+    uint32_t nfailed, failed_cap;
     session *wait_head; /* sessions waiting for a commit (persist.c) */
     session **wake;     /* scratch for persist_wake */
     uint32_t wake_cap;
@@ -133,6 +138,10 @@ void server_end_sessions(server *srv);
  * SERVER_STOP_HOOKS are taken. */
 int server_on_stopping(server *srv, void (*fn)(server *srv, void *arg),
                        void *arg);
+
+/* The outcome of store batch `gen` (already completed): 0 or the error
+ * its commit reported. */
+int server_batch_status(const server *srv, uint64_t gen);
 
 /* Open connections on every worker. */
 uint32_t server_nconns(const server *srv);

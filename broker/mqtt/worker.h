@@ -82,10 +82,6 @@ typedef struct worker {
         uint64_t start_ns;
     } * commits;
     uint32_t commits_cap, commits_head, commits_n;
-    /* Store batches whose commit failed (ascending): an ack is judged by
-     * its own batch, not by the callback that happens to release it. */
-    uint64_t *failed_gens;
-    uint32_t nfailed, failed_cap;
 
     wheel wheel; /* the connections' deadlines (wheel.h) */
 
@@ -119,10 +115,6 @@ void worker_wait_commit(worker *w, commit_waiter *cw);
 /* Make w's loop run an iteration soon (any thread): its prepare flushes
  * and does what was left to it. */
 void worker_wake(worker *w);
-
-/* The outcome of store batch `gen` (already completed) as this worker saw
- * it: 0 or the error its commit reported. */
-int worker_batch_status(const worker *w, uint64_t gen);
 
 /* The worker whose loop runs on the calling thread (set by worker_enter),
  * for code reached without a connection: the router, wills, $SYS. */

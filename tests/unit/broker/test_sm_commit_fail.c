@@ -108,7 +108,7 @@ static void v5_qos1_refused_never_acknowledged(void **state)
         acked[n++] = seq;
     }
     assert_true(seq < MAX_MSGS && n > 5);
-    assert_int_equal(b->srv.workers[0].nfailed, 1); /* one batch failed... */
+    assert_int_equal(b->srv.nfailed, 1); /* one batch failed... */
     assert_int_equal(sm_metric(b, METRIC_DROP_STORE_FULL), 0); /* ...that one */
     assert_true(store_refusing(b->srv.store));
 
@@ -117,8 +117,7 @@ static void v5_qos1_refused_never_acknowledged(void **state)
     assert_int_equal(a->u.ack.packet_id, seq + 1);
     assert_int_equal(a->u.ack.reason, MQTT_RC_QUOTA_EXCEEDED);
     assert_int_equal(sm_metric(b, METRIC_DROP_STORE_FULL), 1);
-    assert_int_equal(b->srv.workers[0].nfailed,
-                     1); /* refused before any batch */
+    assert_int_equal(b->srv.nfailed, 1); /* refused before any batch */
 
     sm_client *sub = drain(b, acked, n);
     accepted_again(b, pub, sub);
@@ -178,7 +177,7 @@ static void v5_pipelined_each_ack_by_its_batch(void **state)
             done++;
         }
     }
-    assert_true(b->srv.workers[0].nfailed >= 1);
+    assert_true(b->srv.nfailed >= 1);
     /* The case did happen: acks of one connection in several batches. */
     assert_true(spread >= 2);
     for (unsigned s = 1; s <= sent; s++)
@@ -225,7 +224,7 @@ static void v311_refused_closes_connection(void **state)
         acked[n++] = seq;
     }
     assert_true(seq < MAX_MSGS && n > 5);
-    assert_int_equal(b->srv.workers[0].nfailed, 1);
+    assert_int_equal(b->srv.nfailed, 1);
     assert_int_equal(sm_metric(b, METRIC_DROP_STORE_FULL), 0);
     sm_close(pub);
 
@@ -267,7 +266,7 @@ static void v5_qos2_refused_id_not_held(void **state)
         acked[n++] = seq;
     }
     assert_true(seq < MAX_MSGS && n > 5);
-    assert_int_equal(b->srv.workers[0].nfailed, 1);
+    assert_int_equal(b->srv.nfailed, 1);
     assert_false(session_qos2_has(sm_session(b, "pub"), (uint16_t)seq));
     /* Still full: the resend is refused up front. */
     sm_publish_o(pub, "f/x", payload_of(seq), 2, (uint16_t)seq,
