@@ -1,0 +1,270 @@
+"""The IM features (issue 13: message identity, dedup by id, history over
+request/response, receipts, the 3.1.1 envelope) seen by MQTT.js devices in
+Node (tests/ws/im.js) and in headless Chromium (tests/browser/im.html),
+over WebSocket, against the real broker binary.
+
+Every broker has two IM listeners on loopback: TCP (the fixture's port,
+for the Paho helpers) and WebSocket (the MQTT.js devices). Node runs under
+subprocess.run with a timeout (killed by PID past it); Chromium is started
+and stopped by tests/browser/run.py.
+"""
+import base64
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import SLOW, free_port
+from imhelp import im, im_config, token, drain
+from opshelp import WS_DIR, need_node
+
+pytestmark = pytest.mark.imqtt_only
+
+
+def im_ws_broker(broker, listener_extra=None, **kw):
+    """broker with an IM listener on TCP and one on WebSocket (same
+    listener options); returns (b, ws url)."""
+    cfg = im_config(listener_extra=listener_extra, **kw)
+    ws = dict(cfg["listeners"][0], transport="ws", port=free_port())
+    cfg["listeners"].append(ws)
+    b = broker(cfg)
+    deadline = time.monotonic() + 5 * SLOW
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", ws["port"]), timeout=1).close()
+            break
+        except OSError as e:
+            if time.monotonic() > deadline or not b.alive():
+                pytest.fail("ws listener not accepting (%s):\n%s" % (e, b.stderr_text()[-3000:]))
+            time.sleep(0.05)
+    return b, "ws://127.0.0.1:%d/mqtt" % ws["port"]
+
+
+def run_js(b, url, scenario, users, timeout=30, **opts):
+    """Run one tests/ws/im.js scenario; returns its JSON result."""
+    need_node()
+    args = dict(opts, url=url, tokens={u: token(u, ttl=600) for u in users},
+                timeout_ms=int(timeout * 1000 * SLOW))
+    out = subprocess.run(["node", os.path.join(WS_DIR, "im.js"), scenario, json.dumps(args)],
+                         capture_output=True, text=True, timeout=(timeout + 15) * SLOW,
+                         cwd=WS_DIR, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    assert lines, (out.stdout[-2000:], out.stderr[-3000:])
+    r = json.loads(lines[-1])
+    assert r.get("ok"), (r, out.stderr[-3000:], b.stderr_text()[-3000:])
+    return r
+
+
+def up(x, key):
+    """A user property of an im.js message: the value, or a list when repeated."""
+    return (x.get("up") or {}).get(key)
+
+
+def chat(msgs):
+    return [x for x in msgs if x["topic"].startswith("p2p/talk/")]
+
+
+# ---------------------------------------------------------------- (a) direct
+
+def test_direct_messages_from_id_ts_sync_no_echo(broker):
+    """alice@phone (MQTT.js, v5) writes 20 messages to bob: bob@laptop
+    gets each once with from/id/ts first (the client's own from/id/ts are
+    replaced, its other properties kept), ids +1 each; alice@laptop gets
+    the sync copy with the same ids; alice@phone gets nothing back."""
+    b, url = im_ws_broker(broker)
+    n = 20
+    t0 = int(time.time() * 1000)
+    r = run_js(b, url, "direct", ["alice", "bob"], n=n)
+    t1 = int(time.time() * 1000)
+    bob = chat(r["bob"])
+    assert [x["payload"] for x in bob] == ["m%d" % i for i in range(n)]
+    for x in bob:
+        assert x["topic"] == "p2p/talk/bob" and x["qos"] == 1
+        u = x["up"]
+        assert list(u)[:3] == ["from", "id", "ts"], u
+        assert u["from"] == "alice@phone", u  # one value, not a list
+        assert isinstance(u["id"], str) and isinstance(u["ts"], str), u
+        assert u["app"] == "yes", u
+        assert t0 - 1000 <= int(u["ts"]) <= t1 + 1000, (t0, u, t1)
+    ids = [int(up(x, "id")) for x in bob]
+    assert ids == list(range(ids[0], ids[0] + n)), ids
+    assert ids[-1] < 2 ** 53
+    lap = chat(r["alice_laptop"])
+    assert [(x["topic"], x["payload"], int(up(x, "id"))) for x in lap] == \
+        [("p2p/talk/bob", "m%d" % i, ids[i]) for i in range(n)]
+    assert all(up(x, "from") == "alice@phone" for x in lap)
+    assert chat(r["alice_phone"]) == [], "echo to the sending device"
+
+
+# ---------------------------------------------------------------- (b) dedup
+
+def test_qos1_redelivery_dropped_by_id(broker):
+    """bob@laptop (persistent session) loses its PUBACKs for the last 5 of
+    10 messages and its connection; at the reconnect (clean=false) the
+    broker sends those 5 again (DUP, the same ids) before 5 new ones.
+    Every id arrives at most twice, and dropping seen ids leaves every
+    message exactly once, in order."""
+    b, url = im_ws_broker(broker)
+    n, unacked, more = 10, 5, 5
+    r = run_js(b, url, "dedup", ["alice", "bob"], n=n, unacked=unacked, more=more)
+    raw = r["raw"]
+    assert r["session_present"] is True
+    assert r["dropped_acks"] == unacked
+    ids = [int(up(x, "id")) for x in raw]
+    counts = {i: ids.count(i) for i in ids}
+    assert max(counts.values()) <= 2, counts
+    again = [x for x in raw if x["conn"] == 2 and counts[int(up(x, "id"))] == 2]
+    # the redelivered ones: the unacknowledged messages, same ids, DUP set
+    assert [x["payload"] for x in again] == ["d%d" % i for i in range(n - unacked, n)], raw
+    assert all(x["dup"] for x in again), again
+    app = r["app"]
+    assert [x["payload"] for x in app] == ["d%d" % i for i in range(n + more)]
+    app_ids = [int(up(x, "id")) for x in app]
+    assert app_ids == list(range(app_ids[0], app_ids[0] + n + more))
+    assert len(raw) == n + more + unacked
+
+
+# ---------------------------------------------------------------- (c) history
+
+def test_new_mqttjs_device_pulls_history_in_pages(broker, clients):
+    """2,000 messages both ways (Paho on TCP); a never-connected MQTT.js
+    device of bob pulls the conversation in pages of 500 with Response
+    Topic + Correlation Data: complete, in order, each answer matched to
+    its request; the newest page and a `before` page."""
+    b, url = im_ws_broker(broker)
+    a = im(clients, b, "alice", "phone")
+    bob = im(clients, b, "bob", "pc")
+    n = 2000
+    infos = []
+    for i in range(n):
+        c, t = (a, "p2p/talk/bob") if i % 3 else (bob, "p2p/talk/alice")
+        infos.append(c.publish(t, ("h%04d" % i).encode(), qos=1, wait=False))
+    for x in infos:
+        x.wait_for_publish(30 * SLOW)
+    r = run_js(b, url, "history", ["bob"], peer="alice", limit=500)
+    assert sorted(r["payloads"]) == ["h%04d" % i for i in range(n)]
+    for who in ("alice@phone", "bob@pc"):
+        mine = [p for p, f in zip(r["payloads"], r["from"]) if f == who]
+        assert mine == sorted(mine), who
+    ids = r["ids"]
+    assert ids == sorted(set(ids)) and ids[-1] - ids[0] == n - 1
+    assert [p["count"] for p in r["pages"]] == [500] * 4
+    assert [p["more"] for p in r["pages"]] == [True, True, True, False]
+    assert all(p["peer"] == "alice" for p in r["pages"])
+    assert r["newest"] == ids[-3:] and r["newest_more"] is True
+    assert r["before"] == ids[90:100]
+    print("MQTT.js: %d messages in %d pages in %d ms" % (n, len(r["pages"]), r["took_ms"]))
+
+
+# ---------------------------------------------------------------- (d) receipts
+
+def test_delivery_and_read_receipts_mqttjs(broker):
+    """im_receipts delivery on: bob@laptop's (MQTT.js) own PUBACK makes one
+    `delivered` receipt on alice's inbox, for both of her devices (the
+    sender's included); bob@tablet's PUBACK makes no second one. bob's read
+    receipt on p2p/receipt/alice is acknowledged 0 and reaches alice's
+    devices as `read`; bob@tablet gets the same receipt as the sync copy
+    (on p2p/talk/alice)."""
+    b, url = im_ws_broker(broker, listener_extra={"im_receipts": {"delivery": True}})
+    r = run_js(b, url, "receipts", ["alice", "bob"])
+    msg = r["msg"]
+    mid = up(msg, "id")
+    assert msg["payload"] == "please read" and up(msg, "from") == "alice@phone"
+    assert r["read_puback_rc"] == 0
+    for who in ("alice_phone", "alice_laptop"):
+        got = r[who]
+        if who == "alice_laptop":  # the sync copy of what alice@phone wrote
+            assert [x["payload"] for x in got if x["topic"] == "p2p/talk/bob"] == ["please read"]
+            got = [x for x in got if x["topic"] != "p2p/talk/bob"]
+        assert all(x["topic"] == "p2p/talk/alice" for x in got), got
+        delivered = [x for x in got if up(x, "receipt") == "delivered"]
+        assert len(delivered) == 1, (who, got)
+        d = delivered[0]["up"]
+        assert d["msg_id"] == mid and d["from"] in ("bob@laptop", "bob@tablet"), d
+        assert "id" not in d, d  # receipts are not messages of the conversation
+        body = json.loads(delivered[0]["payload"])
+        assert body["receipt"] == "delivered" and str(body["id"]) == mid
+        assert body["by"] == d["from"]
+        read = [x for x in got if up(x, "receipt") == "read"]
+        if who == "alice_phone":
+            assert len(read) == 1, got
+            assert read[0]["up"]["msg_id"] == mid and read[0]["up"]["from"] == "bob@laptop"
+        assert len(got) == len(delivered) + len(read)
+    # bob@laptop gets nothing back: only alice's message
+    assert [x["payload"] for x in r["bob_laptop"]] == ["please read"]
+    tab = r["bob_tablet"]
+    assert tab[0]["payload"] == "please read"
+    sync = [x for x in tab if x["topic"] == "p2p/talk/alice"]
+    assert len(sync) == 1, tab
+    u = sync[0]["up"]
+    assert (u["receipt"], u["msg_id"], u["from"]) == ("read", mid, "bob@laptop"), u
+    body = json.loads(sync[0]["payload"])
+    assert (body["receipt"], str(body["id"]), body["by"]) == ("read", mid, "bob@laptop")
+
+
+# ---------------------------------------------------------------- (e) envelope
+
+def test_envelope_on_mqttjs_v311(broker):
+    """A 3.1.1 MQTT.js device on an im_envelope listener: each message is
+    one JSON line (from, id, ts), a newline, then the payload byte for byte
+    (newlines and binary included)."""
+    b, url = im_ws_broker(broker, listener_extra={"im_envelope": True})
+    r = run_js(b, url, "envelope", ["alice", "bob"])
+    dec = r["decoded"]
+    assert [d["body_b64"] for d in dec] == r["sent_b64"]
+    ids = [d["head"]["id"] for d in dec]
+    assert ids == list(range(ids[0], ids[0] + 3)) and all(isinstance(i, int) for i in ids)
+    for d in dec:
+        assert d["topic"] == "p2p/talk/bob"
+        assert set(d["head"]) == {"from", "id", "ts"} and d["head"]["from"] == "alice@phone"
+        assert abs(d["head"]["ts"] - time.time() * 1000) < 60000
+
+
+# ---------------------------------------------------------------- browser
+
+def test_headless_chromium_im_device(broker, clients):
+    """headless Chromium (MQTT.js bundle, tests/browser/im.html) as
+    bob@browser: it receives alice's direct message with from/id/ts, then
+    asks for a history page over MQTT 5 request/response and gets the
+    earlier messages too, matched by its correlation data."""
+    from test_ws import chromium_or_skip
+    browser = chromium_or_skip()
+    b, url = im_ws_broker(broker)
+    a = im(clients, b, "alice", "phone")
+    for i in range(5):
+        a.publish("p2p/talk/bob", b"old%d" % i, qos=1)
+    watcher = im(clients, b, "carol", "watch")
+    watcher.subscribe("p2p/presence/bob", 1)
+    result = {}
+    th = threading.Thread(target=lambda: result.update(text=browser.run(
+        url, 5, timeout=40 * SLOW, page="im.html",
+        query={"user": "bob", "device": "browser", "token": token("bob", ttl=600),
+               "peer": "alice"})), daemon=True)
+    th.start()
+    deadline = time.monotonic() + 30 * SLOW
+    online = False
+    while not online and time.monotonic() < deadline and th.is_alive():
+        for x in drain(watcher, 0.1):
+            if "browser" in json.loads(x.payload).get("devices", []):
+                online = True
+    assert online, ("bob@browser never came online", result)
+    a.publish("p2p/talk/bob", b"hello browser", qos=1)
+    th.join(60 * SLOW)
+    assert not th.is_alive(), "browser driver still running"
+    text = result.get("text", "")
+    assert text.startswith("ok "), (text, b.stderr_text()[-2000:])
+    r = json.loads(text[3:])
+    m = r["message"]
+    assert m["topic"] == "p2p/talk/bob" and m["payload"] == "hello browser"
+    assert list(m["up"])[:3] == ["from", "id", "ts"] and m["up"]["from"] == "alice@phone"
+    h = r["history"]
+    assert r["corr"] == r["sent_corr"]
+    assert [x["payload"] for x in h["messages"]] == ["old%d" % i for i in range(5)] + \
+        ["hello browser"]
+    assert h["messages"][-1]["id"] == int(m["up"]["id"])
+    assert h["more"] is False

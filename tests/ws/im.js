@@ -1,0 +1,241 @@
+// IM devices on MQTT.js over WebSocket, driven by
+// tests/integration/test_im_mqttjs.py: each scenario connects its devices
+// (client id user@device, user name user, the JWT as password), does what
+// the scenario says and prints one JSON line of what every device saw; the
+// test asserts on it. Bounded: every scenario gives up after `timeout_ms`.
+// usage: node im.js SCENARIO JSON_ARGS
+//   JSON_ARGS: {"url": "ws://127.0.0.1:PORT/mqtt", "tokens": {"alice": JWT, ...},
+//               ...scenario options}
+'use strict';
+const mqtt = require('mqtt');
+
+const scenario = process.argv[2];
+const args = JSON.parse(process.argv[3] || '{}');
+const clients = [];
+let finished = false;
+
+function finish(result) {
+  if (finished) return;
+  finished = true;
+  console.log(JSON.stringify(result));
+  let left = clients.length;
+  const exit = () => process.exit(0);
+  if (!left) exit();
+  for (const c of clients) c.end(true, () => { if (--left === 0) exit(); });
+  setTimeout(exit, 1000).unref();
+}
+
+const timer = setTimeout(() => finish({ error: 'timeout', scenario }), args.timeout_ms || 20000);
+timer.unref();
+
+// user properties as MQTT.js gives them: a value, or an array when the
+// name is repeated; kept as they are so the test can see duplicates.
+function seen(topic, payload, packet) {
+  const p = packet.properties || {};
+  return {
+    topic,
+    payload: payload.toString('utf8'),
+    payload_b64: payload.toString('base64'),
+    qos: packet.qos,
+    dup: !!packet.dup,
+    up: p.userProperties || null,
+    corr: p.correlationData ? p.correlationData.toString('utf8') : null,
+  };
+}
+
+// Connect user@device; resolves with the client once CONNACK arrived.
+// onMessage is attached before connecting: a resumed session's queue can
+// come in the same read as the CONNACK, before the promise resolves.
+function device(id, opts, onMessage) {
+  const user = id.split('@')[0];
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect(args.url, Object.assign({
+      clientId: id, username: user, password: args.tokens[user],
+      protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: 5000,
+    }, opts || {}));
+    clients.push(c);
+    c.got = [];
+    c.on('message', (t, m, p) => c.got.push(seen(t, m, p)));
+    if (onMessage) c.on('message', onMessage);
+    c.once('connect', (ack) => { c.connack = ack; resolve(c); });
+    c.once('error', (e) => reject(new Error(id + ': ' + e)));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function publish(c, topic, payload, opts) {
+  return new Promise((resolve, reject) => {
+    c.publish(topic, payload, Object.assign({ qos: 1 }, opts || {}), (err, pkt) => {
+      if (err) reject(new Error(topic + ': ' + err)); else resolve(pkt);
+    });
+  });
+}
+
+// Wait until pred() or `ms` passed; then a little longer for strays.
+async function until(pred, ms, settle) {
+  const end = Date.now() + ms;
+  while (!pred() && Date.now() < end) await sleep(10);
+  await sleep(settle === undefined ? 300 : settle);
+  return pred();
+}
+
+const isChat = (x) => x.topic.startsWith('p2p/talk/');
+
+const scenarios = {
+  // (a) alice@phone writes to bob: bob@laptop gets them with from/id/ts,
+  // alice@laptop the sync copy, alice@phone nothing back.
+  async direct() {
+    const n = args.n || 20;
+    const bob = await device('bob@laptop');
+    const lap = await device('alice@laptop');
+    const phone = await device('alice@phone');
+    for (let i = 0; i < n; i++) {
+      await publish(phone, 'p2p/talk/bob', 'm' + i, {
+        properties: { userProperties: { id: '1', ts: '2', from: 'mallory@x', app: 'yes' } },
+      });
+    }
+    await until(() => bob.got.filter(isChat).length >= n && lap.got.filter(isChat).length >= n, 5000);
+    return { bob: bob.got, alice_laptop: lap.got, alice_phone: phone.got };
+  },
+
+  // (b) a QoS 1 redelivery: bob@laptop (persistent session) gets n
+  // messages but its PUBACKs for the last `unacked` are lost (as when the
+  // app dies before acknowledging), the connection drops, bob reconnects
+  // with clean=false and gets those again (DUP, same ids) plus m more;
+  // the app drops ids it has seen.
+  async dedup() {
+    const n = args.n || 10, unacked = args.unacked || 5, more = args.more || 5;
+    const persist = { clean: false, properties: { sessionExpiryInterval: 600 } };
+    const phone = await device('alice@phone');
+    let bob = await device('bob@laptop', persist);
+    const raw = [];
+    let dropAcks = false, dropped = 0;
+    const send = bob._sendPacket.bind(bob);
+    bob._sendPacket = (pkt, cb, ...rest) => {
+      if (pkt.cmd === 'puback' && dropAcks) { dropped++; if (cb) cb(); return; }
+      return send(pkt, cb, ...rest);
+    };
+    bob.on('message', (t, m, p) => {
+      if (!isChat(seen(t, m, p))) return;
+      raw.push(Object.assign(seen(t, m, p), { conn: 1 }));
+      // its PUBACK is sent right after this event: those of the last
+      // `unacked` are lost
+      dropAcks = raw.length > n - unacked;
+    });
+    for (let i = 0; i < n; i++) await publish(phone, 'p2p/talk/bob', 'd' + i);
+    await until(() => raw.length >= n, 5000, 100);
+    // the network goes: no DISCONNECT, the socket just closes
+    bob.stream.destroy();
+    await until(() => !bob.connected, 2000, 200);
+    bob = await device('bob@laptop', persist, (t, m, p) => {
+      if (isChat(seen(t, m, p))) raw.push(Object.assign(seen(t, m, p), { conn: 2 }));
+    });
+    const present = bob.connack.sessionPresent;
+    for (let i = n; i < n + more; i++) await publish(phone, 'p2p/talk/bob', 'd' + i);
+    await until(() => raw.length >= n + more + unacked, 5000);
+    // the app: one message per id
+    const ids = new Set();
+    const app = [];
+    for (const x of raw) {
+      const id = x.up && x.up.id;
+      if (ids.has(id)) continue;
+      ids.add(id);
+      app.push(x);
+    }
+    return { raw, app, dropped_acks: dropped, session_present: present };
+  },
+
+  // (c) a new device pulls the conversation with `peer` in pages over
+  // MQTT 5 request/response (Response Topic + Correlation Data).
+  async history() {
+    const limit = args.limit || 500;
+    const dev = await device(args.device || 'bob@tablet');
+    const replyTopic = '$im/history/reply/' + process.pid;
+    const pending = new Map();
+    dev.on('message', (t, m, p) => {
+      const corr = p.properties && p.properties.correlationData;
+      if (t !== replyTopic || !corr) return;
+      const k = corr.toString();
+      if (pending.has(k)) { pending.get(k)(JSON.parse(m.toString())); pending.delete(k); }
+    });
+    const ask = (req, k) => new Promise((resolve, reject) => {
+      pending.set(k, resolve);
+      dev.publish('$im/history', JSON.stringify(req), {
+        qos: 1, properties: { responseTopic: replyTopic, correlationData: Buffer.from(k) },
+      }, (err) => { if (err) reject(err); });
+    });
+    const msgs = [];
+    const pages = [];
+    let after = 0, more = true, t0 = Date.now();
+    while (more) {
+      const k = 'page-' + pages.length;
+      const r = await ask({ peer: args.peer, after, limit }, k);
+      if (r.error) return { error: r.error, detail: r.detail };
+      pages.push({ corr: k, count: r.messages.length, more: r.more, peer: r.peer });
+      msgs.push(...r.messages);
+      more = r.more;
+      if (r.messages.length) after = r.messages[r.messages.length - 1].id;
+      if (pages.length > 1000) break;
+    }
+    const took = Date.now() - t0;
+    // the newest page and the page before the 101st id
+    const newest = await ask({ peer: args.peer, limit: 3 }, 'newest');
+    const before = await ask({ peer: args.peer, before: msgs[100].id, limit: 10 }, 'before');
+    return {
+      pages, took_ms: took,
+      ids: msgs.map((m) => m.id), payloads: msgs.map((m) => m.payload),
+      from: msgs.map((m) => m.from),
+      newest: newest.messages.map((m) => m.id), newest_more: newest.more,
+      before: before.messages.map((m) => m.id),
+    };
+  },
+
+  // (d) delivery receipt (MQTT.js acknowledges on its own) and a read
+  // receipt published by bob, both back to alice's devices; bob@tablet
+  // gets the sync copy of the read receipt.
+  async receipts() {
+    const phone = await device('alice@phone');
+    const lap = await device('alice@laptop');
+    const bob = await device('bob@laptop');
+    const tab = await device('bob@tablet');
+    await publish(phone, 'p2p/talk/bob', 'please read');
+    const got = () => bob.got.find((x) => x.topic === 'p2p/talk/bob');
+    await until(() => got() && tab.got.length >= 1, 5000, 0);
+    const msg = got();
+    const isReceipt = (kind) => (x) => x.up && x.up.receipt === kind;
+    await until(() => phone.got.some(isReceipt('delivered')) &&
+                lap.got.some(isReceipt('delivered')), 5000);
+    const ack = await publish(bob, 'p2p/receipt/alice', JSON.stringify({ id: Number(msg.up.id) }));
+    await until(() => phone.got.some(isReceipt('read')) && tab.got.length >= 2, 5000);
+    return {
+      msg, read_puback_rc: (ack && ack.reasonCode) || 0,
+      alice_phone: phone.got, alice_laptop: lap.got, bob_laptop: bob.got, bob_tablet: tab.got,
+    };
+  },
+
+  // (e) a 3.1.1 MQTT.js device on an im_envelope listener: one JSON line,
+  // a newline, then the payload as sent.
+  async envelope() {
+    const old = await device('bob@old', { protocolVersion: 4 });
+    const phone = await device('alice@phone');
+    const payloads = ['hello 3.1.1', 'line one\nline two', Buffer.from([0, 255, 10, 1, 2])];
+    for (const p of payloads) await publish(phone, 'p2p/talk/bob', p);
+    await until(() => old.got.length >= payloads.length, 5000);
+    const decoded = old.got.map((x) => {
+      const buf = Buffer.from(x.payload_b64, 'base64');
+      const nl = buf.indexOf(10);
+      return { topic: x.topic, head: JSON.parse(buf.subarray(0, nl).toString()),
+               body_b64: buf.subarray(nl + 1).toString('base64') };
+    });
+    return { decoded, connack_version: 4,
+             sent_b64: payloads.map((p) => Buffer.from(p).toString('base64')) };
+  },
+};
+
+if (!scenarios[scenario]) {
+  finish({ error: 'unknown scenario ' + scenario });
+} else {
+  scenarios[scenario]().then((r) => finish(Object.assign({ ok: true }, r)),
+                             (e) => finish({ error: String(e && e.stack || e) }));
+}
