@@ -146,6 +146,51 @@ const scenarios = {
     return { raw, app, dropped_acks: dropped, session_present: present };
   },
 
+  // (b') the same across a kill -9 of the broker, in two runs of this
+  // script: `kill_before` gets n messages on bob@laptop's persistent
+  // session, acknowledges the first `acked` and loses the rest of its
+  // PUBACKs, then its connection drops; the test kills the broker (-9),
+  // starts it again on the same store, and `kill_after` reconnects bob
+  // (clean=false), takes what the broker sends again, and alice writes
+  // `more` new messages.
+  async kill_before() {
+    const n = args.n || 10, acked = args.acked || 5;
+    const persist = { clean: false, properties: { sessionExpiryInterval: 600 } };
+    const raw = [];
+    let dropAcks = false;
+    const bob = await device('bob@laptop', persist, (t, m, p) => {
+      if (!isChat(seen(t, m, p))) return;
+      raw.push(Object.assign(seen(t, m, p), { conn: 1 }));
+      dropAcks = raw.length > acked;  // its PUBACK follows this event
+    });
+    const send = bob._sendPacket.bind(bob);
+    bob._sendPacket = (pkt, cb, ...rest) => {
+      if (pkt.cmd === 'puback' && dropAcks) { if (cb) cb(); return; }
+      return send(pkt, cb, ...rest);
+    };
+    const phone = await device('alice@phone');
+    // each publish waits for its PUBACK: the message is in the store
+    for (let i = 0; i < n; i++) await publish(phone, 'p2p/talk/bob', 'k' + i);
+    await until(() => raw.length >= n, 5000, 200);
+    bob.stream.destroy();
+    return { raw };
+  },
+
+  async kill_after() {
+    const n = args.n || 10, acked = args.acked || 5, more = args.more || 5;
+    const persist = { clean: false, properties: { sessionExpiryInterval: 600 } };
+    const raw = [];
+    const bob = await device('bob@laptop', persist, (t, m, p) => {
+      if (isChat(seen(t, m, p))) raw.push(Object.assign(seen(t, m, p), { conn: 2 }));
+    });
+    const present = bob.connack.sessionPresent;
+    await until(() => raw.length >= n - acked, 5000, 300);
+    const phone = await device('alice@phone');
+    for (let i = n; i < n + more; i++) await publish(phone, 'p2p/talk/bob', 'k' + i);
+    await until(() => raw.filter((x) => x.payload === 'k' + (n + more - 1)).length, 5000);
+    return { raw, session_present: present };
+  },
+
   // (c) a new device pulls the conversation with `peer` in pages over
   // MQTT 5 request/response (Response Topic + Correlation Data).
   async history() {
