@@ -76,7 +76,8 @@ def chat(msgs):
 
 # ---------------------------------------------------------------- (a) direct
 
-def test_direct_messages_from_id_ts_sync_no_echo(broker):
+@pytest.mark.parametrize("alias", [False, True], ids=["plain", "topic_alias"])
+def test_direct_messages_from_id_ts_sync_no_echo(broker, alias):
     """alice@phone (MQTT.js, v5) writes 20 messages to bob: bob@laptop
     gets each once with from/id/ts first (the client's own from/id/ts are
     replaced, its other properties kept), ids +1 each; alice@laptop gets
