@@ -183,11 +183,14 @@ def test_redelivery_after_kill9_dropped_by_id(broker):
 
 # ---------------------------------------------------------------- (c) history
 
-def test_new_mqttjs_device_pulls_history_in_pages(broker, clients):
+@pytest.mark.parametrize("max_packet", [None, 8192])
+def test_new_mqttjs_device_pulls_history_in_pages(broker, clients, max_packet):
     """2,000 messages both ways (Paho on TCP); a never-connected MQTT.js
     device of bob pulls the conversation in pages of 500 with Response
     Topic + Correlation Data: complete, in order, each answer matched to
-    its request; the newest page and a `before` page."""
+    its request; the newest page and a `before` page. With a Maximum
+    Packet Size of 8 KiB the pages end early (more: true) and the pull is
+    still complete."""
     b, url = im_ws_broker(broker)
     a = im(clients, b, "alice", "phone")
     bob = im(clients, b, "bob", "pc")
@@ -198,15 +201,20 @@ def test_new_mqttjs_device_pulls_history_in_pages(broker, clients):
         infos.append(c.publish(t, ("h%04d" % i).encode(), qos=1, wait=False))
     for x in infos:
         x.wait_for_publish(30 * SLOW)
-    r = run_js(b, url, "history", ["bob"], peer="alice", limit=500)
+    r = run_js(b, url, "history", ["bob"], peer="alice", limit=500, max_packet=max_packet)
     assert sorted(r["payloads"]) == ["h%04d" % i for i in range(n)]
     for who in ("alice@phone", "bob@pc"):
         mine = [p for p, f in zip(r["payloads"], r["from"]) if f == who]
         assert mine == sorted(mine), who
     ids = r["ids"]
     assert ids == sorted(set(ids)) and ids[-1] - ids[0] == n - 1
-    assert [p["count"] for p in r["pages"]] == [500] * 4
-    assert [p["more"] for p in r["pages"]] == [True, True, True, False]
+    counts = [p["count"] for p in r["pages"]]
+    if max_packet is None:
+        assert counts == [500] * 4
+    else:
+        assert len(counts) > 4 and max(counts) < 500 and min(counts) > 0, counts
+        assert max(p["bytes"] for p in r["pages"]) <= max_packet, r["pages"]
+    assert [p["more"] for p in r["pages"]] == [True] * (len(counts) - 1) + [False]
     assert all(p["peer"] == "alice" for p in r["pages"])
     assert r["newest"] == ids[-3:] and r["newest_more"] is True
     assert r["before"] == ids[90:100]

@@ -198,14 +198,21 @@ const scenarios = {
   // MQTT 5 request/response (Response Topic + Correlation Data).
   async history() {
     const limit = args.limit || 500;
-    const dev = await device(args.device || 'bob@tablet');
+    // max_packet: the device's Maximum Packet Size (pages end early)
+    const dev = await device(args.device || 'bob@tablet', args.max_packet
+      ? { properties: { maximumPacketSize: args.max_packet } } : {});
     const replyTopic = '$im/history/reply/' + process.pid;
     const pending = new Map();
     dev.on('message', (t, m, p) => {
       const corr = p.properties && p.properties.correlationData;
       if (t !== replyTopic || !corr) return;
       const k = corr.toString();
-      if (pending.has(k)) { pending.get(k)(JSON.parse(m.toString())); pending.delete(k); }
+      if (pending.has(k)) {
+        const r = JSON.parse(m.toString());
+        r.bytes = m.length + Buffer.byteLength(t) + corr.length;  // at least that on the wire
+        pending.get(k)(r);
+        pending.delete(k);
+      }
     });
     const ask = (req, k) => new Promise((resolve, reject) => {
       pending.set(k, resolve);
@@ -220,7 +227,8 @@ const scenarios = {
       const k = 'page-' + pages.length;
       const r = await ask({ peer: args.peer, after, limit }, k);
       if (r.error) return { error: r.error, detail: r.detail };
-      pages.push({ corr: k, count: r.messages.length, more: r.more, peer: r.peer });
+      pages.push({ corr: k, count: r.messages.length, more: r.more, peer: r.peer,
+                   bytes: r.bytes });
       msgs.push(...r.messages);
       more = r.more;
       if (r.messages.length) after = r.messages[r.messages.length - 1].id;
