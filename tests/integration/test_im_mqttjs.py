@@ -272,10 +272,26 @@ def test_delivery_and_read_receipts_mqttjs(broker):
 def test_envelope_on_mqttjs_v311(broker):
     """A 3.1.1 MQTT.js device on an im_envelope listener: each message is
     one JSON line (from, id, ts), a newline, then the payload byte for byte
-    (newlines and binary included)."""
-    b, url = im_ws_broker(broker, listener_extra={"im_envelope": True})
-    r = run_js(b, url, "envelope", ["alice", "bob"])
+    (newlines and binary included); a delivery receipt for what it wrote
+    has a head without id."""
+    b, url = im_ws_broker(broker, listener_extra={"im_envelope": True,
+                                                  "im_receipts": {"delivery": True}})
+    r = run_js(b, url, "envelope", ["alice", "bob"], receipt=True)
     dec = r["decoded"]
+    # bob@old answered: alice@phone's PUBACK sent bob@old a delivered
+    # receipt, in the envelope with from and ts and no id
+    rec = dec.pop()
+    answer = [x for x in r["alice_phone"] if not up(x, "receipt")]
+    got = [x for x in r["alice_phone"] if up(x, "receipt") == "delivered"]
+    assert sorted(x["up"]["msg_id"] for x in got) == sorted(str(d["head"]["id"]) for d in dec)
+    assert all(x["up"]["from"] == "bob@old" for x in got)
+    assert [x["payload"] for x in answer] == ["answer from 3.1.1"]
+    assert up(answer[0], "from") == "bob@old"
+    assert rec["topic"] == "p2p/talk/bob" and set(rec["head"]) == {"from", "ts"}, rec
+    assert rec["head"]["from"] == "alice@phone"
+    body = json.loads(base64.b64decode(rec["body_b64"]))
+    assert (body["receipt"], str(body["id"]), body["by"]) == \
+        ("delivered", up(answer[0], "id"), "alice@phone"), body
     assert [d["body_b64"] for d in dec] == r["sent_b64"]
     ids = [d["head"]["id"] for d in dec]
     assert ids == list(range(ids[0], ids[0] + 3)) and all(isinstance(i, int) for i in ids)

@@ -277,14 +277,21 @@ const scenarios = {
     const phone = await device('alice@phone');
     const payloads = ['hello 3.1.1', 'line one\nline two', Buffer.from([0, 255, 10, 1, 2])];
     for (const p of payloads) await publish(phone, 'p2p/talk/bob', p);
-    await until(() => old.got.length >= payloads.length, 5000);
+    await until(() => old.got.length >= payloads.length, 5000, 0);
+    // receipt: bob@old answers; alice@phone's PUBACK makes a delivered
+    // receipt, which reaches bob@old in the envelope too
+    if (args.receipt) {
+      await publish(old, 'p2p/talk/alice', 'answer from 3.1.1');
+      await until(() => old.got.length >= payloads.length + 1, 5000, 0);
+    }
+    await sleep(300);
     const decoded = old.got.map((x) => {
       const buf = Buffer.from(x.payload_b64, 'base64');
       const nl = buf.indexOf(10);
       return { topic: x.topic, head: JSON.parse(buf.subarray(0, nl).toString()),
                body_b64: buf.subarray(nl + 1).toString('base64') };
     });
-    return { decoded, connack_version: 4,
+    return { decoded, connack_version: 4, alice_phone: phone.got,
              sent_b64: payloads.map((p) => Buffer.from(p).toString('base64')) };
   },
 };
