@@ -267,6 +267,21 @@ def test_delivery_and_read_receipts_mqttjs(broker):
     assert (body["receipt"], str(body["id"]), body["by"]) == ("read", mid, "bob@laptop")
 
 
+@pytest.mark.parametrize("code", [0x80, 0x99])
+def test_refusing_puback_makes_no_delivery_receipt(broker, code):
+    """bob@laptop's MQTT.js answers alice's message with a PUBACK reason
+    code >= 0x80 (it refuses the message, as a PUBREC >= 0x80 does): no
+    delivered receipt. The next message, acknowledged 0 by bob@tablet,
+    makes one."""
+    b, url = im_ws_broker(broker, listener_extra={"im_receipts": {"delivery": True}})
+    r = run_js(b, url, "refuse", ["alice", "bob"], code=code)
+    assert r["refused"] == 1
+    assert [x for x in r["after_refusal"] if up(x, "receipt")] == [], r["after_refusal"]
+    rec = [x for x in r["after_accept"] if up(x, "receipt") == "delivered"]
+    assert len(rec) == 1 and up(rec[0], "from") == "bob@tablet", r["after_accept"]
+    assert [x["payload"] for x in r["tablet"]] == ["accepted"]
+
+
 # ---------------------------------------------------------------- (e) envelope
 
 def test_envelope_on_mqttjs_v311(broker):

@@ -270,6 +270,28 @@ const scenarios = {
     };
   },
 
+  // (d') a device that refuses a message (MQTT 5 PUBACK with a reason
+  // code of 0x80 or more, by MQTT.js's customHandleAcks) has not got it:
+  // no delivered receipt; a second device of bob that accepts makes one.
+  async refuse() {
+    const code = args.code || 0x80;
+    const phone = await device('alice@phone');
+    const bob = await device('bob@laptop', {
+      customHandleAcks: (topic, message, packet, done) => done(code),
+    });
+    let refused = 0;
+    bob.on('packetsend', (p) => { if (p.cmd === 'puback' && p.reasonCode === code) refused++; });
+    await publish(phone, 'p2p/talk/bob', 'refused');
+    await until(() => refused >= 1, 5000, 500);
+    const before = phone.got.slice();
+    const refusedFirst = refused;
+    const tab = await device('bob@tablet');
+    await publish(phone, 'p2p/talk/bob', 'accepted');
+    await until(() => phone.got.length > before.length, 5000, 300);
+    return { refused: refusedFirst, refused_total: refused, after_refusal: before, after_accept: phone.got.slice(before.length),
+             tablet: tab.got };
+  },
+
   // (e) a 3.1.1 MQTT.js device on an im_envelope listener: one JSON line,
   // a newline, then the payload as sent.
   async envelope() {
