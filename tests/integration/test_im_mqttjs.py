@@ -223,16 +223,20 @@ def test_new_mqttjs_device_pulls_history_in_pages(broker, clients, max_packet):
 
 # ---------------------------------------------------------------- (d) receipts
 
-def test_delivery_and_read_receipts_mqttjs(broker):
+@pytest.mark.parametrize("qos", [1, 2])
+def test_delivery_and_read_receipts_mqttjs(broker, qos):
     """im_receipts delivery on: bob@laptop's (MQTT.js) own PUBACK makes one
     `delivered` receipt on alice's inbox, for both of her devices (the
     sender's included); bob@tablet's PUBACK makes no second one. bob's read
     receipt on p2p/receipt/alice is acknowledged 0 and reaches alice's
     devices as `read`; bob@tablet gets the same receipt as the sync copy
-    (on p2p/talk/alice)."""
-    b, url = im_ws_broker(broker, listener_extra={"im_receipts": {"delivery": True}})
-    r = run_js(b, url, "receipts", ["alice", "bob"])
+    (on p2p/talk/alice). qos 2: inbox QoS 2, the receipt at MQTT.js's
+    PUBREC."""
+    b, url = im_ws_broker(broker, listener_extra={"im_receipts": {"delivery": True}},
+                          im={"inbox_qos": qos})
+    r = run_js(b, url, "receipts", ["alice", "bob"], qos=qos)
     msg = r["msg"]
+    assert msg["qos"] == qos
     mid = up(msg, "id")
     assert msg["payload"] == "please read" and up(msg, "from") == "alice@phone"
     assert r["read_puback_rc"] == 0

@@ -255,7 +255,7 @@ const scenarios = {
     const lap = await device('alice@laptop');
     const bob = await device('bob@laptop');
     const tab = await device('bob@tablet');
-    await publish(phone, 'p2p/talk/bob', 'please read');
+    await publish(phone, 'p2p/talk/bob', 'please read', { qos: args.qos || 1 });
     const got = () => bob.got.find((x) => x.topic === 'p2p/talk/bob');
     await until(() => got() && tab.got.length >= 1, 5000, 0);
     const msg = got();
