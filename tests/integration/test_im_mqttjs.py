@@ -221,6 +221,27 @@ def test_new_mqttjs_device_pulls_history_in_pages(broker, clients, max_packet):
     print("MQTT.js: %d messages in %d pages in %d ms" % (n, len(r["pages"]), r["took_ms"]))
 
 
+def test_mqttjs_history_pages_end_before_1mib(broker, clients):
+    """300 messages of 20 kB: a page of `limit` 500 ends before 1 MiB
+    (more: true) and the MQTT.js device still gets them all, in order,
+    over WebSocket frames of about a megabyte."""
+    b, url = im_ws_broker(broker)
+    a = im(clients, b, "alice", "phone")
+    n = 300
+    infos = [a.publish("p2p/talk/bob", (("%04d" % i) + "x" * 20000).encode(), qos=1, wait=False)
+             for i in range(n)]
+    for x in infos:
+        x.wait_for_publish(30 * SLOW)
+    r = run_js(b, url, "history", ["bob"], peer="alice", limit=500)
+    assert [p[:4] for p in r["payloads"]] == ["%04d" % i for i in range(n)]
+    assert all(len(p) == 20004 for p in r["payloads"])
+    pages = r["pages"]
+    assert len(pages) > 5 and all(p["count"] < 500 for p in pages), pages
+    assert max(p["bytes"] for p in pages) <= 1 << 20, pages
+    assert max(p["bytes"] for p in pages) > 900000, pages  # full pages, not tiny ones
+    assert [p["more"] for p in pages] == [True] * (len(pages) - 1) + [False]
+
+
 # ---------------------------------------------------------------- (d) receipts
 
 @pytest.mark.parametrize("qos", [1, 2])

@@ -17,12 +17,15 @@ let finished = false;
 function finish(result) {
   if (finished) return;
   finished = true;
-  console.log(JSON.stringify(result));
-  let left = clients.length;
-  const exit = () => process.exit(0);
-  if (!left) exit();
-  for (const c of clients) c.end(true, () => { if (--left === 0) exit(); });
-  setTimeout(exit, 1000).unref();
+  // exit only once the line is out: a pipe write past its buffer is
+  // asynchronous, and process.exit() would cut the result short
+  process.stdout.write(JSON.stringify(result) + '\n', () => {
+    let left = clients.length;
+    const exit = () => process.exit(0);
+    if (!left) exit();
+    for (const c of clients) c.end(true, () => { if (--left === 0) exit(); });
+    setTimeout(exit, 1000).unref();
+  });
 }
 
 const timer = setTimeout(() => finish({ error: 'timeout', scenario }), args.timeout_ms || 20000);
