@@ -93,7 +93,10 @@ const scenarios = {
     // alias: alice's MQTT.js sends topic aliases after the first PUBLISH
     // (empty topic), bob's accepts aliases from the broker
     const alias = !!args.alias;
-    const bob = await device('bob@laptop', alias ? { properties: { topicAliasMaximum: 10 } } : {});
+    const bobProps = {};
+    if (alias) bobProps.topicAliasMaximum = 10;
+    if (args.recv_max) bobProps.receiveMaximum = args.recv_max;  // broker's flow control
+    const bob = await device('bob@laptop', { properties: bobProps });
     const lap = await device('alice@laptop');
     const phone = await device('alice@phone', alias ? { autoAssignTopicAlias: true } : {});
     for (let i = 0; i < n; i++) {
