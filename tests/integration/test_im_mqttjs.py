@@ -76,16 +76,22 @@ def chat(msgs):
 
 # ---------------------------------------------------------------- (a) direct
 
-@pytest.mark.parametrize("alias", [False, True], ids=["plain", "topic_alias"])
-def test_direct_messages_from_id_ts_sync_no_echo(broker, alias):
+@pytest.mark.parametrize("alias,recv_max", [(False, None), (True, None), (False, 1)],
+                         ids=["plain", "topic_alias", "receive_max_1"])
+def test_direct_messages_from_id_ts_sync_no_echo(broker, alias, recv_max):
     """alice@phone (MQTT.js, v5) writes 20 messages to bob: bob@laptop
     gets each once with from/id/ts first (the client's own from/id/ts are
     replaced, its other properties kept), ids +1 each; alice@laptop gets
-    the sync copy with the same ids; alice@phone gets nothing back."""
+    the sync copy with the same ids; alice@phone gets nothing back.
+    topic_alias: alice's MQTT.js sends a Topic Alias instead of the topic
+    after the first message, and bob takes the broker's aliases: the same.
+    receive_max_1: bob's Receive Maximum is 1, one message in flight."""
     b, url = im_ws_broker(broker)
     n = 20
     t0 = int(time.time() * 1000)
-    r = run_js(b, url, "direct", ["alice", "bob"], n=n)
+    r = run_js(b, url, "direct", ["alice", "bob"], n=n, alias=alias, recv_max=recv_max)
+    if alias:  # the aliases were used (else this case tests nothing new)
+        assert r["alias_sent"] >= n - 1 and r["alias_received"] >= n - 1, r
     t1 = int(time.time() * 1000)
     bob = chat(r["bob"])
     assert [x["payload"] for x in bob] == ["m%d" % i for i in range(n)]

@@ -99,13 +99,22 @@ const scenarios = {
     const bob = await device('bob@laptop', { properties: bobProps });
     const lap = await device('alice@laptop');
     const phone = await device('alice@phone', alias ? { autoAssignTopicAlias: true } : {});
+    // PUBLISH packets that carry an alias and no topic, each way
+    let aliasSent = 0, aliasReceived = 0;
+    phone.on('packetsend', (p) => {
+      if (p.cmd === 'publish' && p.topic === '' && p.properties && p.properties.topicAlias) aliasSent++;
+    });
+    bob.on('packetreceive', (p) => {
+      if (p.cmd === 'publish' && p.properties && p.properties.topicAlias && !p.topic) aliasReceived++;
+    });
     for (let i = 0; i < n; i++) {
       await publish(phone, 'p2p/talk/bob', 'm' + i, {
         properties: { userProperties: { id: '1', ts: '2', from: 'mallory@x', app: 'yes' } },
       });
     }
     await until(() => bob.got.filter(isChat).length >= n && lap.got.filter(isChat).length >= n, 5000);
-    return { bob: bob.got, alice_laptop: lap.got, alice_phone: phone.got };
+    return { bob: bob.got, alice_laptop: lap.got, alice_phone: phone.got,
+             alias_sent: aliasSent, alias_received: aliasReceived };
   },
 
   // (b) a QoS 1 redelivery: bob@laptop (persistent session) gets n
