@@ -313,6 +313,29 @@ def test_refusing_puback_makes_no_delivery_receipt(broker, code):
     assert [x["payload"] for x in r["tablet"]] == ["accepted"]
 
 
+def test_push_worker_on_mqttjs(broker):
+    """A push worker on MQTT.js (pushsvc@worker1, $share/workers/$events/
+    push/#) gets one event per message queued for bob while his only
+    device is away, with the id bob's device then gets with the message;
+    none once bob is back."""
+    b, url = im_ws_broker(broker, im={"push": {"subscribers": ["pushsvc"]}})
+    n = 3
+    r = run_js(b, url, "push", ["alice", "bob", "pushsvc"], n=n)
+    assert r["granted"] == [1]
+    ev = r["events"]
+    assert all(x["topic"] == "$events/push/bob" and x["qos"] == 1 for x in ev), ev
+    ev = [json.loads(x["payload"]) for x in ev]
+    assert [(e["user"], e["from"], e["peer"], e["topic"]) for e in ev] == \
+        [("bob", "alice@phone", "alice", "p2p/talk/bob")] * n
+    assert all("payload" not in e for e in ev)
+    assert r["session_present"] is True
+    bob = chat(r["bob"])
+    assert [x["payload"] for x in bob] == ["push%d" % i for i in range(n)] + ["online"]
+    assert [int(up(x, "id")) for x in bob[:n]] == [e["id"] for e in ev]
+    assert [str(e["ts"]) for e in ev] == [up(x, "ts") for x in bob[:n]]
+    assert r["worker_after"] == [], "an event while bob was online"
+
+
 # ---------------------------------------------------------------- (e) envelope
 
 def test_envelope_on_mqttjs_v311(broker):

@@ -307,6 +307,30 @@ const scenarios = {
              tablet: tab.got };
   },
 
+  // offline push: a push worker on MQTT.js (shared subscription) gets an
+  // event for each message queued while bob@laptop (persistent) is away;
+  // bob comes back and gets the messages with the events' ids.
+  async push() {
+    const n = args.n || 3;
+    const persist = { clean: false, properties: { sessionExpiryInterval: 600 } };
+    const worker = await device('pushsvc@worker1');
+    const granted = await new Promise((resolve, reject) => worker.subscribe(
+      '$share/workers/$events/push/#', { qos: 1 }, (e, g) => (e ? reject(e) : resolve(g))));
+    let bob = await device('bob@laptop', persist);
+    await new Promise((resolve) => bob.end(false, {}, resolve));  // DISCONNECT, session kept
+    const phone = await device('alice@phone');
+    for (let i = 0; i < n; i++) await publish(phone, 'p2p/talk/bob', 'push' + i);
+    await until(() => worker.got.length >= n, 5000, 300);
+    const events = worker.got.slice();
+    bob = await device('bob@laptop', persist);
+    await until(() => bob.got.filter(isChat).length >= n, 5000, 300);
+    // bob is online now: no event for the next one
+    await publish(phone, 'p2p/talk/bob', 'online');
+    await until(() => bob.got.filter(isChat).length >= n + 1, 5000, 500);
+    return { granted: granted.map((g) => g.qos), events, worker_after: worker.got.slice(n),
+             bob: bob.got, session_present: bob.connack.sessionPresent };
+  },
+
   // (e) a 3.1.1 MQTT.js device on an im_envelope listener: one JSON line,
   // a newline, then the payload as sent.
   async envelope() {
