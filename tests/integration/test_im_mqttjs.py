@@ -26,15 +26,19 @@ from opshelp import WS_DIR, need_node
 pytestmark = pytest.mark.imqtt_only
 
 
-def im_ws_broker(broker, listener_extra=None, **kw):
+def im_ws_broker(broker, listener_extra=None, tls=None, **kw):
     """broker with an IM listener on TCP and one on WebSocket (same
-    listener options); returns (b, ws url)."""
+    listener options; tls: the listener's tls object, wss://); returns
+    (b, url)."""
     cfg = im_config(listener_extra=listener_extra, **kw)
-    ws = dict(cfg["listeners"][0], transport="ws", port=free_port())
+    ws = dict(cfg["listeners"][0], transport="wss" if tls else "ws", port=free_port())
+    if tls:
+        ws["tls"] = tls
     cfg["listeners"].append(ws)
     b = broker(cfg)
     wait_port(b, ws["port"])
-    return b, "ws://127.0.0.1:%d/mqtt" % ws["port"]
+    return b, "%s://%s:%d/mqtt" % ("wss" if tls else "ws", "localhost" if tls else "127.0.0.1",
+                                   ws["port"])
 
 
 def wait_port(b, port):
@@ -111,6 +115,22 @@ def test_direct_messages_from_id_ts_sync_no_echo(broker, alias, recv_max):
         [("p2p/talk/bob", "m%d" % i, ids[i]) for i in range(n)]
     assert all(up(x, "from") == "alice@phone" for x in lap)
     assert chat(r["alice_phone"]) == [], "echo to the sending device"
+
+
+def test_direct_messages_over_wss(broker):
+    """The same over wss:// (TLS): stamp, ids, sync, no echo."""
+    from opshelp import certs, tls_cfg
+    c = certs()
+    b, url = im_ws_broker(broker, tls=tls_cfg(c))
+    n = 5
+    r = run_js(b, url, "direct", ["alice", "bob"], n=n, ca=c["ca_crt"])
+    bob = chat(r["bob"])
+    assert [x["payload"] for x in bob] == ["m%d" % i for i in range(n)]
+    assert all(list(x["up"])[:3] == ["from", "id", "ts"] for x in bob)
+    ids = [int(up(x, "id")) for x in bob]
+    assert ids == list(range(ids[0], ids[0] + n))
+    assert [int(up(x, "id")) for x in chat(r["alice_laptop"])] == ids
+    assert chat(r["alice_phone"]) == []
 
 
 # ---------------------------------------------------------------- (b) dedup

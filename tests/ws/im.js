@@ -5,8 +5,9 @@
 // test asserts on it. Bounded: every scenario gives up after `timeout_ms`.
 // usage: node im.js SCENARIO JSON_ARGS
 //   JSON_ARGS: {"url": "ws://127.0.0.1:PORT/mqtt", "tokens": {"alice": JWT, ...},
-//               ...scenario options}
+//               "ca": CA_FILE (wss://), ...scenario options}
 'use strict';
+const fs = require('fs');
 const mqtt = require('mqtt');
 
 const scenario = process.argv[2];
@@ -55,6 +56,7 @@ function device(id, opts, onMessage) {
     const c = mqtt.connect(args.url, Object.assign({
       clientId: id, username: user, password: args.tokens[user],
       protocolVersion: 5, clean: true, reconnectPeriod: 0, connectTimeout: 5000,
+      ca: args.ca ? fs.readFileSync(args.ca) : undefined,  // wss:// with the test CA
     }, opts || {}));
     clients.push(c);
     c.got = [];
