@@ -26,7 +26,8 @@ static int told(conn *c, msg *m, int rc)
 
 int handle_puback(conn *c, const mqtt_ack *p)
 {
-    msg *m = acked(c, p->packet_id, 1);
+    /* A refusing PUBACK (v5, 0x80 or more) is no delivery either. */
+    msg *m = p->reason < 0x80 ? acked(c, p->packet_id, 1) : NULL;
     return told(c, m, session_on_puback(c->sess, p->packet_id));
 }
 

@@ -5,6 +5,9 @@ the DevTools protocol (polling in real time, so a slow broker or machine
 only makes it wait longer).
 
     python3 tests/browser/run.py ws://127.0.0.1:8083/mqtt [4|5]
+
+Other pages of this directory (im.html: an IM device) take their own
+query parameters: run(url, 5, page="im.html", query={...}).
 """
 import base64
 import http.server
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,14 +103,16 @@ def _devtools_port(profile):
         return None
 
 
-def run(ws_url, version=4, timeout=30, insecure=False):
+def run(ws_url, version=4, timeout=30, insecure=False, page="page.html", query=None):
     """Text of #result once it is no longer "pending" (or at timeout).
     insecure: accept the test CA's certificate (wss:// with a certificate
-    Chromium does not know)."""
+    Chromium does not know). page: the page of this directory to open,
+    with ?url=&v= and the `query` dict."""
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     profile = tempfile.mkdtemp(prefix="imqtt-chromium-")
-    page = "http://127.0.0.1:%d/page.html?url=%s&v=%d" % (srv.server_address[1], ws_url, version)
+    q = dict(query or {}, url=ws_url, v=version)
+    page = "http://127.0.0.1:%d/%s?%s" % (srv.server_address[1], page, urllib.parse.urlencode(q))
     argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--disable-dev-shm-usage", "--user-data-dir=" + profile,

@@ -160,6 +160,27 @@ def test_delivered_at_pubrec_for_qos2(broker, clients):
     assert receipts(a, 0.5) == []
 
 
+def test_refusing_puback_makes_no_receipt(broker, clients):
+    """A v5 PUBACK with a reason code >= 0x80 refuses the message, as a
+    refusing PUBREC does: no receipt; the next device's PUBACK 0 makes
+    it."""
+    b = broker(im_config(listener_extra=ON))
+    pc = device(b, "bob@pc")
+    a = im(clients, b, "alice", "phone")
+    a.publish("p2p/talk/bob", b"refused", qos=1)
+    p = next_publish(pc)
+    pc.send(m.ack(m.PUBACK, p.pid, version=5, reason=0x99))
+    assert receipts(a, 0.5) == []
+    tab = device(b, "bob@tab")
+    a.publish("p2p/talk/bob", b"taken", qos=1)
+    p = next_publish(pc)
+    pc.send(m.ack(m.PUBACK, p.pid, version=5, reason=0x80))
+    q = next_publish(tab)
+    tab.send(m.ack(m.PUBACK, q.pid, version=5))
+    r = receipts(a, 0.5)
+    assert len(r) == 1 and ups(r[0])["from"] == "bob@tab" and int(ups(r[0])["msg_id"]) == msg_id(q)
+
+
 def test_qos0_delivery_makes_no_receipt(broker, clients):
     """QoS 0 is never acknowledged: no delivered receipt (docs/im.md)."""
     b = broker(im_config(listener_extra=ON))
