@@ -44,6 +44,9 @@ def test_version_is_the_cmake_project_version():
     (["--port="], "--port=: expected a port 0..65535"),
     (["--bind", "localhost"], "--bind: expected an IPv4 or IPv6 address"),
     (["-v", "-q"], "unknown option -q"),
+    (["--threads"], "option --threads needs a number"),
+    (["--threads", "two"], "--threads: expected 0..256 (0: one per core)"),
+    (["--threads", "257"], "--threads: expected 0..256 (0: one per core)"),
 ])
 def test_bad_option_named_with_usage_exit_2(argv, named):
     r = run(*argv)
@@ -228,3 +231,26 @@ def test_config_semantic_error_names_the_key(tmp_path, text, named):
     path.write_text(text)
     r = run("--config", str(path))
     assert r.returncode == 2 and named in r.stderr, r
+
+
+def test_threads_option_sets_the_loops(tmp_path):
+    """--threads overrides `threads`; the log says how many loops run."""
+    port = free_port()
+    conf = tmp_path / "c.json"
+    conf.write_text('{"threads": 1, "listeners": [{"bind": "127.0.0.1", '
+                    '"port": %d}], "store": {"dir": "%s"}}' % (port, tmp_path / "data"))
+    p = subprocess.Popen([IMQTT_BIN, "-c", str(conf), "--threads", "3"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10 * SLOW
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=10 * SLOW)
+    assert p.returncode == 0, err
+    assert "3 loop threads" in err, err
