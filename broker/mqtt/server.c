@@ -234,6 +234,11 @@ static void on_prepare(uv_prepare_t *h)
     loop_lock();
     if (w->id == 0)
         run_main_todo(w->srv);
+    /* Every loop runs the commits that completed (the store thread wakes
+     * only the main loop): acks then go out from the loop that owns
+     * their connections without a wake-up of their own. */
+    if (w->srv->nworkers > 1 && store_poll(st) > 0)
+        persist_wake(w->srv);
     if ((w->ack_head || w->wait_head || store_pending(st)) &&
         commits_reserve(w)) {
         /* (Without room, the batch waits for the next iteration.) */
