@@ -111,8 +111,8 @@ static msg *envelope(const msg *m)
     uint32_t pos = 0;
     mqtt_user_prop up;
     /* The broker put its stamp first: stop after it. */
-    for (int i = 0; i < 3 && mqtt_props_next_user(m->props.raw, &pos, &up) == 1;
-         i++) {
+    for (int i = 0;
+         i < 3 && mqtt_props_next_user(m->props->raw, &pos, &up) == 1; i++) {
         if (up.key.len == 4 && memcmp(up.key.ptr, "from", 4) == 0)
             from = up.value;
         else if (up.key.len == 2 && memcmp(up.key.ptr, "id", 2) == 0)
@@ -153,7 +153,7 @@ static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
 int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
                       bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
 {
-    if (c->im_envelope && m->props.user_count) {
+    if (c->im_envelope && m->props->user_count) {
         msg *e = envelope(m);
         if (e) {
             int rc =
@@ -192,9 +192,9 @@ static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
                       .topic = msg_topic(m),
                       .payload = msg_payload(m)};
     if (c->version == MQTT_V5) {
-        p.props = m->props;
+        p.props = *m->props;
         p.props.user_from =
-            m->props.user_count ? m->props.raw : (mqtt_bytes){0};
+            m->props->user_count ? m->props->raw : (mqtt_bytes){0};
         p.props.user_count = 0;
         p.props.user = NULL;
         p.props.sub_ids = sub_ids;
