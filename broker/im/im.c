@@ -8,8 +8,8 @@
 #include "conn.h"
 #include "errors.h"
 #include "hmap.h"
-#include "im_devices.h"
 #include "im_ban.h"
+#include "im_devices.h"
 #include "im_history.h"
 #include "im_log.h"
 #include "im_msg.h"
@@ -29,10 +29,10 @@
 
 /* Who is online, per user, for presence. */
 typedef struct presence {
-    char user[IM_ID_PART_MAX + 1];
-    uint32_t user_len;
     session **devices; /* borrowed: a session leaves before it is freed */
     uint32_t count, cap;
+    uint32_t user_len;
+    char user[]; /* NUL-terminated, sized to it: one per user online */
 } presence;
 
 int64_t im_wall_ms(void)
@@ -176,7 +176,7 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
                       MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
                       "token revoked");
     }
-    im_info *im = calloc(1, sizeof(*im));
+    im_info *im = calloc(1, sizeof(*im) + client_id.len + 1);
     if (!im) {
         jwtv_claims_free(claims);
         return refuse(srv, METRIC_AUTH_SERVER_ERROR, MQTT_RC_SERVER_UNAVAILABLE,
@@ -481,7 +481,7 @@ static presence *presence_of(server *srv, mqtt_str user, bool create)
     presence *p = hmap_get(&st->users, user);
     if (p || !create)
         return p;
-    p = calloc(1, sizeof(*p));
+    p = calloc(1, sizeof(*p) + user.len + 1);
     if (!p)
         return NULL;
     memcpy(p->user, user.ptr, user.len);
@@ -536,7 +536,8 @@ void im_on_connect(session *s)
     if (!p)
         return;
     if (p->count == p->cap) {
-        uint32_t cap = p->cap ? p->cap * 2 : 4;
+        /* Most users have one device online: room for one first. */
+        uint32_t cap = p->cap ? p->cap * 2 : 1;
         session **d = realloc(p->devices, cap * sizeof(*d));
         if (!d)
             return;
@@ -587,7 +588,7 @@ static void collect_presence(void *arg, mqtt_str topic, void *value)
                      topic.len - (uint32_t)PREFIX_LEN(PRESENCE_PREFIX)};
     if (!im_id_part_valid(user) || hmap_get(users, user))
         return;
-    presence *p = calloc(1, sizeof(*p));
+    presence *p = calloc(1, sizeof(*p) + user.len + 1);
     if (!p)
         return;
     memcpy(p->user, user.ptr, user.len);
