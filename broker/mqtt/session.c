@@ -82,14 +82,10 @@ session *session_find(server *srv, mqtt_str client_id)
 
 session *session_new(server *srv, mqtt_str client_id)
 {
-    session *s = calloc(1, sizeof(*s));
+    session *s = calloc(1, sizeof(*s) + client_id.len + 1);
     if (!s)
         return NULL;
-    s->client_id = malloc(client_id.len + 1);
-    if (!s->client_id) {
-        free(s);
-        return NULL;
-    }
+    s->client_id = s->client_id_buf;
     memcpy(s->client_id, client_id.ptr, client_id.len);
     s->client_id[client_id.len] = '\0';
     s->client_id_len = (uint16_t)client_id.len;
@@ -98,7 +94,6 @@ session *session_new(server *srv, mqtt_str client_id)
     if (hmap_put(&srv->sessions,
                  (mqtt_bytes){(uint8_t *)s->client_id, client_id.len}, s,
                  NULL) < 0) {
-        free(s->client_id);
         free(s);
         return NULL;
     }
@@ -840,7 +835,6 @@ void session_end(session *s)
         srv->policy->on_session_end(s);
     hmap_remove(&srv->sessions,
                 (mqtt_bytes){(uint8_t *)s->client_id, s->client_id_len});
-    free(s->client_id);
     s->client_id = NULL;
     free(s->username);
     s->username = NULL;
