@@ -149,18 +149,29 @@ enum jwtv_cause jwt_claims_check(const cJSON *payload,
 
 /* What an idle connection keeps of its token (it lives as long as the
  * session): copies of the claims the broker reads after CONNECT, in one
- * allocation: this struct, then item[ngroups + npub + nsub] (views), then
- * the bytes of sub, jti and the items. The cJSON tree (200-odd bytes for a
- * token without groups or acl) is freed once they are copied. */
+ * allocation: this struct, then item[n[0] + n[1] + n[2]] (views), then the
+ * bytes of sub, jti and the items. The cJSON tree (200-odd bytes for a
+ * token without groups or acl) is freed once they are copied. A token is
+ * at most JWTV_MAX_LEN_LIMIT (65,536) bytes, so every count and length
+ * fits 16 bits; the header is 32 bytes, and a token without lists costs a
+ * 48-byte chunk. */
 struct jwtv_claims {
     int64_t exp;
     int64_t iat;
+    uint16_t n[3]; /* groups, acl pub, acl sub */
+    uint16_t sub_len, jti_len;
     bool has_iat;
     bool envelope;
-    uint32_t n[3]; /* groups, acl pub, acl sub */
-    mqtt_str sub, jti;
     mqtt_str item[];
 };
+
+_Static_assert(JWTV_MAX_LEN_LIMIT <= 65536, "claims lengths are 16-bit");
+
+/* Where the bytes after the views start: sub, then jti. */
+static const char *claims_text(const jwtv_claims *c)
+{
+    return (const char *)&c->item[c->n[0] + c->n[1] + c->n[2]];
+}
 
 static const cJSON *claims_list(const cJSON *payload, int which)
 {
@@ -200,8 +211,7 @@ jwtv_claims *jwt_claims_wrap(cJSON *payload)
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(payload, "jti");
     mqtt_str jti = cJSON_IsString(j) ? str_view(j) : (mqtt_str){NULL, 0};
     bytes += sub.len + jti.len;
-    jwtv_claims *c =
-        calloc(1, sizeof(*c) + nitems * sizeof(mqtt_str) + bytes + 1);
+    jwtv_claims *c = calloc(1, sizeof(*c) + nitems * sizeof(mqtt_str) + bytes);
     if (c == NULL)
         return NULL;
     char *at = (char *)&c->item[nitems];
@@ -210,8 +220,8 @@ jwtv_claims *jwt_claims_wrap(cJSON *payload)
         numeric_date(cJSON_GetObjectItemCaseSensitive(payload, "iat"), &c->iat);
     c->envelope =
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "envelope"));
-    c->sub = copy_str(&at, sub);
-    c->jti = jti.ptr ? copy_str(&at, jti) : (mqtt_str){NULL, 0};
+    c->sub_len = (uint16_t)copy_str(&at, sub).len;
+    c->jti_len = (uint16_t)copy_str(&at, jti).len;
     size_t i = 0;
     for (int k = 0; k < 3; k++) {
         const cJSON *it;
@@ -237,7 +247,7 @@ int64_t jwtv_claims_exp(const jwtv_claims *c)
 
 mqtt_str jwtv_claims_sub(const jwtv_claims *c)
 {
-    return c->sub;
+    return mqtt_str_from(claims_text(c), c->sub_len);
 }
 
 bool jwtv_claims_iat(const jwtv_claims *c, int64_t *iat)
@@ -249,7 +259,9 @@ bool jwtv_claims_iat(const jwtv_claims *c, int64_t *iat)
 
 mqtt_str jwtv_claims_jti(const jwtv_claims *c)
 {
-    return c->jti;
+    if (c->jti_len == 0)
+        return (mqtt_str){NULL, 0};
+    return mqtt_str_from(claims_text(c) + c->sub_len, c->jti_len);
 }
 
 /* The i-th string of list k; empty when out of range. */
