@@ -42,7 +42,8 @@ typedef struct sess_sub {
     mqtt_sub_opts opts;
     uint32_t sub_id;
     uint16_t len;
-    char filter[]; /* as subscribed, $share prefix included */
+    char filter[]; /* as subscribed, $share prefix included; len bytes,
+                      not NUL-terminated */
 } sess_sub;
 
 /* Fields are grouped by size: every hole is bytes of every session. */
