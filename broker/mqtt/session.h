@@ -51,7 +51,8 @@ struct session {
     server *srv;
     conn *conn;      /* NULL while offline */
     char *client_id; /* client_id_buf; also the key in srv->sessions */
-    char *username;  /* owned, from the latest CONNECT; NULL: none */
+    char *username;  /* from the latest CONNECT, username_len bytes (not
+                        NUL-terminated when username_in_id); NULL: none */
 
     sess_sub *subs; /* owned list */
     /* filter -> sess_sub (keys inside the entries), owned; built once the
@@ -119,6 +120,7 @@ struct session {
     bool timer_queued; /* on srv->timer_todo */
     bool timer_end;    /* ended: close the timer, which frees the session */
     bool marker_now;   /* delivering the $im/missed marker: past the limits */
+    bool username_in_id; /* username points into client_id_buf (not owned) */
     /* The client id's bytes (client_id points here): one allocation with
      * the session, not a second chunk of 32 bytes. */
     char client_id_buf[];
