@@ -1,5 +1,6 @@
-/* Claims of a verified token: checks and accessors. The handle keeps the
- * payload's cJSON tree; accessors return views into its strings. */
+/* Claims of a verified token: checks and accessors. The handle keeps
+ * copies of the claims read after CONNECT (not the cJSON tree); accessors
+ * return views into them. */
 #include "jwt_claims.h"
 
 #include <math.h>
@@ -11,13 +12,6 @@
 
 /* Filters in an `acl` claim follow the ACL's own limit (acl.c). */
 #define CLAIM_FILTER_MAX 1024
-
-struct jwtv_claims {
-    cJSON *payload; /* owned */
-    int64_t exp;
-    const cJSON *groups; /* array within payload, or NULL */
-    const cJSON *acl[2]; /* pub, sub arrays within payload, or NULL */
-};
 
 bool jwt_claims_unique(const cJSON *obj)
 {
@@ -153,28 +147,96 @@ enum jwtv_cause jwt_claims_check(const cJSON *payload,
     return JWTV_OK;
 }
 
+/* What an idle connection keeps of its token (it lives as long as the
+ * session): copies of the claims the broker reads after CONNECT, in one
+ * allocation: this struct, then item[n[0] + n[1] + n[2]] (views), then the
+ * bytes of sub, jti and the items. The cJSON tree (200-odd bytes for a
+ * token without groups or acl) is freed once they are copied. A token is
+ * at most JWTV_MAX_LEN_LIMIT (65,536) bytes, so every count and length
+ * fits 16 bits; the header is 32 bytes, and a token without lists costs a
+ * 48-byte chunk. */
+struct jwtv_claims {
+    int64_t exp;
+    int64_t iat;
+    uint16_t n[3]; /* groups, acl pub, acl sub */
+    uint16_t sub_len, jti_len;
+    bool has_iat;
+    bool envelope;
+    mqtt_str item[];
+};
+
+_Static_assert(JWTV_MAX_LEN_LIMIT <= 65536, "claims lengths are 16-bit");
+
+/* Where the bytes after the views start: sub, then jti. */
+static const char *claims_text(const jwtv_claims *c)
+{
+    return (const char *)&c->item[c->n[0] + c->n[1] + c->n[2]];
+}
+
+static const cJSON *claims_list(const cJSON *payload, int which)
+{
+    if (which == 0)
+        return cJSON_GetObjectItemCaseSensitive(payload, "groups");
+    const cJSON *acl = cJSON_GetObjectItemCaseSensitive(payload, "acl");
+    if (acl == NULL)
+        return NULL;
+    return cJSON_GetObjectItemCaseSensitive(acl, which == 1 ? "pub" : "sub");
+}
+
+static mqtt_str copy_str(char **at, mqtt_str s)
+{
+    mqtt_str v = {(const uint8_t *)*at, s.len};
+    if (s.len)
+        memcpy(*at, s.ptr, s.len);
+    *at += s.len;
+    return v;
+}
+
 jwtv_claims *jwt_claims_wrap(cJSON *payload)
 {
-    jwtv_claims *c = calloc(1, sizeof(*c));
+    /* jwt_claims_check has vouched for every shape read here: the lists
+     * hold strings only, sub is a string. */
+    const cJSON *lists[3];
+    size_t nitems = 0, bytes = 0;
+    for (int k = 0; k < 3; k++) {
+        lists[k] = claims_list(payload, k);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, lists[k])
+        {
+            nitems++;
+            bytes += strlen(it->valuestring);
+        }
+    }
+    mqtt_str sub = str_view(cJSON_GetObjectItemCaseSensitive(payload, "sub"));
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(payload, "jti");
+    mqtt_str jti = cJSON_IsString(j) ? str_view(j) : (mqtt_str){NULL, 0};
+    bytes += sub.len + jti.len;
+    jwtv_claims *c = calloc(1, sizeof(*c) + nitems * sizeof(mqtt_str) + bytes);
     if (c == NULL)
         return NULL;
-    c->payload = payload;
-    /* jwt_claims_check has vouched for every shape read here. */
+    char *at = (char *)&c->item[nitems];
     numeric_date(cJSON_GetObjectItemCaseSensitive(payload, "exp"), &c->exp);
-    c->groups = cJSON_GetObjectItemCaseSensitive(payload, "groups");
-    const cJSON *acl = cJSON_GetObjectItemCaseSensitive(payload, "acl");
-    if (acl != NULL) {
-        c->acl[JWTV_ACL_PUB] = cJSON_GetObjectItemCaseSensitive(acl, "pub");
-        c->acl[JWTV_ACL_SUB] = cJSON_GetObjectItemCaseSensitive(acl, "sub");
+    c->has_iat =
+        numeric_date(cJSON_GetObjectItemCaseSensitive(payload, "iat"), &c->iat);
+    c->envelope =
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "envelope"));
+    c->sub_len = (uint16_t)copy_str(&at, sub).len;
+    c->jti_len = (uint16_t)copy_str(&at, jti).len;
+    size_t i = 0;
+    for (int k = 0; k < 3; k++) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, lists[k])
+        {
+            c->item[i++] = copy_str(&at, str_view(it));
+            c->n[k]++;
+        }
     }
+    cJSON_Delete(payload);
     return c;
 }
 
 void jwtv_claims_free(jwtv_claims *c)
 {
-    if (c == NULL)
-        return;
-    cJSON_Delete(c->payload);
     free(c);
 }
 
@@ -185,58 +247,53 @@ int64_t jwtv_claims_exp(const jwtv_claims *c)
 
 mqtt_str jwtv_claims_sub(const jwtv_claims *c)
 {
-    return str_view(cJSON_GetObjectItemCaseSensitive(c->payload, "sub"));
+    return mqtt_str_from(claims_text(c), c->sub_len);
 }
 
 bool jwtv_claims_iat(const jwtv_claims *c, int64_t *iat)
 {
-    return numeric_date(cJSON_GetObjectItemCaseSensitive(c->payload, "iat"),
-                        iat);
+    if (c->has_iat)
+        *iat = c->iat;
+    return c->has_iat;
 }
 
 mqtt_str jwtv_claims_jti(const jwtv_claims *c)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(c->payload, "jti");
-    return cJSON_IsString(j) ? str_view(j) : (mqtt_str){NULL, 0};
-}
-
-static size_t list_count(const cJSON *list)
-{
-    return list != NULL ? (size_t)cJSON_GetArraySize(list) : 0;
-}
-
-/* Views of the i-th string of a list; empty when out of range. */
-static mqtt_str list_item(const cJSON *list, size_t i)
-{
-    if (list == NULL || i >= list_count(list))
+    if (c->jti_len == 0)
         return (mqtt_str){NULL, 0};
-    return str_view(cJSON_GetArrayItem(list, (int)i));
+    return mqtt_str_from(claims_text(c) + c->sub_len, c->jti_len);
+}
+
+/* The i-th string of list k; empty when out of range. */
+static mqtt_str list_item(const jwtv_claims *c, int k, size_t i)
+{
+    if (i >= c->n[k])
+        return (mqtt_str){NULL, 0};
+    size_t first = 0;
+    for (int l = 0; l < k; l++)
+        first += c->n[l];
+    return c->item[first + i];
 }
 
 size_t jwtv_claims_group_count(const jwtv_claims *c)
 {
-    return list_count(c->groups);
+    return c->n[0];
 }
 
 mqtt_str jwtv_claims_group(const jwtv_claims *c, size_t i)
 {
-    return list_item(c->groups, i);
+    return list_item(c, 0, i);
 }
 
 bool jwtv_claims_envelope(const jwtv_claims *c)
 {
-    return cJSON_IsTrue(
-        cJSON_GetObjectItemCaseSensitive(c->payload, "envelope"));
+    return c->envelope;
 }
 
 bool jwtv_claims_in_group(const jwtv_claims *c, mqtt_str group)
 {
-    if (c->groups == NULL)
-        return false;
-    const cJSON *g;
-    cJSON_ArrayForEach(g, c->groups)
-    {
-        mqtt_str s = str_view(g);
+    for (uint32_t i = 0; i < c->n[0]; i++) {
+        mqtt_str s = c->item[i];
         if (s.len == group.len && memcmp(s.ptr, group.ptr, s.len) == 0)
             return true;
     }
@@ -245,11 +302,11 @@ bool jwtv_claims_in_group(const jwtv_claims *c, mqtt_str group)
 
 size_t jwtv_claims_acl_count(const jwtv_claims *c, enum jwtv_acl_kind kind)
 {
-    return kind <= JWTV_ACL_SUB ? list_count(c->acl[kind]) : 0;
+    return kind <= JWTV_ACL_SUB ? c->n[1 + kind] : 0;
 }
 
 mqtt_str jwtv_claims_acl(const jwtv_claims *c, enum jwtv_acl_kind kind,
                          size_t i)
 {
-    return kind <= JWTV_ACL_SUB ? list_item(c->acl[kind], i) : (mqtt_str){0};
+    return kind <= JWTV_ACL_SUB ? list_item(c, 1 + kind, i) : (mqtt_str){0};
 }

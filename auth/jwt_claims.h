@@ -26,8 +26,9 @@ bool jwt_claims_unique(const cJSON *obj);
 enum jwtv_cause jwt_claims_check(const cJSON *payload,
                                  const struct jwt_claims_rules *rules);
 
-/* A claims handle owning `payload` (a tree jwt_claims_check accepted), or
- * NULL when out of memory (payload is then still the caller's). */
+/* A claims handle made from `payload` (a tree jwt_claims_check accepted),
+ * which it frees: the handle keeps copies of what it needs. NULL when out
+ * of memory (payload is then still the caller's). */
 jwtv_claims *jwt_claims_wrap(cJSON *payload);
 
 #endif

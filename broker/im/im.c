@@ -1,6 +1,7 @@
 #include "im.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -29,11 +30,33 @@
 
 /* Who is online, per user, for presence. */
 typedef struct presence {
-    char user[IM_ID_PART_MAX + 1];
-    uint32_t user_len;
-    session **devices; /* borrowed: a session leaves before it is freed */
+    /* Its online devices, borrowed (a session leaves before it is freed):
+     * the one inline while cap <= 1 (most users), else many, owned. */
+    union {
+        session *one;
+        session **many;
+    } d;
     uint32_t count, cap;
+    uint32_t user_len;
+    char user[]; /* NUL-terminated, sized to it: one per user online */
 } presence;
+
+static inline session **devices_of(presence *p)
+{
+    return p->cap > 1 ? p->d.many : &p->d.one;
+}
+
+static inline session *const *devices_of_c(const presence *p)
+{
+    return p->cap > 1 ? p->d.many : &p->d.one;
+}
+
+static void presence_free(presence *p)
+{
+    if (p->cap > 1)
+        free(p->d.many);
+    free(p);
+}
 
 int64_t im_wall_ms(void)
 {
@@ -176,7 +199,9 @@ im_auth_result im_authenticate(server *srv, const listener_config *l,
                       MQTT_RC_BAD_USERNAME_OR_PASSWORD, client_id,
                       "token revoked");
     }
-    im_info *im = calloc(1, sizeof(*im));
+    /* From the offset of id, not sizeof: the struct's tail padding holds
+     * the first bytes of the id (ids of up to 10 bytes: a 64-byte chunk). */
+    im_info *im = calloc(1, offsetof(im_info, id) + client_id.len + 1);
     if (!im) {
         jwtv_claims_free(claims);
         return refuse(srv, METRIC_AUTH_SERVER_ERROR, MQTT_RC_SERVER_UNAVAILABLE,
@@ -447,7 +472,7 @@ static void publish_presence(server *srv, const presence *p)
     }
     cJSON_AddItemToObject(o, "user", cJSON_CreateString(p->user));
     for (uint32_t i = 0; i < p->count; i++) {
-        const im_info *im = p->devices[i]->im;
+        const im_info *im = devices_of_c(p)[i]->im;
         char dev[IM_ID_PART_MAX + 1];
         memcpy(dev, im->device.ptr, im->device.len);
         dev[im->device.len] = '\0';
@@ -481,7 +506,7 @@ static presence *presence_of(server *srv, mqtt_str user, bool create)
     presence *p = hmap_get(&st->users, user);
     if (p || !create)
         return p;
-    p = calloc(1, sizeof(*p));
+    p = calloc(1, sizeof(*p) + user.len + 1);
     if (!p)
         return NULL;
     memcpy(p->user, user.ptr, user.len);
@@ -535,21 +560,25 @@ void im_on_connect(session *s)
     presence *p = presence_of(srv, im->user, true);
     if (!p)
         return;
-    if (p->count == p->cap) {
-        uint32_t cap = p->cap ? p->cap * 2 : 4;
-        session **d = realloc(p->devices, cap * sizeof(*d));
+    uint32_t room = p->cap > 1 ? p->cap : 1;
+    if (p->count == room) {
+        uint32_t cap = room * 2;
+        session **d = p->cap > 1 ? realloc(p->d.many, cap * sizeof(*d))
+                                 : malloc(cap * sizeof(*d));
         if (!d)
             return;
-        p->devices = d;
+        if (p->cap <= 1)
+            d[0] = p->d.one;
+        p->d.many = d;
         p->cap = cap;
     }
     for (uint32_t i = 0; i < p->count; i++)
-        if (p->devices[i] == s) {
+        if (devices_of(p)[i] == s) {
             if (srv->cfg.im_presence)
                 publish_presence(srv, p); /* resumed by a takeover */
             return;
         }
-    p->devices[p->count++] = s;
+    devices_of(p)[p->count++] = s;
     if (srv->cfg.im_presence)
         publish_presence(srv, p);
 }
@@ -563,8 +592,8 @@ void im_on_disconnect(session *s)
     if (!p)
         return;
     for (uint32_t i = 0; i < p->count; i++) {
-        if (p->devices[i] == s) {
-            p->devices[i] = p->devices[--p->count];
+        if (devices_of(p)[i] == s) {
+            devices_of(p)[i] = devices_of(p)[--p->count];
             if (srv->cfg.im_presence)
                 publish_presence(srv, p);
             break;
@@ -573,8 +602,7 @@ void im_on_disconnect(session *s)
     if (p->count == 0) {
         hmap_remove(&im_state_of(srv)->users,
                     (mqtt_bytes){(uint8_t *)p->user, p->user_len});
-        free(p->devices);
-        free(p);
+        presence_free(p);
     }
 }
 
@@ -587,7 +615,7 @@ static void collect_presence(void *arg, mqtt_str topic, void *value)
                      topic.len - (uint32_t)PREFIX_LEN(PRESENCE_PREFIX)};
     if (!im_id_part_valid(user) || hmap_get(users, user))
         return;
-    presence *p = calloc(1, sizeof(*p));
+    presence *p = calloc(1, sizeof(*p) + user.len + 1);
     if (!p)
         return;
     memcpy(p->user, user.ptr, user.len);
@@ -629,8 +657,7 @@ void im_server_free(server *srv)
     presence *p;
     while ((pos = 0, p = hmap_next(&st->users, &pos))) {
         hmap_remove(&st->users, (mqtt_bytes){(uint8_t *)p->user, p->user_len});
-        free(p->devices);
-        free(p);
+        presence_free(p);
     }
     hmap_free(&st->users);
     free(st);

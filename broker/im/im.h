@@ -32,9 +32,10 @@ typedef struct im_info {
     bool im_listener;    /* connected through an IM listener: the IM
                             defaults apply and the default is deny */
     bool read_receipts;  /* its listener routes its read receipts */
-    enum im_delivery_receipts delivery; /* what its acks produce (its
-                                           listener's im_receipts) */
-    char id[IM_CLIENT_ID_MAX + 1];
+    uint8_t delivery;    /* enum im_delivery_receipts: what its acks produce
+                            (its listener's im_receipts) */
+    char id[];           /* the client id, NUL-terminated: sized to it (not to
+                            IM_CLIENT_ID_MAX: 130 bytes of every IM session) */
 } im_info;
 
 void im_info_free(im_info *im);

@@ -87,18 +87,22 @@ int im_api_uplink(server *srv, const struct conn_addr *peer,
     }
     /* The identity the device would have on an IM listener, for this one
      * publication. */
-    im_info im = {0};
-    memcpy(im.id, user.ptr, user.len);
-    im.id[user.len] = '@';
-    memcpy(im.id + user.len + 1, device.ptr, device.len);
-    im.user = mqtt_str_from(im.id, user.len);
-    im.device = mqtt_str_from(im.id + user.len + 1, device.len);
-    im.claims = claims;
-    im.im_listener = true;
-    mqtt_str cid = mqtt_str_from(im.id, user.len + 1 + device.len);
-    acl_identity who = {cid, im.user, im.device};
-    if (!im_access_identity(srv, &im, &who, ACL_PUBLISH, topic)) {
-        log_info("api: uplink of %s to %.*s denied", im.id, (int)topic.len,
+    union {
+        im_info info;
+        char bytes[sizeof(im_info) + IM_CLIENT_ID_MAX + 1];
+    } im_buf = {0};
+    im_info *im = &im_buf.info;
+    memcpy(im->id, user.ptr, user.len);
+    im->id[user.len] = '@';
+    memcpy(im->id + user.len + 1, device.ptr, device.len);
+    im->user = mqtt_str_from(im->id, user.len);
+    im->device = mqtt_str_from(im->id + user.len + 1, device.len);
+    im->claims = claims;
+    im->im_listener = true;
+    mqtt_str cid = mqtt_str_from(im->id, user.len + 1 + device.len);
+    acl_identity who = {cid, im->user, im->device};
+    if (!im_access_identity(srv, im, &who, ACL_PUBLISH, topic)) {
+        log_info("api: uplink of %s to %.*s denied", im->id, (int)topic.len,
                  (const char *)topic.ptr);
         metrics_drop(srv, METRIC_DROP_NOT_AUTHORIZED);
         jwtv_claims_free(claims);
@@ -117,7 +121,7 @@ int im_api_uplink(server *srv, const struct conn_addr *peer,
     /* The device's session, when it has one, is the publisher: No Local
      * keeps the message from its own subscriptions, as for its PUBLISH. */
     session *dev = session_find(srv, cid);
-    im_sender sender = {cid, im.user, true};
+    im_sender sender = {cid, im->user, true};
     im_log_entry e;
     bool logged = false;
     msg *m = im_message_as(srv, &sender, topic, NULL, payload, qos, false,
@@ -129,7 +133,7 @@ int im_api_uplink(server *srv, const struct conn_addr *peer,
      * retained), with the sync of this identity. */
     srv->stats.msgs_received++;
     out->delivered = route_publish(srv, m, dev);
-    out->delivered += im_route_sync_user(srv, m, im.user, dev);
+    out->delivered += im_route_sync_user(srv, m, im->user, dev);
     out->recorded = recorded(srv, m, logged);
     out->id = e.id;
     out->ts = e.ts;

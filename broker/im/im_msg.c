@@ -105,6 +105,6 @@ msg *im_will_publish(session *s, msg *w)
                  (const char *)topic.ptr);
         return NULL;
     }
-    return im_message_new(s, topic, &w->props, msg_payload(w), w->qos,
-                          w->retain, w->expiry_at, NULL);
+    return im_message_new(s, topic, w->props, msg_payload(w), w->qos, w->retain,
+                          w->expiry_at, NULL);
 }

@@ -87,7 +87,7 @@ static stamp stamp_of(const msg *m)
     stamp st = {{0}, {0}, {0}};
     uint32_t pos = 0;
     mqtt_user_prop up;
-    for (int i = 0; i < 3 && mqtt_props_next_user(m->props.raw, &pos, &up);
+    for (int i = 0; i < 3 && mqtt_props_next_user(m->props->raw, &pos, &up);
          i++) {
         if (eq(up.key, MQTT_STR_LIT("from")))
             st.from = up.value;

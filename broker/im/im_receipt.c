@@ -189,7 +189,7 @@ void im_receipt_on_ack(session *s, msg *m)
     bool per_device = im->delivery == IM_DELIVERY_DEVICE;
     uint32_t pos = 0;
     mqtt_user_prop up;
-    while (mqtt_props_next_user(m->props.raw, &pos, &up) == 1) {
+    while (mqtt_props_next_user(m->props->raw, &pos, &up) == 1) {
         if (is_key(up.key, "receipt"))
             return; /* a receipt gets none */
         if (!from.ptr && is_key(up.key, "from"))

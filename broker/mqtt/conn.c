@@ -47,11 +47,10 @@ static void conn_free(conn *c)
     transport_free(c);
     outbuf_free(&c->out);
     free(c->in);
-    for (uint32_t i = 0; i < c->nacks; i++)
-        free(c->acks[i].codes);
+    for (uint32_t i = 0; i < conn_nacks(c); i++)
+        free(c->acks->a[i].codes);
     free(c->acks);
-    conn_aliases_free(c);
-    free(c->buckets);
+    conn_extra_free(c);
     free(c);
 }
 
@@ -301,15 +300,19 @@ int conn_send(conn *c, const mqtt_packet *p)
 
 int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
-    if (c->nacks == c->acks_cap) {
-        uint32_t cap = c->acks_cap ? c->acks_cap * 2 : 8;
-        pending_ack *a = realloc(c->acks, cap * sizeof(*a));
+    uint32_t n = conn_nacks(c), have = c->acks ? c->acks->cap : 0;
+    if (n == have) {
+        uint32_t cap = have ? have * 2 : 8;
+        pending_acks *a =
+            realloc(c->acks, sizeof(*a) + (size_t)cap * sizeof(a->a[0]));
         if (!a)
             return IMQTT_ENOMEM;
+        if (!c->acks)
+            a->n = 0;
+        a->cap = cap;
         c->acks = a;
-        c->acks_cap = cap;
     }
-    c->acks[c->nacks++] = (pending_ack){
+    c->acks->a[c->acks->n++] = (pending_ack){
         type, reason, pid, store_batch_gen(c->srv->store), NULL, 0};
     if (!c->in_ack_list) {
         c->in_ack_list = true;
@@ -344,10 +347,12 @@ void conn_release_acks(conn *c, int status)
      * the rest for theirs. */
     uint64_t done = store_done_gen(c->srv->store);
     uint32_t keep = 0;
-    for (uint32_t i = 0; i < c->nacks; i++) {
-        pending_ack *a = &c->acks[i];
+    pending_acks *list = c->acks;
+    uint32_t n = conn_nacks(c);
+    for (uint32_t i = 0; i < n; i++) {
+        pending_ack *a = &list->a[i];
         if (a->gen > done) {
-            c->acks[keep++] = *a;
+            list->a[keep++] = *a;
             continue;
         }
         /* This callback may belong to a later batch than the ack's (the
@@ -389,18 +394,18 @@ void conn_release_acks(conn *c, int status)
     }
     if (c->state == CONN_CLOSING) {
         for (uint32_t i = 0; i < keep; i++)
-            free(c->acks[i].codes);
+            free(list->a[i].codes);
         keep = 0;
     }
-    c->nacks = keep;
-    if (keep == 0 && c->acks_cap <= 8) {
+    if (list)
+        list->n = keep;
+    if (list && keep == 0 && list->cap <= 8) {
         /* Idle connections keep no ack array; a busy one's grown array
          * is kept for reuse. */
-        free(c->acks);
+        free(list);
         c->acks = NULL;
-        c->acks_cap = 0;
     }
-    if (c->nacks && !c->in_ack_list) {
+    if (conn_nacks(c) && !c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
         c->ack_next = c->w->ack_head;

@@ -38,6 +38,13 @@ typedef struct pending_ack {
     uint32_t ncodes;
 } pending_ack;
 
+/* A connection's acks waiting for the store, allocated with the first
+ * (an idle connection has none: its count and capacity are not in conn). */
+typedef struct pending_acks {
+    uint32_t n, cap;
+    pending_ack a[];
+} pending_acks;
+
 /* Topic aliases of a connection that uses them (most never do). */
 typedef struct conn_aliases {
     char **in; /* client -> server, [1..topic_alias_maximum] */
@@ -46,6 +53,16 @@ typedef struct conn_aliases {
     char **out_topics; /* owned keys, index = alias */
     uint16_t out_next;
 } conn_aliases;
+
+/* What a connection allocates on first use (most never do): its topic
+ * aliases, its rate buckets, the retained messages of a SUBSCRIBE still to
+ * send. One pointer in conn instead of three. */
+typedef struct conn_extra {
+    conn_aliases aliases;
+    rate_bucket buckets[2]; /* msg, bytes (per-connection rate limits) */
+    struct retained_backlog *retained; /* owned by the pacer
+                                          (retained_send.c) */
+} conn_extra;
 
 /* Where a connection comes from, as bytes: formatted only for logs. */
 typedef struct conn_addr {
@@ -75,26 +92,18 @@ struct conn {
     conn *flush_next;
 
     /* acks waiting for the store */
-    pending_ack *acks;
+    pending_acks *acks; /* owned; NULL while there are none */
     conn *ack_next;
 
     uint64_t last_rx;       /* uv_now of the last packet read */
     uint64_t auth_deadline; /* uv_now when the token expires; 0: never */
     uint64_t paused_at;     /* uv_now when CONN_PAUSED_OUTPUT was set */
 
-    conn_aliases *aliases; /* owned; NULL until the first alias */
-    rate_bucket *buckets;  /* owned [msg, bytes]; NULL until the first
-                              PUBLISH under a per-connection rate limit */
-    struct retained_backlog *retained; /* retained messages of a SUBSCRIBE
-                                          still to send; owned by the
-                                          pacer (retained_send.c) */
-    conn *next, *prev;                 /* server's list of connections */
+    conn_extra *extra; /* owned; NULL until first needed */
+    conn *next, *prev; /* server's list of connections */
 
-    enum conn_state state;
-    int handles_open; /* freed when 0 and refs == 0 */
     int refs;
     uint32_t writes_in_flight;
-    uint32_t nacks, acks_cap;
     /* incoming QoS > 0 messages not yet fully acknowledged by us, for our
      * Receive Maximum */
     uint32_t inflight_in;
@@ -104,6 +113,8 @@ struct conn {
     uint16_t client_alias_max;   /* server -> client topic aliases */
     uint16_t keepalive;          /* effective, seconds; 0 = none */
     conn_addr peer;              /* conn_peer() for text */
+    uint8_t state;               /* enum conn_state */
+    uint8_t handles_open;        /* freed when 0 and refs == 0 */
     uint8_t version;
     uint8_t paused; /* CONN_PAUSED_* bits: its input is not read */
     bool request_problem_info;
@@ -127,11 +138,24 @@ struct conn {
  * loop thread, valid until the next call. */
 const char *conn_peer(const conn *c);
 
-/* c's topic aliases, allocated on first use; NULL on ENOMEM. Both
- * directions live in c->aliases, freed with the connection
- * (conn_publish.c). */
-conn_aliases *conn_aliases_get(conn *c);
-void conn_aliases_free(conn *c);
+/* c->extra, allocated on first use; NULL on ENOMEM. Freed with the
+ * connection (conn_publish.c). */
+conn_extra *conn_extra_get(conn *c);
+void conn_extra_free(conn *c);
+
+/* c's topic aliases (both directions), allocated on first use; NULL on
+ * ENOMEM. */
+static inline conn_aliases *conn_aliases_get(conn *c)
+{
+    conn_extra *x = conn_extra_get(c);
+    return x ? &x->aliases : NULL;
+}
+
+/* c's retained backlog, or NULL. */
+static inline struct retained_backlog *conn_retained(const conn *c)
+{
+    return c->extra ? c->extra->retained : NULL;
+}
 
 /* The wheel's callback for c->deadline (server_init installs it). */
 void conn_on_deadline(wheel_node *n);
@@ -201,6 +225,12 @@ void conn_disconnect(conn *c, uint8_t reason);
 /* Close now: stop reading, write what is pending, then close the socket.
  * Runs the session's connection-lost logic (will, expiry). */
 void conn_close(conn *c);
+
+/* Acks of c waiting for the store. */
+static inline uint32_t conn_nacks(const conn *c)
+{
+    return c->acks ? c->acks->n : 0;
+}
 
 /* Output bytes of c not yet written: queued, and handed to uv_write. */
 static inline size_t conn_unwritten(const conn *c)

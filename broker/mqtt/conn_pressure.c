@@ -26,7 +26,8 @@ void conn_pressure_check(conn *c)
         c->paused_at = server_now(c->srv);
         metrics_count(c->srv, METRIC_PAUSED_OUTPUT);
     }
-    if (!(c->paused & CONN_PAUSED_ACKS) && c->nacks >= cfg->max_pending_acks) {
+    if (!(c->paused & CONN_PAUSED_ACKS) &&
+        conn_nacks(c) >= cfg->max_pending_acks) {
         c->paused |= CONN_PAUSED_ACKS;
         metrics_count(c->srv, METRIC_PAUSED_ACKS);
     }
@@ -36,7 +37,7 @@ void conn_pressure_check(conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         log_debug("%s: input paused (%zu bytes unwritten, %u acks pending)",
                   c->sess ? c->sess->client_id : conn_peer(c),
-                  conn_unwritten(c), c->nacks);
+                  conn_unwritten(c), conn_nacks(c));
     }
     conn_start_keepalive(c); /* the stall deadline */
 }
@@ -54,7 +55,8 @@ void conn_pressure_drain(conn *c)
     if ((c->paused & CONN_PAUSED_OUTPUT) &&
         conn_unwritten(c) <= cfg->output_buffer / 2)
         c->paused &= (uint8_t)~CONN_PAUSED_OUTPUT;
-    if ((c->paused & CONN_PAUSED_ACKS) && c->nacks <= cfg->max_pending_acks / 2)
+    if ((c->paused & CONN_PAUSED_ACKS) &&
+        conn_nacks(c) <= cfg->max_pending_acks / 2)
         c->paused &= (uint8_t)~CONN_PAUSED_ACKS;
     if (c->paused)
         return;

@@ -13,18 +13,18 @@
 #include "log.h"
 #include "metrics.h"
 
-conn_aliases *conn_aliases_get(conn *c)
+conn_extra *conn_extra_get(conn *c)
 {
-    if (!c->aliases)
-        c->aliases = calloc(1, sizeof(*c->aliases));
-    return c->aliases;
+    if (!c->extra)
+        c->extra = calloc(1, sizeof(*c->extra));
+    return c->extra;
 }
 
-void conn_aliases_free(conn *c)
+void conn_extra_free(conn *c)
 {
-    conn_aliases *a = c->aliases;
-    if (!a)
+    if (!c->extra)
         return;
+    conn_aliases *a = &c->extra->aliases;
     if (a->in)
         for (uint32_t i = 0; i <= c->srv->cfg.topic_alias_maximum; i++)
             free(a->in[i]);
@@ -35,8 +35,8 @@ void conn_aliases_free(conn *c)
             free(a->out_topics[i]);
     free(a->out_topics);
     hmap_free(&a->out);
-    free(a);
-    c->aliases = NULL;
+    free(c->extra);
+    c->extra = NULL;
 }
 
 /* Server -> client topic alias [MQTT-3.3.2-*]: the first topics get an
@@ -47,7 +47,7 @@ static uint16_t alias_for(conn *c, mqtt_str topic, bool *fresh)
     *fresh = false;
     if (c->client_alias_max == 0)
         return 0;
-    conn_aliases *al = c->aliases;
+    conn_aliases *al = c->extra ? &c->extra->aliases : NULL;
     if (al) {
         void *v = hmap_get(&al->out, topic);
         if (v)
@@ -111,8 +111,8 @@ static msg *envelope(const msg *m)
     uint32_t pos = 0;
     mqtt_user_prop up;
     /* The broker put its stamp first: stop after it. */
-    for (int i = 0; i < 3 && mqtt_props_next_user(m->props.raw, &pos, &up) == 1;
-         i++) {
+    for (int i = 0;
+         i < 3 && mqtt_props_next_user(m->props->raw, &pos, &up) == 1; i++) {
         if (up.key.len == 4 && memcmp(up.key.ptr, "from", 4) == 0)
             from = up.value;
         else if (up.key.len == 2 && memcmp(up.key.ptr, "id", 2) == 0)
@@ -153,7 +153,7 @@ static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
 int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
                       bool retain, const uint32_t *sub_ids, uint32_t nsub_ids)
 {
-    if (c->im_envelope && m->props.user_count) {
+    if (c->im_envelope && m->props->user_count) {
         msg *e = envelope(m);
         if (e) {
             int rc =
@@ -192,9 +192,9 @@ static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
                       .topic = msg_topic(m),
                       .payload = msg_payload(m)};
     if (c->version == MQTT_V5) {
-        p.props = m->props;
+        p.props = *m->props;
         p.props.user_from =
-            m->props.user_count ? m->props.raw : (mqtt_bytes){0};
+            m->props->user_count ? m->props->raw : (mqtt_bytes){0};
         p.props.user_count = 0;
         p.props.user = NULL;
         p.props.sub_ids = sub_ids;
@@ -230,7 +230,7 @@ static int send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
         /* Reserved bytes are simply not committed; an alias assigned for
          * this packet was never announced, so take it back. */
         if (fresh) {
-            conn_aliases *al = c->aliases;
+            conn_aliases *al = &c->extra->aliases;
             hmap_remove(&al->out, msg_topic(m));
             free(al->out_topics[alias]);
             al->out_topics[alias] = NULL;
@@ -277,7 +277,7 @@ int conn_send_suback_after_commit(conn *c, uint16_t pid, const uint8_t *codes,
         free(copy);
         return rc;
     }
-    c->acks[c->nacks - 1].codes = copy;
-    c->acks[c->nacks - 1].ncodes = count;
+    c->acks->a[c->acks->n - 1].codes = copy;
+    c->acks->a[c->acks->n - 1].ncodes = count;
     return 0;
 }

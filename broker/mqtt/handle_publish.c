@@ -194,7 +194,7 @@ int handle_publish(conn *c, const mqtt_publish *p)
     msg_unref(m);
 
     if (p->qos == 1) {
-        if (!recorded && c->nacks == 0) {
+        if (!recorded && conn_nacks(c) == 0) {
             /* Nothing of it must survive a crash (no persistent session
              * and no retained copy): acknowledge now, without the round
              * trip through the store thread. Only when no earlier ack of

@@ -74,7 +74,6 @@ void persist_session(session *s)
         if (s->expiry == 0)
             return; /* ends with its connection: nothing to keep */
         s->sid = ++srv->next_sid;
-        store_be64(s->sid_key, s->sid);
         s->next_seq = s->disk_next = 1;
     }
     store_session ss = {

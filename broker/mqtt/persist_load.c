@@ -11,16 +11,15 @@
 
 typedef struct load_ctx {
     server *srv;
-    hmap by_sid; /* sid_key -> session */
+    hmap by_sid; /* the bytes of sid (host order) -> session */
     uint64_t now_wall;
     uint32_t sessions, subs, entries, retained, dropped;
 } load_ctx;
 
 static session *by_sid(load_ctx *x, uint64_t sid)
 {
-    uint8_t key[8];
-    store_be64(key, sid);
-    return hmap_get(&x->by_sid, (mqtt_bytes){key, 8});
+    return hmap_get(&x->by_sid,
+                    (mqtt_bytes){(const uint8_t *)&sid, sizeof(sid)});
 }
 
 static int on_session(void *arg, const store_session *ss)
@@ -31,7 +30,6 @@ static int on_session(void *arg, const store_session *ss)
     if (!s)
         return IMQTT_ENOMEM;
     s->sid = ss->sid;
-    store_be64(s->sid_key, s->sid);
     s->next_seq = s->disk_next = 1;
     s->version = ss->version;
     s->expiry = ss->expiry;
@@ -50,7 +48,9 @@ static int on_session(void *arg, const store_session *ss)
         s->will_expiry = ss->will_expiry;
     }
     x->sessions++;
-    return hmap_put(&x->by_sid, (mqtt_bytes){s->sid_key, 8}, s, NULL);
+    return hmap_put(&x->by_sid,
+                    (mqtt_bytes){(const uint8_t *)&s->sid, sizeof(s->sid)}, s,
+                    NULL);
 }
 
 static int on_sub(void *arg, const store_sub *sub)

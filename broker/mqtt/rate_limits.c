@@ -63,18 +63,16 @@ bool rate_limits_publish(conn *c, uint32_t bytes)
     const imqtt_config *cfg = &c->srv->cfg;
     if (!cfg->msg_rate && !cfg->bytes_rate)
         return true;
-    if (!c->buckets) {
-        c->buckets = calloc(2, sizeof(rate_bucket));
-        if (!c->buckets)
-            return false; /* refused, as when over the limit */
-    }
+    conn_extra *x = conn_extra_get(c);
+    if (!x)
+        return false; /* refused, as when over the limit */
     uint64_t now = server_now(c->srv);
     if (cfg->msg_rate &&
-        !rate_take(&c->buckets[0], cfg->msg_rate, cfg->msg_burst, 1, now)) {
+        !rate_take(&x->buckets[0], cfg->msg_rate, cfg->msg_burst, 1, now)) {
         metrics_count(c->srv, METRIC_REFUSED_MSG_RATE);
         return false;
     }
-    if (cfg->bytes_rate && !rate_take(&c->buckets[1], cfg->bytes_rate,
+    if (cfg->bytes_rate && !rate_take(&x->buckets[1], cfg->bytes_rate,
                                       cfg->bytes_burst, bytes, now)) {
         metrics_count(c->srv, METRIC_REFUSED_BYTES_RATE);
         return false;

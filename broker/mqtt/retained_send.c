@@ -103,15 +103,15 @@ static void on_tick_locked(uv_timer_t *h)
     bool progress = false;
     for (retained_backlog **pp = &p->head; *pp;) {
         retained_backlog *b = *pp;
-        if (b->c->state == CONN_ACTIVE && b->c->retained == b &&
+        if (b->c->state == CONN_ACTIVE && conn_retained(b->c) == b &&
             send_slice(b) > 0)
             progress = true;
         bool done = b->next == b->n || b->c->state != CONN_ACTIVE ||
-                    b->c->retained != b;
+                    conn_retained(b->c) != b;
         if (done) {
             *pp = b->link;
-            if (b->c->retained == b)
-                b->c->retained = NULL;
+            if (conn_retained(b->c) == b)
+                b->c->extra->retained = NULL;
             backlog_free(b);
             continue;
         }
@@ -152,8 +152,8 @@ void retained_pacer_stop(retained_pacer *p)
     while (p->head) {
         retained_backlog *b = p->head;
         p->head = b->link;
-        if (b->c->retained == b)
-            b->c->retained = NULL;
+        if (conn_retained(b->c) == b)
+            b->c->extra->retained = NULL;
         backlog_free(b);
     }
     p->srv->retained_pacer = NULL;
@@ -172,8 +172,11 @@ typedef struct match_ctx {
 static retained_backlog *backlog_of(conn *c)
 {
     retained_pacer *p = c->srv->retained_pacer;
-    if (c->retained)
-        return c->retained;
+    if (conn_retained(c))
+        return conn_retained(c);
+    conn_extra *x = conn_extra_get(c);
+    if (!x)
+        return NULL;
     retained_backlog *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
@@ -181,7 +184,7 @@ static retained_backlog *backlog_of(conn *c)
     conn_ref(c);
     b->link = p->head;
     p->head = b;
-    c->retained = b;
+    x->retained = b;
     schedule(p, 0);
     return b;
 }
@@ -193,7 +196,7 @@ static void on_match(void *arg, mqtt_str topic, void *value)
     conn *c = x->c;
     msg *m = value;
     /* In order: once a backlog exists, everything goes behind it. */
-    if (!c->retained && x->sent < RETAINED_SLICE && has_room(c, x->qos)) {
+    if (!conn_retained(c) && x->sent < RETAINED_SLICE && has_room(c, x->qos)) {
         x->sent++;
         deliver(c, m, x->qos, x->sub_id);
         return;

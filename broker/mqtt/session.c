@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,15 +63,25 @@ bool session_may_receive(const session *s, mqtt_str topic)
 int session_set_username(session *s, mqtt_str username, bool present)
 {
     char *copy = NULL;
-    if (present) {
+    /* A user name that starts the client id (an IM device's "user" of
+     * "user@device") is a view into the id: no 32-byte chunk of its own.
+     * It is only ever used with username_len. */
+    bool in_id = present && s->client_id && username.len <= s->client_id_len &&
+                 (username.len == 0 ||
+                  memcmp(s->client_id, username.ptr, username.len) == 0);
+    if (in_id) {
+        copy = s->client_id;
+    } else if (present) {
         copy = malloc(username.len + 1);
         if (!copy)
             return IMQTT_ENOMEM;
         memcpy(copy, username.ptr, username.len);
         copy[username.len] = '\0';
     }
-    free(s->username);
+    if (!s->username_in_id)
+        free(s->username);
     s->username = copy;
+    s->username_in_id = in_id;
     s->username_len = (uint16_t)username.len;
     return 0;
 }
@@ -82,14 +93,11 @@ session *session_find(server *srv, mqtt_str client_id)
 
 session *session_new(server *srv, mqtt_str client_id)
 {
-    session *s = calloc(1, sizeof(*s));
+    session *s =
+        calloc(1, offsetof(session, client_id_buf) + client_id.len + 1);
     if (!s)
         return NULL;
-    s->client_id = malloc(client_id.len + 1);
-    if (!s->client_id) {
-        free(s);
-        return NULL;
-    }
+    s->client_id = s->client_id_buf;
     memcpy(s->client_id, client_id.ptr, client_id.len);
     s->client_id[client_id.len] = '\0';
     s->client_id_len = (uint16_t)client_id.len;
@@ -98,7 +106,6 @@ session *session_new(server *srv, mqtt_str client_id)
     if (hmap_put(&srv->sessions,
                  (mqtt_bytes){(uint8_t *)s->client_id, client_id.len}, s,
                  NULL) < 0) {
-        free(s->client_id);
         free(s);
         return NULL;
     }
@@ -842,10 +849,11 @@ void session_end(session *s)
         srv->policy->on_session_end(s);
     hmap_remove(&srv->sessions,
                 (mqtt_bytes){(uint8_t *)s->client_id, s->client_id_len});
-    free(s->client_id);
     s->client_id = NULL;
-    free(s->username);
+    if (!s->username_in_id)
+        free(s->username);
     s->username = NULL;
+    s->username_in_id = false;
     s->srv->policy->identity_free(s->im);
     s->im = NULL;
     /* The memory goes in the timer's close callback, one loop iteration

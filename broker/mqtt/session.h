@@ -42,15 +42,17 @@ typedef struct sess_sub {
     mqtt_sub_opts opts;
     uint32_t sub_id;
     uint16_t len;
-    char filter[]; /* as subscribed, $share prefix included */
+    char filter[]; /* as subscribed, $share prefix included; len bytes,
+                      not NUL-terminated */
 } sess_sub;
 
 /* Fields are grouped by size: every hole is bytes of every session. */
 struct session {
     server *srv;
     conn *conn;      /* NULL while offline */
-    char *client_id; /* owned; also the key in srv->sessions */
-    char *username;  /* owned, from the latest CONNECT; NULL: none */
+    char *client_id; /* client_id_buf; also the key in srv->sessions */
+    char *username;  /* from the latest CONNECT, username_len bytes (not
+                        NUL-terminated when username_in_id); NULL: none */
 
     sess_sub *subs; /* owned list */
     /* filter -> sess_sub (keys inside the entries), owned; built once the
@@ -79,16 +81,13 @@ struct session {
     /* The timer is the main loop's: another loop that sets or ends it
      * queues the session on srv->timer_todo (session_timers_apply). */
     struct session *timer_next;
-    bool timer_queued;
-    bool timer_end; /* ended: close the timer, which frees the session */
 
     /* Persistence (persist.c). sid != 0: the session has a store record;
      * its queue entries are keyed (sid, seq). Entries with seq >= disk_next
      * are only in the store (disk_count of them): they are read back as
      * the window drains, so an offline session costs no heap per message.
      */
-    uint64_t sid;
-    uint8_t sid_key[8];       /* sid big-endian: key in the load-time map */
+    uint64_t sid;             /* its bytes: the key in the load-time map */
     uint64_t next_seq;        /* seq of the next entry */
     uint64_t disk_next;       /* first seq not in memory */
     uint64_t disk_count;      /* entries in the store only */
@@ -102,7 +101,6 @@ struct session {
      * (IM listeners get a $im/missed marker, im_msg.c). In RAM only. */
     uint64_t missed;
     uint64_t missed_since; /* wall-clock ms of the first of them */
-    bool marker_now;       /* delivering the marker: past the limits */
 
     uint32_t expiry; /* Session Expiry Interval, seconds */
     uint32_t nsubs;
@@ -119,6 +117,13 @@ struct session {
     bool waiting;      /* in the server's list of sessions waiting for a commit
                           to read their queue */
     bool pids_partial; /* some inflight entries are not in pids (ENOMEM) */
+    bool timer_queued; /* on srv->timer_todo */
+    bool timer_end;    /* ended: close the timer, which frees the session */
+    bool marker_now;   /* delivering the $im/missed marker: past the limits */
+    bool username_in_id; /* username points into client_id_buf (not owned) */
+    /* The client id's bytes (client_id points here): one allocation with
+     * the session, not a second chunk of 32 bytes. */
+    char client_id_buf[];
 };
 
 /* Whether s's window takes one more message now: online, under its

@@ -2,6 +2,7 @@
  * incoming QoS 2 ids awaiting PUBREL and the subscriptions, each kept in
  * memory, in the subscription index and, for persistent sessions, in the
  * store. The message queues are in session.c. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,7 +133,9 @@ int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
         ss->sub_id = sub_id;
         return 0;
     }
-    ss = malloc(sizeof(*ss) + filter.len + 1);
+    /* From the offset of filter, without a NUL (it is always used with
+     * len): "p2p/talk/u1234" takes a 48-byte chunk, not 64. */
+    ss = malloc(offsetof(sess_sub, filter) + filter.len);
     if (!ss) {
         sub_index_remove(s->srv->subs, filter, s);
         return IMQTT_ENOMEM;
@@ -141,7 +144,6 @@ int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
     ss->sub_id = sub_id;
     ss->len = (uint16_t)filter.len;
     memcpy(ss->filter, filter.ptr, filter.len);
-    ss->filter[filter.len] = '\0';
     ss->prev = NULL;
     ss->next = s->subs;
     if (s->subs)

@@ -16,11 +16,27 @@
  * groups (one per group name). Embedded in a trie node or an exact-map
  * record. */
 typedef struct sub_leaf {
-    sub_entry *entries; /* owned */
+    /* Entries: the one inline while cap <= 1 (an inbox topic has one
+     * subscriber: no 32-byte array chunk per idle connection), else many,
+     * owned. */
+    union {
+        sub_entry one;
+        sub_entry *many;
+    } e;
     uint32_t n, cap;
     struct group_box **groups; /* owned, each box owned too */
     uint32_t ngroups;
 } sub_leaf;
+
+static inline sub_entry *leaf_entries(sub_leaf *l)
+{
+    return l->cap > 1 ? l->e.many : &l->e.one;
+}
+
+static inline const sub_entry *leaf_entries_c(const sub_leaf *l)
+{
+    return l->cap > 1 ? l->e.many : &l->e.one;
+}
 
 /* A sub_group plus what the public struct has no room for. The visitor
  * gets &box->g, which stays at the same address while the group exists
@@ -34,8 +50,7 @@ typedef struct group_box {
 /* A record of the exact map: the filter text is the map's key. */
 typedef struct exact_leaf {
     sub_leaf leaf;
-    uint32_t len;
-    uint8_t text[];
+    uint8_t text[]; /* the map's key holds its length */
 } exact_leaf;
 
 enum { NODE_LITERAL, NODE_PLUS, NODE_HASH };
@@ -87,7 +102,8 @@ static void leaf_clear(sub_leaf *l)
         free(l->groups[i]);
     }
     free(l->groups);
-    free(l->entries);
+    if (l->cap > 1)
+        free(l->e.many);
     memset(l, 0, sizeof *l);
 }
 
@@ -95,7 +111,7 @@ static void leaf_visit(const sub_leaf *l, const sub_visitor *v)
 {
     if (v->on_entry != NULL)
         for (uint32_t i = 0; i < l->n; i++)
-            v->on_entry(v->arg, &l->entries[i]);
+            v->on_entry(v->arg, &leaf_entries_c(l)[i]);
     if (v->on_group != NULL)
         for (uint32_t i = 0; i < l->ngroups; i++)
             v->on_group(v->arg, &l->groups[i]->g);
@@ -162,14 +178,26 @@ static int leaf_add(sub_leaf *l, const mqtt_str *group, mqtt_str filter,
 {
     sub_entry e = {owner, *opts, sub_id};
     if (group == NULL) {
-        uint32_t i = find_owner(l->entries, l->n, owner);
+        sub_entry *v = leaf_entries(l);
+        uint32_t i = find_owner(v, l->n, owner);
         if (i < l->n) {
-            l->entries[i] = e;
+            v[i] = e;
             return 0;
         }
-        if (entries_reserve(&l->entries, l->n, &l->cap) < 0)
+        if (l->n == 0 && l->cap <= 1) {
+            l->cap = 1;
+        } else if (l->n == 1 && l->cap == 1) {
+            /* The second: from the inline entry to an array. */
+            sub_entry *nv = malloc(2 * sizeof *nv);
+            if (nv == NULL)
+                return IMQTT_ENOMEM;
+            nv[0] = l->e.one;
+            l->e.many = nv;
+            l->cap = 2;
+        } else if (entries_reserve(&l->e.many, l->n, &l->cap) < 0) {
             return IMQTT_ENOMEM;
-        l->entries[l->n++] = e;
+        }
+        leaf_entries(l)[l->n++] = e;
         return 1;
     }
     uint32_t gi = find_group(l, *group);
@@ -196,13 +224,15 @@ static int leaf_add(sub_leaf *l, const mqtt_str *group, mqtt_str filter,
 static int leaf_remove(sub_leaf *l, const mqtt_str *group, void *owner)
 {
     if (group == NULL) {
-        uint32_t i = find_owner(l->entries, l->n, owner);
+        sub_entry *v = leaf_entries(l);
+        uint32_t i = find_owner(v, l->n, owner);
         if (i == l->n)
             return 0;
-        l->entries[i] = l->entries[--l->n]; /* order is irrelevant here */
+        v[i] = v[--l->n]; /* order is irrelevant here */
         if (l->n == 0) {
-            free(l->entries);
-            l->entries = NULL;
+            if (l->cap > 1)
+                free(l->e.many);
+            memset(&l->e, 0, sizeof l->e);
             l->cap = 0;
         }
         return 1;
@@ -448,9 +478,8 @@ int sub_index_add(sub_index *idx, mqtt_str filter, void *owner,
             e = calloc(1, sizeof *e + f.len);
             if (e == NULL)
                 return IMQTT_ENOMEM;
-            e->len = f.len;
             memcpy(e->text, f.ptr, f.len);
-            if (hmap_put(&idx->exact, (mqtt_bytes){e->text, e->len}, e, NULL) <
+            if (hmap_put(&idx->exact, (mqtt_bytes){e->text, f.len}, e, NULL) <
                 0) {
                 free(e);
                 return IMQTT_ENOMEM;

@@ -59,9 +59,27 @@ static inline uint32_t size_class(size_t size)
     return c <= MSG_CLASSES ? (uint32_t)c : 0;
 }
 
+const mqtt_props msg_no_props;
+
+/* Where a message's decoded properties start: after its bytes, aligned. */
+static inline size_t props_at(size_t topic, size_t props, size_t payload)
+{
+    size_t a = _Alignof(mqtt_props);
+    return (sizeof(msg) + topic + props + payload + a - 1) / a * a;
+}
+
 static inline size_t msg_bytes(size_t topic, size_t props, size_t payload)
 {
-    return sizeof(msg) + topic + props + payload;
+    if (props == 0)
+        return sizeof(msg) + topic + payload;
+    return props_at(topic, props, payload) + sizeof(mqtt_props);
+}
+
+/* m's own property set, in its allocation (props_len > 0). */
+static inline mqtt_props *own_props(msg *m)
+{
+    return (mqtt_props *)((uint8_t *)m +
+                          props_at(m->topic_len, m->props_len, m->payload_len));
 }
 
 void *msg_block_alloc(size_t size)
@@ -152,15 +170,18 @@ msg *msg_new(mqtt_str topic, const mqtt_props *props, mqtt_bytes payload,
     m->id = id;
     m->store_gen = 0;
     m->serial = serial_next();
-    memset(&m->props, 0, sizeof(m->props));
+    m->props = &msg_no_props;
     memcpy(m->data, topic.ptr, topic.len);
     if (has_props) {
         uint8_t *block = m->data + topic.len;
+        mqtt_props *own = own_props(m);
+        memset(own, 0, sizeof(*own));
         mqtt_props_encode(&keep, block, props_len);
         /* Re-read our own copy so the views point into the message, which
          * outlives the publisher's input buffer. It was just encoded from
          * validated fields, so it decodes. */
-        mqtt_props_decode(block, props_len, MQTT_PUBLISH, &m->props);
+        mqtt_props_decode(block, props_len, MQTT_PUBLISH, own);
+        m->props = own;
     }
     if (payload.len)
         memcpy(m->data + topic.len + props_len, payload.ptr, payload.len);
@@ -194,17 +215,20 @@ msg *msg_new_encoded(mqtt_str topic, mqtt_bytes props_block, mqtt_bytes payload,
                .payload_len = payload.len,
                .expiry_at = expiry_at,
                .id = id,
-               .serial = serial_next()};
+               .serial = serial_next(),
+               .props = &msg_no_props};
     memcpy(m->data, topic.ptr, topic.len);
     if (props_block.len) {
         uint8_t *block = m->data + topic.len;
         memcpy(block, props_block.ptr, props_block.len);
+        mqtt_props *own = own_props(m);
+        memset(own, 0, sizeof(*own));
         /* The block comes from disk: it is checked like any input. */
-        if (mqtt_props_decode(block, props_block.len, MQTT_PUBLISH, &m->props) <
-            0) {
+        if (mqtt_props_decode(block, props_block.len, MQTT_PUBLISH, own) < 0) {
             msg_release(m);
             return NULL;
         }
+        m->props = own;
     }
     if (payload.len)
         memcpy(m->data + topic.len + props_block.len, payload.ptr, payload.len);

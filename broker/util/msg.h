@@ -25,9 +25,16 @@ typedef struct msg {
     uint64_t store_gen; /* store batch that last recorded it; 0: none */
     uint64_t serial;    /* unique per allocation in the process, never
                            0: a key for caches of its encoded form */
-    mqtt_props props;   /* decoded block: views into data[] */
-    uint8_t data[];     /* topic | property block | payload */
+    /* The decoded block, views into data[]: msg_no_props when the
+     * message has none (most: 3.1.1 publishers, the IM presence records),
+     * else a mqtt_props after the payload. Not embedded: its 264 bytes
+     * were most of a small retained message. */
+    const mqtt_props *props;
+    uint8_t data[]; /* topic | property block | payload [| mqtt_props] */
 } msg;
+
+/* The empty property set every message without properties points to. */
+extern const mqtt_props msg_no_props;
 
 /* New message with refs = 1. `props` (may be NULL) is the publisher's
  * decoded properties; only the forwardable ones are kept. User properties

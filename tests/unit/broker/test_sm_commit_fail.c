@@ -129,8 +129,8 @@ static void v5_qos1_refused_never_acknowledged(void **state)
 static unsigned ack_batches(const conn *c)
 {
     unsigned n = 0;
-    for (uint32_t i = 0; c && i < c->nacks; i++)
-        n += i == 0 || c->acks[i].gen != c->acks[i - 1].gen;
+    for (uint32_t i = 0; c && i < conn_nacks(c); i++)
+        n += i == 0 || c->acks->a[i].gen != c->acks->a[i - 1].gen;
     return n;
 }
 
