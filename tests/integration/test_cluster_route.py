@@ -77,3 +77,182 @@ def test_plain_routing_across_nodes(broker, clients, nats_cluster):
     expected = [("a/b", b"m%d" % i) for i in range(20)]
     expect_exact(sub2, expected, "sub2")
     expect_exact(sub3, expected, "sub3")
+
+
+def settle_probe(pub, topic, receivers, quiet=0.5):
+    """Like settle() for clients that may not subscribe to anything new
+    (IM devices): pub publishes on `topic` until every receiver got a
+    copy; then every receiver is drained."""
+    deadline = time.monotonic() + 10 * SLOW
+    pending = set(range(len(receivers)))
+    while pending and time.monotonic() < deadline:
+        pub.publish(topic, b"probe", qos=0)
+        time.sleep(0.1)
+        for i in list(pending):
+            try:
+                while True:
+                    receivers[i].messages.get_nowait()
+                    pending.discard(i)
+            except Exception:
+                pass
+    assert not pending, "no route to some receivers' nodes"
+    for r in receivers:
+        drain(r, quiet)
+
+
+TEAM = ["team"]
+
+
+def stamp(msg):
+    f = from_props(msg)
+    assert len(f) <= 1, "several from properties: %r" % f
+    return f[0] if f else None
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_im_devices_on_three_nodes(broker, clients, nats_cluster, qos):
+    """T1: alice@phone on node 1; alice@laptop, bob@pc on node 2; alice@old
+    (3.1.1) and bob@tab (3.1.1) on node 3; carol@pc on node 3. Direct
+    messages, a note to self and a group message: each device gets every
+    message once, in order, stamped with its sender, the sender's other
+    devices the sync copy, the sending device nothing."""
+    nats, (n1, n2, n3) = start_nodes(broker, nats_cluster, im_mode=True)
+    phone = im(clients, n1, "alice", "phone", version=5, groups=TEAM)
+    laptop = im(clients, n2, "alice", "laptop", version=5, groups=TEAM)
+    old = im(clients, n3, "alice", "old", version=4, groups=TEAM)
+    bpc = im(clients, n2, "bob", "pc", version=5, groups=TEAM)
+    btab = im(clients, n3, "bob", "tab", version=4, groups=TEAM)
+    cpc = im(clients, n3, "carol", "pc", version=5, groups=TEAM)
+    everyone = [phone, laptop, old, bpc, btab, cpc]
+    for c in everyone:
+        assert c.subscribe("g/talk/team", 1) == [1]
+    settle_probe(phone, "p2p/talk/bob", [laptop, old, bpc, btab])
+    settle_probe(bpc, "p2p/talk/alice", [phone, laptop, old, btab])
+    settle_probe(cpc, "g/talk/team", [phone, laptop, old, bpc, btab])
+    for c in everyone:
+        drain(c, 0.3)
+
+    sent = []
+    for i in range(10):
+        sent.append((phone, "p2p/talk/bob", b"to bob %d" % i))
+    sent.append((phone, "p2p/talk/alice", b"note"))
+    sent.append((bpc, "p2p/talk/alice", b"bob to alice"))
+    sent.append((btab, "g/talk/team", b"bob to team"))
+    sent.append((phone, "p2p/talk/bob", b"last"))
+    for c, t, p in sent:
+        c.publish(t, p, qos=qos)
+        time.sleep(0.01)  # one order across publishers on three nodes
+    by = {phone: "alice@phone", bpc: "bob@pc", btab: "bob@tab"}
+    stamps = {(t, p): by[c] for c, t, p in sent}
+    M = [(t, p) for _, t, p in sent]
+    to_bob = [x for x in M if x[0] == "p2p/talk/bob"]
+    note, b2a, team, last = M[10], M[11], M[12], M[13]
+    expected = {
+        "alice@phone": (phone, [b2a, team]),                    # no echo
+        "alice@laptop": (laptop, to_bob[:-1] + [note, b2a, team, last]),
+        "alice@old": (old, to_bob[:-1] + [note, b2a, team, last]),
+        "bob@pc": (bpc, to_bob[:-1] + [team, last]),           # sync of team? no: own user
+        "bob@tab": (btab, to_bob[:-1] + [b2a, last]),          # sync of b2a
+        "carol@pc": (cpc, [team]),
+    }
+    for who, (c, exp) in expected.items():
+        got = expect_exact(c, exp, who)
+        for msg in got:
+            key = (msg.topic, msg.payload)
+            if c.version == 5:
+                assert stamp(msg) == stamps[key], "%s: from of %r is %r" % (
+                    who, key, stamp(msg))
+            assert msg.qos == qos
+
+
+def sub_ids(msg):
+    p = getattr(msg, "properties", None)
+    v = getattr(p, "SubscriptionIdentifier", None) if p is not None else None
+    return sorted(v) if isinstance(v, list) else ([v] if v else [])
+
+
+def test_mqtt_rules_across_nodes(broker, clients, nats_cluster):
+    """Overlapping wildcards on a remote node give one copy with every
+    subscription identifier; No Local, retain as published and message
+    expiry hold across nodes; an UNSUBSCRIBE stops remote delivery."""
+    import paho.mqtt.client as mqtt
+    nats, (n1, n2, n3) = start_nodes(broker, nats_cluster)
+    s2 = clients(n2, "s2", version=5)
+    s2.subscribe("w/#", properties=props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=7),
+                 options=mqtt.SubscribeOptions(qos=1))
+    s2.subscribe("w/+/c", properties=props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=9),
+                 options=mqtt.SubscribeOptions(qos=1, retainAsPublished=True))
+    s3 = clients(n3, "s3", version=5)
+    s3.subscribe("w/+/c", options=mqtt.SubscribeOptions(qos=1))
+    # the publisher subscribes itself with No Local, on its own node
+    pub = clients(n1, "pub", version=5)
+    pub.subscribe("w/#", options=mqtt.SubscribeOptions(qos=1, noLocal=True))
+    other = clients(n1, "other", version=5)  # a local peer that sees it
+    other.subscribe("w/#", options=mqtt.SubscribeOptions(qos=1))
+    settle(pub, [s2, s3])
+    drain(other, 0.2)
+
+    pub.publish("w/b/c", b"one", qos=1, retain=True,
+                properties=props(PacketTypes.PUBLISH, MessageExpiryInterval=120))
+    pub.publish("w", b"parent", qos=1)    # w/# matches its parent too
+    pub.publish("w/x", b"two", qos=0)
+    g2 = expect_exact(s2, [("w/b/c", b"one"), ("w", b"parent"), ("w/x", b"two")], "s2")
+    assert sub_ids(g2[0]) == [7, 9]       # one copy, both identifiers
+    assert g2[0].retain                    # retain as published (id 9)
+    left = g2[0].properties.MessageExpiryInterval
+    assert 0 < left <= 120
+    assert sub_ids(g2[1]) == [7] and sub_ids(g2[2]) == [7]
+    g3 = expect_exact(s3, [("w/b/c", b"one")], "s3")
+    assert not g3[0].retain                # not retain-as-published
+    assert sub_ids(g3[0]) == []
+    expect_exact(other, [("w/b/c", b"one"), ("w", b"parent"), ("w/x", b"two")], "other")
+    expect_exact(pub, [], "the publisher (No Local)")
+
+    # UNSUBSCRIBE on node 3: nothing more reaches s3; s2 keeps w/#
+    s3.unsubscribe("w/+/c")
+    s2.unsubscribe("w/+/c")
+    time.sleep(0.5 * SLOW)
+    pub.publish("w/b/c", b"after", qos=1)
+    g2 = expect_exact(s2, [("w/b/c", b"after")], "s2 after unsubscribe")
+    assert sub_ids(g2[0]) == [7]
+    expect_exact(s3, [], "s3 after unsubscribe")
+    # the retained message stays on node 1 (retained across nodes is the
+    # KV slice): a new subscriber on node 1 gets it
+    late = clients(n1, "late", version=5)
+    late.subscribe("w/b/c", 1)
+    expect_exact(late, [("w/b/c", b"one")], "late on node 1")
+
+
+def test_shared_subscription_across_nodes(broker, clients, nats_cluster):
+    """$share/g/s/# with members on nodes 1, 2 and 3 (two on node 2):
+    every message published on node 1 reaches exactly one member; a
+    second group of the same name on another filter gets its own copy;
+    a plain subscriber gets every one."""
+    nats, (n1, n2, n3) = start_nodes(broker, nats_cluster)
+    members = [clients(n1, "m1", version=5), clients(n2, "m2a", version=5),
+               clients(n2, "m2b", version=4), clients(n3, "m3", version=5)]
+    for m in members:
+        assert m.subscribe("$share/g/s/#", 1) == [1]
+    other = clients(n3, "o3", version=5)
+    assert other.subscribe("$share/g/s/+", 1) == [1]
+    plain = clients(n2, "p2", version=5)
+    assert plain.subscribe("s/#", 1) == [1]
+    pub = clients(n1, "pub", version=5)
+    settle(pub, [other, plain] + members)
+    time.sleep(0.3)
+    N = 60
+    for i in range(N):
+        pub.publish("s/t", b"%d" % i, qos=i % 2)
+    expected = [("s/t", b"%d" % i) for i in range(N)]
+    expect_exact(plain, expected, "plain")
+    expect_exact(other, expected, "the other group's only member")
+    got, per = [], []
+    for m in members:
+        mine = tp(drain(m, 1.0 * SLOW))
+        per.append(len(mine))
+        got += mine
+    assert sorted(got) == sorted(expected), "group got %r" % sorted(got)
+    # NATS spreads the group over the nodes (a queue group per filter):
+    # with 60 messages, more than one node's members get some
+    on_node = [per[0], per[1] + per[2], per[3]]
+    assert sum(1 for k in on_node if k) >= 2, per
