@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cluster_link.h"
+#include "cluster_route.h"
 #include "conn.h"
 #include "im_push.h"
 #include "metrics_process.h"
@@ -209,6 +210,30 @@ char *metrics_render(server *srv, size_t *len)
         one(&b, "imqtt_cluster_queue_dropped_total", "counter",
             "NATS messages dropped because the loop's queue was full",
             cluster_link_dropped(srv->cluster));
+    }
+    if (srv->cluster_route) {
+        cluster_route_stats rs;
+        cluster_route_get_stats(srv->cluster_route, &rs);
+        one(&b, "imqtt_cluster_published_total", "counter",
+            "Messages this node sent to the other nodes over NATS",
+            rs.published);
+        one(&b, "imqtt_cluster_publish_failed_total", "counter",
+            "Messages NATS refused (too large, no subject, no buffer)",
+            rs.publish_failed);
+        one(&b, "imqtt_cluster_received_total", "counter",
+            "Messages from other nodes routed to local sessions", rs.received);
+        one(&b, "imqtt_cluster_duplicates_total", "counter",
+            "Second copies of one message (overlapping NATS subscriptions) "
+            "dropped",
+            rs.duplicates);
+        one(&b, "imqtt_cluster_own_total", "counter",
+            "This node's own messages coming back from NATS, dropped", rs.own);
+        one(&b, "imqtt_cluster_invalid_total", "counter",
+            "NATS messages on the node's subjects that did not decode",
+            rs.invalid);
+        one(&b, "imqtt_cluster_subjects", "gauge",
+            "NATS subscriptions the node holds for its local filters",
+            rs.subjects);
     }
 
     /* Counters sharing a name are one metric family with a cause label:

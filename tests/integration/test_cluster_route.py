@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from clusterhelp import nats_cluster, node_config  # noqa: F401 (fixture)
+from clusterhelp import http_get, nats_cluster, node_config  # noqa: F401 (fixture)
+import promparse
 from conftest import PacketTypes, SLOW, props
 from imhelp import drain, from_props, im, im_config, tp
 
@@ -51,6 +52,12 @@ def settle(pub, subs):
         drain(s, 0.2)
 
 
+def metric(b, name):
+    status, body = http_get(b.config["http"]["port"], "/metrics")
+    assert status == 200, body
+    return promparse.parse(body)[name]["samples"][0][2]
+
+
 def expect_exact(c, expected, who, timeout=5.0, quiet=0.5):
     got = []
     deadline = time.monotonic() + timeout * SLOW
@@ -77,6 +84,35 @@ def test_plain_routing_across_nodes(broker, clients, nats_cluster):
     expected = [("a/b", b"m%d" % i) for i in range(20)]
     expect_exact(sub2, expected, "sub2")
     expect_exact(sub3, expected, "sub3")
+    # node 3's a/+ and node 2's a/b: one NATS subscription each
+    assert metric(n2, "imqtt_cluster_subjects") == 1
+    assert metric(n3, "imqtt_cluster_subjects") == 1
+    assert metric(n1, "imqtt_cluster_published_total") >= 20
+    assert metric(n2, "imqtt_cluster_received_total") >= 20
+    assert metric(n2, "imqtt_cluster_invalid_total") == 0
+    # the last local subscriber goes: the node unsubscribes on NATS
+    sub2.unsubscribe("a/b")
+    assert metric(n2, "imqtt_cluster_subjects") == 0
+
+
+def test_overlapping_filters_one_copy(broker, clients, nats_cluster):
+    """a/# (two NATS subjects: a.> and a), a/+ and a/b on one node: NATS
+    sends that node up to three copies of a message; it delivers one."""
+    nats, (n1, n2) = start_nodes(broker, nats_cluster, n=2)
+    s = clients(n2, "s", version=5)
+    for f in ("a/#", "a/+", "a/b"):
+        assert s.subscribe(f, 1) == [1]
+    t = clients(n2, "t", version=4)
+    assert t.subscribe("a/b", 0) == [0]
+    pub = clients(n1, "pub", version=5)
+    settle(pub, [s, t])
+    drain(s, 0.3)
+    for i in range(30):
+        pub.publish("a/b" if i % 3 else "a", b"%d" % i, qos=1)
+    expect_exact(s, [("a/b" if i % 3 else "a", b"%d" % i) for i in range(30)], "s")
+    expect_exact(t, [("a/b", b"%d" % i) for i in range(30) if i % 3], "t")
+    assert metric(n2, "imqtt_cluster_subjects") == 4
+    assert metric(n2, "imqtt_cluster_duplicates_total") >= 20
 
 
 def settle_probe(pub, topic, receivers, quiet=0.5):
