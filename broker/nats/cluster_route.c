@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_env.h"
 #include "cluster_hooks.h"
 #include "errors.h"
 #include "hmap.h"
@@ -17,22 +18,7 @@
 #include "subject.h"
 #include "topic.h"
 
-/* The envelope: the NATS payload of a routed message, big-endian.
- *   u8 version (1) | u8 flags: qos in bits 0-1, retain as published bit 2
- *   u16 node length | node | u64 epoch | u64 sequence
- *   u32 expiry left in ms (0: none)
- *   u16 topic length | topic          (the message's topic)
- *   u16 route length | route topic    (0: the message's topic; else the
- *                                      topic whose subscriptions it is
- *                                      for: an IM sync copy's inbox)
- *   u16 client id length | client id  (the publisher's, for No Local;
- *                                      0: the broker's own message)
- *   u32 property block length | the forwardable v5 property block
- *   payload (the rest)
- * The epoch is random per process: a restarted node's sequence starts
- * again without its messages being taken for duplicates. */
-#define ENV_VERSION 1
-#define ENV_FIXED   (1 + 1 + 2 + 8 + 8 + 4 + 2 + 2 + 2 + 4)
+/* The envelope is cluster_env.h. */
 
 /* A subject longer than this is not subscribed or published: nats-server
  * refuses a protocol line over its max_control_line (4 KB by default). */
@@ -82,65 +68,6 @@ struct cluster_route {
     char *subj; /* owned: subject scratch, SUBJECT_MAX + 1 */
     cluster_route_stats st;
 };
-
-/* ---- bytes -------------------------------------------------------------- */
-
-static uint8_t *put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-    return p + 2;
-}
-
-static uint8_t *put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--)
-        *p++ = (uint8_t)(v >> (8 * i));
-    return p;
-}
-
-static uint8_t *put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--)
-        *p++ = (uint8_t)(v >> (8 * i));
-    return p;
-}
-
-static uint8_t *putb(uint8_t *p, const void *b, size_t n)
-{
-    if (n)
-        memcpy(p, b, n);
-    return p + n;
-}
-
-typedef struct reader {
-    const uint8_t *p, *end;
-    bool bad;
-} reader;
-
-static uint64_t get(reader *r, int bytes)
-{
-    if (r->end - r->p < bytes) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++)
-        v = v << 8 | *r->p++;
-    return v;
-}
-
-static mqtt_str get_str(reader *r, int lenbytes)
-{
-    uint64_t n = get(r, lenbytes);
-    if (r->bad || (uint64_t)(r->end - r->p) < n) {
-        r->bad = true;
-        return (mqtt_str){NULL, 0};
-    }
-    mqtt_str s = {r->p, (uint32_t)n};
-    r->p += n;
-    return s;
-}
 
 static bool str_eq(mqtt_str a, mqtt_str b)
 {
@@ -288,46 +215,28 @@ static void on_route(void *arg, msg *m, mqtt_str route_topic,
         return;
     }
     mqtt_str topic = msg_topic(m);
-    mqtt_str route =
-        str_eq(topic, route_topic) ? (mqtt_str){NULL, 0} : route_topic;
-    mqtt_str cid = {NULL, 0};
+    cluster_env e = {
+        .qos = m->qos,
+        .retain = m->retain,
+        .node = {(const uint8_t *)r->cc->node, (uint32_t)r->node_len},
+        .epoch = r->epoch,
+        .seq = ++r->seq,
+        .expiry_ms = expiry,
+        .topic = topic,
+        .route = str_eq(topic, route_topic) ? (mqtt_str){NULL, 0} : route_topic,
+        .props = msg_props_block(m),
+        .payload = msg_payload(m),
+    };
     if (from)
-        cid = (mqtt_str){(const uint8_t *)from->client_id, from->client_id_len};
-    mqtt_bytes props = msg_props_block(m);
-    mqtt_bytes payload = msg_payload(m);
-    size_t need = ENV_FIXED + r->node_len + topic.len + route.len + cid.len +
-                  props.len + payload.len;
-    if (need > r->buf_cap) {
-        size_t cap = r->buf_cap ? r->buf_cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *nb = realloc(r->buf, cap);
-        if (!nb) {
-            r->st.publish_failed++;
-            return;
-        }
-        r->buf = nb;
-        r->buf_cap = cap;
+        e.cid =
+            (mqtt_str){(const uint8_t *)from->client_id, from->client_id_len};
+    int len = cluster_env_encode(&e, &r->buf, &r->buf_cap);
+    if (len < 0) {
+        r->st.publish_failed++;
+        return;
     }
-    uint8_t *p = r->buf;
-    *p++ = ENV_VERSION;
-    *p++ = (uint8_t)((m->qos & 3) | (m->retain ? 4 : 0));
-    p = put16(p, (uint32_t)r->node_len);
-    p = putb(p, r->cc->node, r->node_len);
-    p = put64(p, r->epoch);
-    p = put64(p, ++r->seq);
-    p = put32(p, expiry);
-    p = put16(p, topic.len);
-    p = putb(p, topic.ptr, topic.len);
-    p = put16(p, route.len);
-    p = putb(p, route.ptr, route.len);
-    p = put16(p, cid.len);
-    p = putb(p, cid.ptr, cid.len);
-    p = put32(p, props.len);
-    p = putb(p, props.ptr, props.len);
-    p = putb(p, payload.ptr, payload.len);
     natsStatus s = natsConnection_Publish(cluster_link_conn(r->link), r->subj,
-                                          r->buf, (int)(p - r->buf));
+                                          r->buf, len);
     if (s == NATS_OK)
         r->st.published++;
     else
@@ -375,28 +284,16 @@ static void on_nats(void *arg, natsMsg *nm, int64_t sid)
         natsMsg_Destroy(nm); /* unsubscribed meanwhile */
         return;
     }
-    reader rd = {(const uint8_t *)natsMsg_GetData(nm), NULL, false};
-    rd.end = rd.p + natsMsg_GetDataLength(nm);
-    uint8_t ver = (uint8_t)get(&rd, 1);
-    uint8_t flags = (uint8_t)get(&rd, 1);
-    mqtt_str node = get_str(&rd, 2);
-    uint64_t epoch = get(&rd, 8);
-    uint64_t seq = get(&rd, 8);
-    uint32_t expiry = (uint32_t)get(&rd, 4);
-    mqtt_str topic = get_str(&rd, 2);
-    mqtt_str route = get_str(&rd, 2);
-    mqtt_str cid = get_str(&rd, 2);
-    mqtt_str props = get_str(&rd, 4);
-    if (rd.bad || ver != ENV_VERSION || (flags & 3) == 3 ||
-        mqtt_topic_name_check(topic, NULL) != 0 ||
-        (route.len && mqtt_topic_name_check(route, NULL) != 0)) {
+    cluster_env e;
+    if (cluster_env_decode((const uint8_t *)natsMsg_GetData(nm),
+                           (size_t)natsMsg_GetDataLength(nm), &e) != 0) {
         r->st.invalid++;
         natsMsg_Destroy(nm);
         return;
     }
     filt *f = fs->f;
-    bool own = epoch == r->epoch && node.len == r->node_len &&
-               memcmp(node.ptr, r->cc->node, r->node_len) == 0;
+    bool own = e.epoch == r->epoch && e.node.len == r->node_len &&
+               memcmp(e.node.ptr, r->cc->node, r->node_len) == 0;
     if (!f->shared) {
         /* the node routed its own message itself; shared groups are
          * served only through NATS, so a queue copy of one's own counts */
@@ -405,29 +302,28 @@ static void on_nats(void *arg, natsMsg *nm, int64_t sid)
             natsMsg_Destroy(nm);
             return;
         }
-        if (!fresh(r, node, epoch, seq)) {
+        if (!fresh(r, e.node, e.epoch, e.seq)) {
             r->st.duplicates++;
             natsMsg_Destroy(nm);
             return;
         }
     }
     server *srv = r->srv;
-    uint64_t expiry_at = expiry ? uv_now(srv->loop) + expiry : 0;
-    mqtt_bytes payload = {rd.p, (uint32_t)(rd.end - rd.p)};
-    msg *m = msg_new_encoded(topic, props, payload, flags & 3, flags & 4,
+    uint64_t expiry_at = e.expiry_ms ? uv_now(srv->loop) + e.expiry_ms : 0;
+    msg *m = msg_new_encoded(e.topic, e.props, e.payload, e.qos, e.retain,
                              expiry_at, ++srv->next_msg_id);
     if (!m) {
         r->st.invalid++;
         natsMsg_Destroy(nm);
         return;
     }
-    route_remote rr = {cid, {NULL, 0}, {NULL, 0}};
+    route_remote rr = {e.cid, {NULL, 0}, {NULL, 0}};
     if (f->shared) {
         rr.group = f->group;
         rr.group_filter = f->inner;
     }
     r->st.received++;
-    route_publish_remote(srv, m, route.len ? route : topic, &rr);
+    route_publish_remote(srv, m, e.route.len ? e.route : e.topic, &rr);
     msg_unref(m);
     natsMsg_Destroy(nm);
 }
