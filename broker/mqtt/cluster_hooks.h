@@ -26,6 +26,10 @@ typedef struct cluster_hooks {
      * included) was added / removed; not called when a subscription's
      * options are only updated. The hooks count them per filter: the
      * first one subscribes on NATS, the last one's removal unsubscribes. */
+    /* m (borrowed), published here with the retain flag, has just been
+     * retained locally (or cleared, for an empty payload): make it the
+     * cluster's retained message of its topic. */
+    void (*on_retain)(void *arg, struct msg *m);
     void (*on_sub_added)(void *arg, mqtt_str filter);
     void (*on_sub_removed)(void *arg, mqtt_str filter);
 } cluster_hooks;

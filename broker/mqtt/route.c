@@ -238,8 +238,11 @@ void route_scratch_free(worker *w)
 uint32_t route_message(server *srv, msg *m, session *from)
 {
     persist_retained(srv, m); /* no-op unless m->retain */
-    if (m->retain)
-        retain_set(srv, m, from);
+    if (m->retain && retain_set(srv, m, from) == 0) {
+        const cluster_hooks *h = srv->cluster_hooks;
+        if (h)
+            h->on_retain(h->arg, m);
+    }
     srv->stats.msgs_received++;
     uint32_t n = route_publish(srv, m, from);
     srv->policy->sync(srv, m, from);

@@ -9,6 +9,7 @@
 
 #include "cluster_env.h"
 #include "cluster_hooks.h"
+#include "cluster_retain.h"
 #include "errors.h"
 #include "hmap.h"
 #include "log.h"
@@ -67,6 +68,7 @@ struct cluster_route {
     size_t buf_cap;
     char *subj; /* owned: subject scratch, SUBJECT_MAX + 1 */
     cluster_route_stats st;
+    cluster_retain *retain; /* owned: the retained bucket; NULL: none */
 };
 
 static bool str_eq(mqtt_str a, mqtt_str b)
@@ -243,6 +245,13 @@ static void on_route(void *arg, msg *m, mqtt_str route_topic,
         r->st.publish_failed++;
 }
 
+static void on_retain(void *arg, msg *m)
+{
+    cluster_route *r = arg;
+    if (r->retain && !is_sys(msg_topic(m)))
+        cluster_retain_put(r->retain, m);
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 /* Whether (node, epoch, seq) is new: sequences of one process only grow,
@@ -350,7 +359,9 @@ cluster_route *cluster_route_start(server *srv, cluster_link *l,
     seed = (seed ^ (seed >> 30)) * 0xBF58476D1CE4E5B9ull;
     seed = (seed ^ (seed >> 27)) * 0x94D049BB133111EBull;
     r->epoch = seed ^ (seed >> 31);
-    r->hooks = (cluster_hooks){r, on_route, on_sub_added, on_sub_removed};
+    r->hooks =
+        (cluster_hooks){r, on_route, on_retain, on_sub_added, on_sub_removed};
+    r->retain = cluster_retain_start(srv, cc);
     cluster_link_set_sink(l, on_nats, r);
     /* the subscriptions of sessions loaded from the store */
     uint32_t pos = 0;
@@ -368,6 +379,7 @@ void cluster_route_stop(cluster_route *r)
         return;
     r->stopped = true;
     r->srv->cluster_hooks = NULL;
+    cluster_retain_stop(r->retain);
     cluster_link_set_sink(r->link, NULL, NULL);
     uint32_t pos = 0;
     filt *f;
@@ -389,9 +401,15 @@ void cluster_route_free(cluster_route *r)
     while ((o = hmap_next(&r->origins, &pos)) != NULL)
         free(o);
     hmap_free(&r->origins);
+    cluster_retain_free(r->retain);
     free(r->buf);
     free(r->subj);
     free(r);
+}
+
+cluster_retain *cluster_route_retain(cluster_route *r)
+{
+    return r->retain;
 }
 
 void cluster_route_get_stats(const cluster_route *r, cluster_route_stats *out)

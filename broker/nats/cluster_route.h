@@ -51,6 +51,9 @@ typedef struct cluster_route_stats {
     uint32_t subjects;       /* NATS subscriptions held */
 } cluster_route_stats;
 
+/* The retained bucket (cluster_retain.h) the route owns, or NULL. */
+struct cluster_retain *cluster_route_retain(cluster_route *r);
+
 void cluster_route_get_stats(const cluster_route *r, cluster_route_stats *out);
 
 #endif

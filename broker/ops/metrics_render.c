@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cluster_link.h"
+#include "cluster_retain.h"
 #include "cluster_route.h"
 #include "conn.h"
 #include "im_push.h"
@@ -234,6 +235,25 @@ char *metrics_render(server *srv, size_t *len)
         one(&b, "imqtt_cluster_subjects", "gauge",
             "NATS subscriptions the node holds for its local filters",
             rs.subjects);
+        cluster_retain *cr = cluster_route_retain(srv->cluster_route);
+        if (cr) {
+            cluster_retain_stats ks;
+            cluster_retain_get_stats(cr, &ks);
+            one(&b, "imqtt_cluster_retained_ready", "gauge",
+                "1 once the retained KV bucket is open and read", ks.ready);
+            one(&b, "imqtt_cluster_retained_written_total", "counter",
+                "Retained sets and clears the KV bucket took", ks.written);
+            one(&b, "imqtt_cluster_retained_failed_total", "counter",
+                "Retained writes the KV bucket did not take", ks.failed);
+            one(&b, "imqtt_cluster_retained_dropped_total", "counter",
+                "Retained writes dropped: the queue to the bucket was full",
+                ks.dropped);
+            one(&b, "imqtt_cluster_retained_applied_total", "counter",
+                "Changes of the KV bucket applied to the local retained index",
+                ks.applied);
+            one(&b, "imqtt_cluster_retained_invalid_total", "counter",
+                "KV bucket values that did not decode", ks.invalid);
+        }
     }
 
     /* Counters sharing a name are one metric family with a cause label:
