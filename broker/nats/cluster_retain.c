@@ -10,10 +10,12 @@
 #include "cluster_env.h"
 #include "cluster_nats.h"
 #include "errors.h"
+#include "hmap.h"
 #include "log.h"
 #include "loop_lock.h"
 #include "msg.h"
 #include "persist.h"
+#include "retain_index.h"
 #include "retain_limits.h"
 #include "subject.h"
 #include "wallclock.h"
@@ -56,6 +58,14 @@ struct cluster_retain {
     kvWatcher *w;       /* owned by the watcher; kvWatcher_Stop from stop */
     natsConnection *nc; /* owned; the threads' connection */
     jsCtx *js;          /* owned */
+
+    /* The loop's side: until the bucket's present values have all been
+     * applied once (synced), the topics they hold (keys owned: copies of
+     * the topics), so that what the local store still retains but the
+     * bucket no longer does (cleared while this node was away) is
+     * cleared here too. */
+    bool synced;
+    hmap seen;
 
     uint8_t *buf; /* owned: the envelope being built (under the loop lock) */
     size_t buf_cap;
@@ -258,8 +268,17 @@ static void watcher_main(void *arg)
             if (s != NATS_OK)
                 break; /* stopped */
             if (!e) {
-                /* the bucket's present values have all been seen */
-                atomic_store(&cr->ready, true);
+                /* the bucket's present values have all been seen: the
+                 * loop reconciles (an item without a key) */
+                kv_item *mark = calloc(1, sizeof(*mark));
+                uv_mutex_lock(&cr->lock);
+                if (mark && !cr->closing) {
+                    list_push(&cr->changes, mark);
+                    mark = NULL;
+                    uv_async_send(&cr->async);
+                }
+                uv_mutex_unlock(&cr->lock);
+                free(mark);
                 continue;
             }
             kv_item *it = calloc(1, sizeof(*it));
@@ -306,9 +325,94 @@ static void watcher_main(void *arg)
 
 /* ---- the loop ----------------------------------------------------------- */
 
+static void seen_set(cluster_retain *cr, mqtt_str t, bool present)
+{
+    if (cr->synced)
+        return;
+    uint8_t *old = hmap_remove(&cr->seen, t);
+    free(old);
+    if (!present)
+        return;
+    uint8_t *k = malloc(t.len ? t.len : 1);
+    if (!k)
+        return;
+    memcpy(k, t.ptr, t.len);
+    if (hmap_put(&cr->seen, (mqtt_bytes){k, t.len}, k, NULL) < 0)
+        free(k);
+}
+
+typedef struct stale {
+    cluster_retain *cr;
+    mqtt_str *topics; /* owned array of owned copies */
+    uint32_t n, cap;
+} stale;
+
+static void collect(void *arg, mqtt_str topic, void *value)
+{
+    (void)value;
+    stale *st = arg;
+    if (hmap_get(&st->cr->seen, topic))
+        return;
+    if (st->n == st->cap) {
+        uint32_t cap = st->cap ? st->cap * 2 : 16;
+        mqtt_str *nt = realloc(st->topics, cap * sizeof(*nt));
+        if (!nt)
+            return;
+        st->topics = nt;
+        st->cap = cap;
+    }
+    uint8_t *copy = malloc(topic.len);
+    if (!copy)
+        return;
+    memcpy(copy, topic.ptr, topic.len);
+    st->topics[st->n++] = (mqtt_str){copy, topic.len};
+}
+
+static void clear_topic(server *srv, mqtt_str t)
+{
+    msg *m =
+        msg_new(t, NULL, (mqtt_bytes){NULL, 0}, 0, true, 0, ++srv->next_msg_id);
+    if (!m)
+        return;
+    persist_retained(srv, m);
+    retain_set(srv, m, NULL);
+    msg_unref(m);
+}
+
+/* The bucket has been read through once: clear what this node retains
+ * (from its store) that the bucket does not hold. Topics under '$' are
+ * left alone (a node's own). */
+static void reconcile(cluster_retain *cr)
+{
+    if (cr->synced)
+        return;
+    stale st = {cr, NULL, 0, 0};
+    retain_index_match(cr->srv->retain, MQTT_STR_LIT("#"), collect, &st);
+    for (uint32_t i = 0; i < st.n; i++) {
+        clear_topic(cr->srv, st.topics[i]);
+        free((void *)st.topics[i].ptr);
+    }
+    if (st.n)
+        log_info("cluster: %u retained messages the bucket no longer holds "
+                 "cleared",
+                 st.n);
+    free(st.topics);
+    uint32_t pos = 0;
+    void *k;
+    while ((k = hmap_next(&cr->seen, &pos)) != NULL)
+        free(k);
+    hmap_free(&cr->seen);
+    cr->synced = true;
+    atomic_store(&cr->ready, true);
+}
+
 static void apply(cluster_retain *cr, kv_item *it)
 {
     server *srv = cr->srv;
+    if (!it->key) {
+        reconcile(cr);
+        return;
+    }
     uint8_t topic[4096];
     int tn = cluster_subject_to_topic(KEY_PREFIX, it->key, strlen(it->key),
                                       topic, sizeof topic);
@@ -341,6 +445,7 @@ static void apply(cluster_retain *cr, kv_item *it)
     }
     if (!m)
         return;
+    seen_set(cr, t, m->payload_len > 0);
     persist_retained(srv, m);
     retain_set(srv, m, NULL);
     msg_unref(m);
@@ -471,6 +576,11 @@ void cluster_retain_free(cluster_retain *cr)
         return;
     list_free(&cr->writes);
     list_free(&cr->changes);
+    uint32_t pos = 0;
+    void *k;
+    while ((k = hmap_next(&cr->seen, &pos)) != NULL)
+        free(k);
+    hmap_free(&cr->seen);
     kvStore_Destroy(cr->kv);
     jsCtx_Destroy(cr->js);
     if (cr->nc) {

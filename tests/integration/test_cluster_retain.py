@@ -114,3 +114,37 @@ def test_new_node_gets_the_bucket(broker, clients, nats_cluster):
              timeout=15 * SLOW, what="retained bucket ready on node 2")
     got = retained_on(clients, n2, "late/#", "n2")
     assert sorted(got) == [("late/%d" % i, b"x%d" % i) for i in range(5)]
+
+
+def test_node_back_after_a_clear_answers_like_the_others(broker, clients, nats_cluster,
+                                                         tmp_path):
+    """Node 2 retains r/x and r/y in its own store, stops; meanwhile r/x is
+    cleared and r/z set on node 1. Node 2 comes back on its store: it
+    answers like node 1 (r/y, r/z), not what its store had."""
+    nats = nats_cluster()
+    store2 = str(tmp_path / "node2-store")
+    n1 = broker(node_config(nats, "imqtt1", proxy=False))
+    cfg2 = node_config(nats, "imqtt2", proxy=False, store={"dir": store2})
+    n2 = broker(cfg2)
+    for b in (n1, n2):
+        wait_for(lambda b=b: metric(b, "imqtt_cluster_retained_ready") == 1,
+                 timeout=15 * SLOW, what="retained bucket ready")
+    p2 = clients(n2, "p2", version=5)
+    p2.publish("r/x", b"x", qos=1, retain=True)
+    p2.publish("r/y", b"y", qos=1, retain=True)
+    wait_for(lambda: metric(n2, "imqtt_cluster_retained_written_total") >= 2,
+             timeout=10 * SLOW, what="written to the bucket")
+    p2.disconnect()
+    n2.stop()
+    p1 = clients(n1, "p1", version=5)
+    p1.publish("r/x", b"", qos=1, retain=True)
+    p1.publish("r/z", b"z", qos=1, retain=True)
+    wait_for(lambda: metric(n1, "imqtt_cluster_retained_written_total") >= 2,
+             timeout=10 * SLOW, what="written to the bucket")
+    cfg2["http"] = {"port": cfg2["http"]["port"]}
+    n2b = broker(cfg2)
+    wait_for(lambda: metric(n2b, "imqtt_cluster_retained_ready") == 1,
+             timeout=15 * SLOW, what="retained bucket ready on node 2 again")
+    want = [("r/y", b"y"), ("r/z", b"z")]
+    assert sorted(retained_on(clients, n1, "r/#", "a")) == want
+    assert sorted(retained_on(clients, n2b, "r/#", "b")) == want
