@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from clusterhelp import http_get, nats_cluster, node_config  # noqa: F401 (fixture)
+from clusterhelp import (haproxy, http_get, imqtt_cluster, nats_cluster,  # noqa: F401
+                         node_config)
 import promparse
 from conftest import PacketTypes, SLOW, props
 from imhelp import drain, from_props, im, im_config, tp
@@ -313,3 +314,53 @@ def test_shared_subscription_across_nodes(broker, clients, nats_cluster):
     # with 60 messages, more than one node's members get some
     on_node = [per[0], per[1] + per[2], per[3]]
     assert sum(1 for k in on_node if k) >= 2, per
+
+
+class Front:
+    """Where clients connect when they go through HAProxy."""
+    def __init__(self, port):
+        self.host = "127.0.0.1"
+        self.port = port
+
+
+def test_im_through_haproxy(imqtt_cluster, clients):
+    """The fixture's cluster: three nodes behind HAProxy (PROXY v2, users
+    hashed to nodes). Five users with two devices each, wherever HAProxy
+    puts them: every direct message reaches the peer's devices and the
+    sender's other device once, stamped, never the sender."""
+    cfg = im_config()
+    lst = dict(cfg["listeners"][0])
+    lst.pop("bind", None)
+    lst.pop("port", None)
+    lst.update({"proxy_protocol": True, "proxy_from": ["127.0.0.1"]})
+    cl = imqtt_cluster(n=3, listeners=[lst], auth=cfg["auth"])
+    front = Front(cl.port)
+    users = ["u%d" % i for i in range(5)]
+    dev = {(u, d): im(clients, front, u, d, version=5 if d == "a" else 4)
+           for u in users for d in ("a", "b")}
+    # where HAProxy put them, from each node's client count
+    placed = [metric(b, "imqtt_connections") for b in cl.nodes]
+    assert sum(placed) == 10
+    # routes settle: u0@a writes to everyone until all got one
+    for u in users[1:]:
+        settle_probe(dev[("u0", "a")], "p2p/talk/%s" % u,
+                     [dev[(u, "a")], dev[(u, "b")]])
+    settle_probe(dev[("u1", "a")], "p2p/talk/u0", [dev[("u0", "a")], dev[("u0", "b")]])
+    for c in dev.values():
+        drain(c, 0.3)
+    sent = []
+    for i, u in enumerate(users):
+        peer = users[(i + 1) % len(users)]
+        for k in range(5):
+            sent.append(((u, "a"), peer, b"%s->%s %d" % (u.encode(), peer.encode(), k)))
+    for (u, d), peer, p in sent:
+        dev[(u, d)].publish("p2p/talk/%s" % peer, p, qos=1)
+    stamps = {("p2p/talk/%s" % peer, p): "%s@%s" % (u, d) for (u, d), peer, p in sent}
+    for (u, d), c in dev.items():
+        exp = [("p2p/talk/%s" % peer, p) for (su, sd), peer, p in sent
+               if peer == u or (su == u and sd != d)]
+        got = expect_per_publisher(c, exp, stamps, "%s@%s" % (u, d))
+        for msg in got:
+            if c.version == 5:
+                assert stamp(msg) == stamps[(msg.topic, msg.payload)]
+    print("devices per node:", placed)
