@@ -148,3 +148,41 @@ def test_node_back_after_a_clear_answers_like_the_others(broker, clients, nats_c
     want = [("r/y", b"y"), ("r/z", b"z")]
     assert sorted(retained_on(clients, n1, "r/#", "a")) == want
     assert sorted(retained_on(clients, n2b, "r/#", "b")) == want
+
+
+def test_watch_survives_a_nats_restart(broker, clients, nats_cluster):
+    """One NATS server, two nodes. The server is killed and started again
+    on its port and store: a retained message set on node 2 afterwards
+    reaches node 1's retained index (its watch came back), and so does
+    live routing."""
+    import signal
+    nats = nats_cluster(n=1)
+    srv = nats.servers[0]
+    n1 = broker(node_config(nats, "imqtt1", proxy=False))
+    n2 = broker(node_config(nats, "imqtt2", proxy=False))
+    for b in (n1, n2):
+        wait_for(lambda b=b: metric(b, "imqtt_cluster_retained_ready") == 1,
+                 timeout=15 * SLOW, what="retained bucket ready")
+    p2 = clients(n2, "p2", version=5)
+    p2.publish("w/before", b"b", qos=1, retain=True)
+    wait_for(lambda: retained_on(clients, n1, "w/before", "x") == [("w/before", b"b")],
+             timeout=10 * SLOW, what="before the restart")
+    srv.kill(signal.SIGKILL)
+    for b in (n1, n2):
+        wait_for(lambda b=b: metric(b, "imqtt_cluster_nats_connected") == 0,
+                 timeout=10 * SLOW, what="NATS loss seen")
+    srv.start()
+    for b in (n1, n2):
+        wait_for(lambda b=b: metric(b, "imqtt_cluster_nats_connected") == 1,
+                 timeout=20 * SLOW, what="NATS back")
+    k = [0]
+
+    def on_n1():
+        k[0] += 1
+        p2.publish("w/after", b"a%d" % k[0], qos=1, retain=True)
+        time.sleep(0.3)
+        got = retained_on(clients, n1, "w/after", "y%d" % k[0])
+        return got and got[0][0] == "w/after"
+    wait_for(on_n1, timeout=30 * SLOW, interval=0.5,
+             what="a retained set after the restart reaches node 1")
+    assert retained_on(clients, n1, "w/before", "z") == [("w/before", b"b")]
