@@ -164,6 +164,8 @@ def test_watch_survives_a_nats_restart(broker, clients, nats_cluster):
         wait_for(lambda b=b: metric(b, "imqtt_cluster_retained_ready") == 1,
                  timeout=15 * SLOW, what="retained bucket ready")
     p2 = clients(n2, "p2", version=5)
+    live = clients(n1, "live", version=5)
+    assert live.subscribe("live/x", 1) == [1]
     p2.publish("w/before", b"b", qos=1, retain=True)
     wait_for(lambda: retained_on(clients, n1, "w/before", "x") == [("w/before", b"b")],
              timeout=10 * SLOW, what="before the restart")
@@ -186,3 +188,7 @@ def test_watch_survives_a_nats_restart(broker, clients, nats_cluster):
     wait_for(on_n1, timeout=30 * SLOW, interval=0.5,
              what="a retained set after the restart reaches node 1")
     assert retained_on(clients, n1, "w/before", "z") == [("w/before", b"b")]
+    # live routing: libnats subscribed node 1 again on the reconnect
+    drain(live, 0.1)
+    p2.publish("live/x", b"hello", qos=1)
+    assert tp([live.get(timeout=5 * SLOW)]) == [("live/x", b"hello")]
