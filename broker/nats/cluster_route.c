@@ -19,7 +19,14 @@
 #include "subject.h"
 #include "topic.h"
 
-/* The envelope is cluster_env.h. */
+/* The envelope is cluster_env.h.
+ *
+ * Threads: everything here is touched under the loop lock — the hooks by
+ * whichever loop routes or subscribes, on_nats on the main loop (the
+ * link's sink). libnats's own threads see only the link's queue; the
+ * subscriptions' closure is the link, never a filt, so a message still
+ * queued for a filter that has gone finds no sid in by_sid and is
+ * dropped. */
 
 /* A subject longer than this is not subscribed or published: nats-server
  * refuses a protocol line over its max_control_line (4 KB by default). */
@@ -30,8 +37,10 @@ typedef struct filt filt;
 /* One NATS subscription of a filter; `sid` is its key in by_sid. */
 typedef struct fsub {
     int64_t sid;
-    natsSubscription *sub; /* owned; destroyed on the loop that removes it */
-    filt *f;
+    natsSubscription *sub; /* owned; unsubscribed and destroyed by the
+                              loop thread that removes the last local
+                              subscriber (libnats allows any thread) */
+    filt *f;               /* borrowed: the filt this is inside of */
 } fsub;
 
 /* A filter that local sessions subscribe to; the key in `filters` is
@@ -46,7 +55,8 @@ struct filt {
     char text[];
 };
 
-/* The last sequence seen from one node (process): the key is name. */
+/* The last sequence seen from one node (process): the key is name. One
+ * per node name ever seen, freed with the route. */
 typedef struct origin {
     uint64_t epoch, last;
     uint16_t len;
@@ -62,9 +72,11 @@ struct cluster_route {
     size_t node_len;
     uint64_t epoch, seq;
     hmap filters; /* filter text -> filt*, owned */
-    hmap by_sid;  /* 8 bytes of sid -> fsub* (inside its filt) */
+    hmap by_sid;  /* 8 bytes of sid -> fsub* (borrowed: inside its filt;
+                     the key is fsub.sid) */
     hmap origins; /* node name -> origin*, owned */
-    uint8_t *buf; /* owned: the envelope being built */
+    uint8_t *buf; /* owned: the envelope being built (one router at a
+                     time: the loop lock) */
     size_t buf_cap;
     char *subj; /* owned: subject scratch, SUBJECT_MAX + 1 */
     cluster_route_stats st;
