@@ -12,7 +12,7 @@ import pytest
 from clusterhelp import (haproxy, http_get, imqtt_cluster, nats_cluster,  # noqa: F401
                          node_config)
 import promparse
-from conftest import PacketTypes, SLOW, props
+from conftest import PacketTypes, SLOW, props, wait_for
 from imhelp import drain, from_props, im, im_config, tp
 
 pytestmark = pytest.mark.imqtt_only
@@ -364,3 +364,37 @@ def test_im_through_haproxy(imqtt_cluster, clients):
             if c.version == 5:
                 assert stamp(msg) == stamps[(msg.topic, msg.payload)]
     print("devices per node:", placed)
+
+
+def test_stored_sessions_subscribed_at_start(broker, clients, nats_cluster, tmp_path):
+    """A persistent session's subscription on node 2 survives node 2's
+    restart (its store): the node subscribes on NATS again at start-up,
+    and what node 1 publishes while the device is offline is queued for
+    it on node 2."""
+    nats, (n1,) = start_nodes(broker, nats_cluster, n=1)
+    cfg2 = node_config(nats, "imqtt2", proxy=False, store={"dir": str(tmp_path / "s2")})
+    n2 = broker(cfg2)
+    dev = clients(n2, "dev", version=5, clean=False,
+                  properties=props(PacketTypes.CONNECT, SessionExpiryInterval=600))
+    assert dev.subscribe("st/#", 1) == [1]
+    pub = clients(n1, "pub", version=5)
+    settle(pub, [dev])
+    dev.disconnect()
+    n2.stop()
+    n2b = broker(cfg2)
+    wait_for(lambda: metric(n2b, "imqtt_cluster_subjects") == 2,
+             timeout=10 * SLOW, what="st/# subscribed again (st.> and st)")
+    # interest crosses the NATS routes: probe until node 1 sees it
+    deadline = time.monotonic() + 10 * SLOW
+    while metric(n2b, "imqtt_cluster_received_total") == 0:
+        assert time.monotonic() < deadline, "node 2 never reached"
+        pub.publish("st/probe", b"p", qos=0)
+        time.sleep(0.1)
+    for i in range(5):
+        pub.publish("st/m", b"%d" % i, qos=1)
+    time.sleep(0.5 * SLOW)
+    back = clients(n2b, "dev", version=5, clean=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=600))
+    assert back.session_present
+    got = [x for x in tp(drain(back, 1.0)) if x[0] == "st/m"]
+    assert got == [("st/m", b"%d" % i) for i in range(5)]
