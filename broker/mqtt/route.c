@@ -1,7 +1,9 @@
 #include "route.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+#include "cluster_hooks.h"
 #include "conn.h"
 #include "errors.h"
 #include "persist.h"
@@ -41,7 +43,19 @@ typedef struct route_ctx {
     session *from;
     uint32_t delivered;
     bool oom;
+    /* Cluster mode (cluster_hooks.h). groups: shared groups are served
+     * here (a single node; or the one group a NATS queue delivery was
+     * for: gname/gfilter); else only through NATS queue groups. plain:
+     * non-shared subscriptions are served. origin: the publisher's client
+     * id on another node (No Local), empty otherwise. */
+    bool groups, plain;
+    mqtt_str gname, gfilter, origin;
 } route_ctx;
+
+static bool same(mqtt_str a, mqtt_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
 
 static bool grow(void **p, uint32_t *cap, size_t elem)
 {
@@ -71,7 +85,13 @@ static void on_entry(void *arg, const sub_entry *e)
 {
     route_ctx *ctx = arg;
     session *s = e->owner;
-    if (e->opts.no_local && s == ctx->from)
+    if (!ctx->plain)
+        return;
+    if (e->opts.no_local &&
+        (s == ctx->from ||
+         (ctx->origin.len &&
+          same(ctx->origin,
+               (mqtt_str){(const uint8_t *)s->client_id, s->client_id_len}))))
         return;
     uint8_t qos = e->opts.qos < ctx->m->qos ? e->opts.qos : ctx->m->qos;
     bool retain = e->opts.retain_as_published && ctx->m->retain;
@@ -109,7 +129,10 @@ static bool member_ready(const session *s)
 static void on_group(void *arg, sub_group *g)
 {
     route_ctx *ctx = arg;
-    if (g->count == 0)
+    if (g->count == 0 || !ctx->groups)
+        return;
+    if (ctx->gname.len &&
+        (!same(ctx->gname, g->name) || !same(ctx->gfilter, g->filter)))
         return;
     uint32_t pick = g->next % g->count;
     for (uint32_t i = 0; i < g->count; i++) {
@@ -134,7 +157,26 @@ uint32_t route_publish(server *srv, msg *m, session *from)
     return route_publish_as(srv, m, msg_topic(m), from);
 }
 
+static uint32_t route_local(server *srv, msg *m, mqtt_str topic, session *from,
+                            const route_remote *r);
+
 uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
+{
+    uint32_t n = route_local(srv, m, topic, from, NULL);
+    const cluster_hooks *h = srv->cluster_hooks;
+    if (h)
+        h->on_route(h->arg, m, topic, from);
+    return n;
+}
+
+uint32_t route_publish_remote(server *srv, msg *m, mqtt_str topic,
+                              const route_remote *r)
+{
+    return route_local(srv, m, topic, NULL, r);
+}
+
+static uint32_t route_local(server *srv, msg *m, mqtt_str topic, session *from,
+                            const route_remote *r)
 {
     /* The scratch of the worker whose thread routes. */
     worker *w = worker_current();
@@ -147,7 +189,16 @@ uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
     rs->n = rs->nids = 0;
     if (++srv->route_gen == 0)
         srv->route_gen = 1;
-    route_ctx ctx = {srv, w, rs, m, from, 0, false};
+    route_ctx ctx = {srv,  w,         rs,        m,
+                     from, 0,         false,     !srv->cluster_hooks,
+                     true, {NULL, 0}, {NULL, 0}, {NULL, 0}};
+    if (r) {
+        ctx.origin = r->origin;
+        ctx.gname = r->group;
+        ctx.gfilter = r->group_filter;
+        ctx.groups = r->group.len > 0;
+        ctx.plain = r->group.len == 0;
+    }
     sub_visitor v = {on_entry, on_group, &ctx};
     sub_index_match(srv->subs, topic, &v);
 
@@ -187,8 +238,11 @@ void route_scratch_free(worker *w)
 uint32_t route_message(server *srv, msg *m, session *from)
 {
     persist_retained(srv, m); /* no-op unless m->retain */
-    if (m->retain)
-        retain_set(srv, m, from);
+    if (m->retain && retain_set(srv, m, from) == 0) {
+        const cluster_hooks *h = srv->cluster_hooks;
+        if (h)
+            h->on_retain(h->arg, m);
+    }
     srv->stats.msgs_received++;
     uint32_t n = route_publish(srv, m, from);
     srv->policy->sync(srv, m, from);

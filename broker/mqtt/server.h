@@ -112,7 +112,13 @@ typedef struct server {
     } stop_hooks[SERVER_STOP_HOOKS];
     uint32_t nstop_hooks;
     struct cluster_link *cluster; /* owned by main; NULL: single node */
-    const char *config_path;      /* borrowed from main; NULL: no file */
+    /* Installed by main in cluster mode (cluster_hooks.h), owned by
+     * nats/cluster_route.c; NULL: single node, and again once the cluster
+     * link stops. Read and written under the loop lock. */
+    const struct cluster_hooks *cluster_hooks;
+    struct cluster_route *cluster_route; /* owned by main (nats/): live
+                                            routing; NULL: single node */
+    const char *config_path;             /* borrowed from main; NULL: no file */
     bool stopping;
     int exit_code;
 } server;

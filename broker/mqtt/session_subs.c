@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_hooks.h"
 #include "errors.h"
 #include "persist.h"
 #include "session.h"
@@ -116,10 +117,31 @@ static void map_add(session *s, sess_sub *ss)
     }
 }
 
+/* The index, and cluster mode's count of local subscriptions per filter
+ * (cluster_hooks.h): one NULL check on a single node. */
+static int idx_add(session *s, mqtt_str filter, const mqtt_sub_opts *o,
+                   uint32_t sub_id)
+{
+    int rc = sub_index_add(s->srv->subs, filter, s, o, sub_id);
+    const cluster_hooks *h = s->srv->cluster_hooks;
+    if (rc == 1 && h)
+        h->on_sub_added(h->arg, filter);
+    return rc;
+}
+
+static int idx_remove(session *s, mqtt_str filter)
+{
+    int rc = sub_index_remove(s->srv->subs, filter, s);
+    const cluster_hooks *h = s->srv->cluster_hooks;
+    if (rc == 1 && h)
+        h->on_sub_removed(h->arg, filter);
+    return rc;
+}
+
 int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
                       uint32_t sub_id, bool *existed)
 {
-    int rc = sub_index_add(s->srv->subs, filter, s, o, sub_id);
+    int rc = idx_add(s, filter, o, sub_id);
     if (rc < 0)
         return rc;
     *existed = rc == 0;
@@ -137,7 +159,7 @@ int session_subscribe(session *s, mqtt_str filter, const mqtt_sub_opts *o,
      * len): "p2p/talk/u1234" takes a 48-byte chunk, not 64. */
     ss = malloc(offsetof(sess_sub, filter) + filter.len);
     if (!ss) {
-        sub_index_remove(s->srv->subs, filter, s);
+        idx_remove(s, filter);
         return IMQTT_ENOMEM;
     }
     ss->opts = *o;
@@ -171,7 +193,7 @@ void session_subs_clear(session *s)
     while (s->subs) {
         sess_sub *ss = s->subs;
         s->subs = ss->next;
-        sub_index_remove(s->srv->subs, sub_key(ss), s);
+        idx_remove(s, sub_key(ss));
         free(ss);
     }
     s->nsubs = 0;
@@ -189,7 +211,7 @@ static void forget_groups(session *s)
 
 int session_unsubscribe(session *s, mqtt_str filter)
 {
-    int rc = sub_index_remove(s->srv->subs, filter, s);
+    int rc = idx_remove(s, filter);
     if (rc > 0 && persist_on(s))
         store_del_sub(s->srv->store, s->sid, filter);
     sess_sub *ss = find_sub(s, filter);

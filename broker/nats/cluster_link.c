@@ -25,8 +25,16 @@ struct cluster_link {
     char inbox_subject[128];
     uv_async_t async; /* wakes the loop: messages or a state change */
 
+    /* Messages that are not for the inbox go to the sink (cluster_route.c),
+     * on the loop under the loop lock; NULL: dropped. */
+    cluster_link_sink sink;
+    void *sink_arg;
+
     uv_mutex_t lock; /* guards the queue, `closing` and `events` */
-    natsMsg *queue[LINK_QUEUE_CAP];
+    struct queued {
+        natsMsg *m;  /* owned by the queue until drained */
+        int64_t sid; /* the subscription it arrived on */
+    } queue[LINK_QUEUE_CAP];
     uint32_t head, count;
     bool closing;
     unsigned events; /* EV_* seen by library threads, logged by the loop */
@@ -37,7 +45,7 @@ struct cluster_link {
 
 enum { EV_CONNECTED = 1, EV_DISCONNECTED = 2, EV_RECONNECTED = 4 };
 
-static void post(cluster_link *l, unsigned ev, natsMsg *m)
+static void post(cluster_link *l, unsigned ev, natsMsg *m, int64_t sid)
 {
     uv_mutex_lock(&l->lock);
     if (l->closing) {
@@ -51,7 +59,8 @@ static void post(cluster_link *l, unsigned ev, natsMsg *m)
             atomic_fetch_add(&l->dropped, 1);
             natsMsg_Destroy(m);
         } else {
-            l->queue[(l->head + l->count) % LINK_QUEUE_CAP] = m;
+            l->queue[(l->head + l->count) % LINK_QUEUE_CAP] =
+                (struct queued){m, sid};
             l->count++;
         }
     }
@@ -65,8 +74,13 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
                    void *arg)
 {
     (void)nc;
-    (void)sub;
-    post(arg, 0, m);
+    post(arg, 0, m, natsSubscription_GetID(sub));
+}
+
+void cluster_link_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                         void *link)
+{
+    on_msg(nc, sub, m, link);
 }
 
 static void on_connected(natsConnection *nc, void *arg)
@@ -74,7 +88,7 @@ static void on_connected(natsConnection *nc, void *arg)
     (void)nc;
     cluster_link *l = arg;
     atomic_store(&l->connected, true);
-    post(l, EV_CONNECTED, NULL);
+    post(l, EV_CONNECTED, NULL, 0);
 }
 
 static void on_disconnected(natsConnection *nc, void *arg)
@@ -82,7 +96,7 @@ static void on_disconnected(natsConnection *nc, void *arg)
     (void)nc;
     cluster_link *l = arg;
     atomic_store(&l->connected, false);
-    post(l, EV_DISCONNECTED, NULL);
+    post(l, EV_DISCONNECTED, NULL, 0);
 }
 
 static void on_reconnected(natsConnection *nc, void *arg)
@@ -91,23 +105,30 @@ static void on_reconnected(natsConnection *nc, void *arg)
     cluster_link *l = arg;
     atomic_fetch_add(&l->reconnects, 1);
     atomic_store(&l->connected, true);
-    post(l, EV_RECONNECTED, NULL);
+    post(l, EV_RECONNECTED, NULL, 0);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
 
-static void handle(cluster_link *l, natsMsg *m)
+static void handle(cluster_link *l, natsMsg *m, int64_t sid)
 {
-    const char *reply = natsMsg_GetReply(m);
-    if (strcmp(natsMsg_GetSubject(m), l->inbox_subject) == 0 && reply && *reply)
-        natsConnection_PublishString(l->nc, reply, l->cc->node);
-    natsMsg_Destroy(m);
+    if (l->inbox && sid == natsSubscription_GetID(l->inbox)) {
+        const char *reply = natsMsg_GetReply(m);
+        if (reply && *reply)
+            natsConnection_PublishString(l->nc, reply, l->cc->node);
+        natsMsg_Destroy(m);
+        return;
+    }
+    if (l->sink)
+        l->sink(l->sink_arg, m, sid);
+    else
+        natsMsg_Destroy(m);
 }
 
 static void on_async_locked(uv_async_t *h)
 {
     cluster_link *l = h->data;
-    natsMsg *batch[256];
+    struct queued batch[256];
     for (;;) {
         uv_mutex_lock(&l->lock);
         unsigned ev = l->events;
@@ -129,7 +150,7 @@ static void on_async_locked(uv_async_t *h)
                 log_info("cluster: NATS connected to %s", url);
         }
         for (uint32_t i = 0; i < n; i++)
-            handle(l, batch[i]);
+            handle(l, batch[i].m, batch[i].sid);
         if (n < 256)
             return;
     }
@@ -174,6 +195,14 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, l);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_reconnected, l);
+    /* One delivery thread for every subscription: messages reach the
+     * queue in the order the connection read them, whichever subscription
+     * they matched, so one publisher's order survives overlapping
+     * subscriptions (cluster_route.c drops the second copy by sequence). */
+    if (s == NATS_OK)
+        s = nats_SetMessageDeliveryPoolSize(1);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read,
                                      natsLibuv_Write, natsLibuv_Detach);
@@ -181,7 +210,7 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
         s = natsConnection_Connect(&l->nc, o);
         if (s == NATS_OK) {
             atomic_store(&l->connected, true);
-            post(l, EV_CONNECTED, NULL);
+            post(l, EV_CONNECTED, NULL, 0);
         } else if (s == NATS_NOT_YET_CONNECTED) {
             s = NATS_OK; /* retrying in the background */
         }
@@ -224,7 +253,7 @@ void cluster_link_release(cluster_link *l)
      * are destroyed by post() itself */
     uv_mutex_lock(&l->lock);
     for (uint32_t i = 0; i < l->count; i++)
-        natsMsg_Destroy(l->queue[(l->head + i) % LINK_QUEUE_CAP]);
+        natsMsg_Destroy(l->queue[(l->head + i) % LINK_QUEUE_CAP].m);
     l->count = 0;
     uv_mutex_unlock(&l->lock);
     natsSubscription_Destroy(l->inbox);
@@ -239,6 +268,25 @@ void cluster_link_free(cluster_link *l)
         return;
     uv_mutex_destroy(&l->lock);
     free(l);
+}
+
+void cluster_link_set_sink(cluster_link *l, cluster_link_sink fn, void *arg)
+{
+    l->sink = fn;
+    l->sink_arg = arg;
+}
+
+natsConnection *cluster_link_conn(cluster_link *l)
+{
+    return l->nc;
+}
+
+bool cluster_link_closing(cluster_link *l)
+{
+    uv_mutex_lock(&l->lock);
+    bool c = l->closing;
+    uv_mutex_unlock(&l->lock);
+    return c;
 }
 
 bool cluster_link_connected(const cluster_link *l)

@@ -19,6 +19,29 @@
 
 typedef struct cluster_link cluster_link;
 
+/* libnats's types (nats/nats.h), kept out of this header's includers. */
+typedef struct __natsConnection natsConnection;
+typedef struct __natsSubscription natsSubscription;
+typedef struct __natsMsg natsMsg;
+
+/* Where messages other than the inbox's go: called on the loop under the
+ * loop lock with the message (the sink owns it: natsMsg_Destroy) and the
+ * id of the subscription it arrived on. */
+typedef void (*cluster_link_sink)(void *arg, natsMsg *m, int64_t sid);
+void cluster_link_set_sink(cluster_link *l, cluster_link_sink fn, void *arg);
+
+/* The message handler to subscribe with (libnats's natsMsgHandler, the
+ * link as its closure): it queues the message for the loop, which hands
+ * it to the sink. */
+void cluster_link_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                         void *link);
+
+/* The connection (borrowed: valid until cluster_link_release). libnats
+ * allows publishing and subscribing on it from any thread. */
+natsConnection *cluster_link_conn(cluster_link *l);
+/* Whether cluster_link_stop has run. */
+bool cluster_link_closing(cluster_link *l);
+
 /* Connect cc's servers on `loop` (call on the loop's thread, before or
  * while it runs). The connection retries in the background when no server
  * answers yet. Returns the link (owned by the caller: cluster_link_free)

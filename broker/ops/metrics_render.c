@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "cluster_link.h"
+#include "cluster_retain.h"
+#include "cluster_route.h"
 #include "conn.h"
 #include "im_push.h"
 #include "metrics_process.h"
@@ -215,6 +217,49 @@ char *metrics_render(server *srv, size_t *len)
         one(&b, "imqtt_cluster_queue_dropped_total", "counter",
             "NATS messages dropped because the loop's queue was full",
             cluster_link_dropped(srv->cluster));
+    }
+    if (srv->cluster_route) {
+        cluster_route_stats rs;
+        cluster_route_get_stats(srv->cluster_route, &rs);
+        one(&b, "imqtt_cluster_published_total", "counter",
+            "Messages this node sent to the other nodes over NATS",
+            rs.published);
+        one(&b, "imqtt_cluster_publish_failed_total", "counter",
+            "Messages NATS refused (too large, no subject, no buffer)",
+            rs.publish_failed);
+        one(&b, "imqtt_cluster_received_total", "counter",
+            "Messages from other nodes routed to local sessions", rs.received);
+        one(&b, "imqtt_cluster_duplicates_total", "counter",
+            "Second copies of one message (overlapping NATS subscriptions) "
+            "dropped",
+            rs.duplicates);
+        one(&b, "imqtt_cluster_own_total", "counter",
+            "This node's own messages coming back from NATS, dropped", rs.own);
+        one(&b, "imqtt_cluster_invalid_total", "counter",
+            "NATS messages on the node's subjects that did not decode",
+            rs.invalid);
+        one(&b, "imqtt_cluster_subjects", "gauge",
+            "NATS subscriptions the node holds for its local filters",
+            rs.subjects);
+        cluster_retain *cr = cluster_route_retain(srv->cluster_route);
+        if (cr) {
+            cluster_retain_stats ks;
+            cluster_retain_get_stats(cr, &ks);
+            one(&b, "imqtt_cluster_retained_ready", "gauge",
+                "1 once the retained KV bucket is open and read", ks.ready);
+            one(&b, "imqtt_cluster_retained_written_total", "counter",
+                "Retained sets and clears the KV bucket took", ks.written);
+            one(&b, "imqtt_cluster_retained_failed_total", "counter",
+                "Retained writes the KV bucket did not take", ks.failed);
+            one(&b, "imqtt_cluster_retained_dropped_total", "counter",
+                "Retained writes dropped: the queue to the bucket was full",
+                ks.dropped);
+            one(&b, "imqtt_cluster_retained_applied_total", "counter",
+                "Changes of the KV bucket applied to the local retained index",
+                ks.applied);
+            one(&b, "imqtt_cluster_retained_invalid_total", "counter",
+                "KV bucket values that did not decode", ks.invalid);
+        }
     }
 
     /* Counters sharing a name are one metric family with a cause label:

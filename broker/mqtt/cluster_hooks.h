@@ -1,0 +1,37 @@
+/* The narrow way mqtt/ reaches cluster mode (docs/cluster.md): a table of
+ * hooks that main installs (srv->cluster_hooks) when the config has a
+ * `cluster` section, filled by nats/cluster_route.c. A single node leaves
+ * srv->cluster_hooks NULL and pays one NULL check per routed message and
+ * per new or removed subscription.
+ *
+ * Every hook runs under the loop lock on whichever loop thread routes or
+ * subscribes; none may block or route. */
+#ifndef IMQTT_CLUSTER_HOOKS_H
+#define IMQTT_CLUSTER_HOOKS_H
+
+#include "mqtt_types.h"
+
+struct msg;
+struct session;
+
+typedef struct cluster_hooks {
+    void *arg; /* the hooks' state, owned by whoever installed them */
+    /* m (borrowed) has just been routed locally on `route_topic` (its own
+     * topic, or the sender's inbox for an IM sync copy) as a publication
+     * of `from` (NULL: the broker's own, a will): send it to the other
+     * nodes. Never called for a message that came from another node. */
+    void (*on_route)(void *arg, struct msg *m, mqtt_str route_topic,
+                     const struct session *from);
+    /* A session's subscription to `filter` (as subscribed, $share prefix
+     * included) was added / removed; not called when a subscription's
+     * options are only updated. The hooks count them per filter: the
+     * first one subscribes on NATS, the last one's removal unsubscribes. */
+    /* m (borrowed), published here with the retain flag, has just been
+     * retained locally (or cleared, for an empty payload): make it the
+     * cluster's retained message of its topic. */
+    void (*on_retain)(void *arg, struct msg *m);
+    void (*on_sub_added)(void *arg, mqtt_str filter);
+    void (*on_sub_removed)(void *arg, mqtt_str filter);
+} cluster_hooks;
+
+#endif
