@@ -364,6 +364,7 @@ class Client:
                  will=None, properties=None, username=None, password=None,
                  auto_connect=True):
         self.broker = b
+        self.client_id = client_id
         self.version = version
         self.messages = queue.Queue()
         self.connected = threading.Event()
@@ -504,14 +505,41 @@ class Client:
         raise AssertionError("unexpected message on %s: %r" % (m.topic, m.payload))
 
     def disconnect(self, reason=None, properties=None):
+        before = None
         if reason is not None:
             from paho.mqtt.reasoncodes import ReasonCodes
             rc = ReasonCodes(PacketTypes.DISCONNECT, identifier=reason)
             self.c.disconnect(reasoncode=rc, properties=properties)
         else:
+            before = self._disconnects_logged()
             self.c.disconnect()
         self.disconnected.wait(5)
         self.c.loop_stop()
+        self._wait_disconnect_handled(before)
+
+    def _disconnects_logged(self):
+        """Lines the broker logged for this client id: (connections seen,
+        disconnects seen); None when there is nothing to wait for."""
+        if MOSQUITTO or not self.client_id:
+            return None
+        mark = "client %s (" % self.client_id
+        lines = [l for l in self.broker.stderr_text().splitlines() if mark in l]
+        if not lines:
+            return None  # a log level that does not show connections
+        return sum(1 for l in lines if ") disconnected" in l)
+
+    def _wait_disconnect_handled(self, before):
+        """Paho closes its socket without waiting for the broker: wait for
+        the broker's log line, so that the next step of the test (a publish
+        to the offline session, a reconnect) comes after the disconnect also
+        when it lands on another loop thread."""
+        if before is None:
+            return
+        deadline = time.monotonic() + 5 * SLOW
+        while time.monotonic() < deadline:
+            if self._disconnects_logged() > before:
+                return
+            time.sleep(0.01)
 
     def kill(self):
         """Drop the TCP connection without DISCONNECT (abnormal close)."""

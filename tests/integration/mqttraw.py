@@ -310,11 +310,14 @@ class Closed(Exception):
 class RawClient:
     """One TCP connection speaking raw MQTT."""
 
+    sent_disconnect = False  # (subclasses that make their own socket too)
+
     def __init__(self, host, port, version=4, timeout=5.0):
         self.version = version
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
+        self.sent_disconnect = False
 
     def __enter__(self):
         return self
@@ -323,12 +326,27 @@ class RawClient:
         self.close()
 
     def close(self):
+        # After a DISCONNECT, wait (bounded) for the broker's FIN: it closes
+        # only once it has handled the DISCONNECT, so what the test does
+        # next (publish to the now offline session, reconnect) comes after
+        # it even when the broker runs several loop threads and the next
+        # connection lands on another one.
+        if self.sent_disconnect:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(5.0)
+                while self.sock.recv(4096):
+                    pass
+            except OSError:
+                pass
         try:
             self.sock.close()
         except OSError:
             pass
 
     def send(self, data):
+        if data[:1] == b"\xe0":
+            self.sent_disconnect = True
         self.sock.sendall(data)
 
     def try_send(self, data):
