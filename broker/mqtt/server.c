@@ -463,6 +463,10 @@ static void on_shutdown_poll_locked(uv_timer_t *t)
     /* Every connection is gone: free the sessions (their timers close),
      * then the server's own handles; uv_run then returns. */
     server_end_sessions(srv);
+    /* What another loop left to this one since its last prepare (a
+     * session ended there: its timer's close frees it) is done now: this
+     * timer runs before the prepare, which is closed below. */
+    session_timers_apply(srv);
     /* The other loops close their own handles; server_run joins them. */
     for (uint32_t i = 1; i < srv->nworkers; i++)
         if (mailbox_post(&srv->workers[i].inbox, &srv->workers[i].stop_item) <
