@@ -326,19 +326,19 @@ class RawClient:
         self.close()
 
     def close(self):
-        # After a DISCONNECT, wait (bounded) for the broker's FIN: it closes
-        # only once it has handled the DISCONNECT, so what the test does
-        # next (publish to the now offline session, reconnect) comes after
-        # it even when the broker runs several loop threads and the next
-        # connection lands on another one.
-        if self.sent_disconnect:
-            try:
-                self.sock.shutdown(socket.SHUT_WR)
-                self.sock.settimeout(5.0)
-                while self.sock.recv(4096):
-                    pass
-            except OSError:
+        # Close our side and wait (bounded) for the broker's FIN: it closes
+        # only once it has handled our end (the DISCONNECT, or the lost
+        # connection), so what the test does next (publish to the now
+        # offline session, reconnect) comes after it even when the broker
+        # runs several loop threads and the next connection lands on
+        # another one.
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(5.0 if self.sent_disconnect else 2.0)
+            while self.sock.recv(65536):
                 pass
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
