@@ -83,7 +83,7 @@ static void on_tick(uv_timer_t *h);
 static void schedule(retained_pacer *p, uint64_t ms)
 {
     if (!server_on_main(p->srv)) {
-        /* Its timer is the main loop's: run_main_todo starts it there. */
+        /* Its timer is the main loop's: run_main_queue starts it there. */
         p->srv->pacer_wanted = true;
         worker_wake(&p->srv->workers[0]);
         return;

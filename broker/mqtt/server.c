@@ -196,9 +196,9 @@ static bool commits_reserve(worker *w)
 
 /* What other loops left to the main loop: session timers (will delay,
  * expiry) and the retained pacer live on it. */
-static void run_main_todo(server *srv)
+static void run_main_queue(server *srv)
 {
-    if (srv->timer_todo)
+    if (srv->timers_queued)
         session_timers_apply(srv);
     if (srv->pacer_wanted) {
         srv->pacer_wanted = false;
@@ -233,7 +233,7 @@ static void on_prepare(uv_prepare_t *h)
     bool unlocked_writes = loop_lock_enabled();
     loop_lock();
     if (w->id == 0)
-        run_main_todo(w->srv);
+        run_main_queue(w->srv);
     /* Every loop runs the commits that completed (the store thread wakes
      * only the main loop): acks then go out from the loop that owns
      * their connections without a wake-up of their own. */

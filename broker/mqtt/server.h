@@ -70,7 +70,7 @@ typedef struct server {
     /* Left to the main loop by other loops (server_on_main): sessions
      * whose timer must be set again or closed (session.c), and a kick of
      * the retained pacer. */
-    session *timer_todo;
+    session *timers_queued;
     bool pacer_wanted;
 
     /* Store batches whose commit failed (ascending), whichever loop's

@@ -649,8 +649,8 @@ static void queue_timer(session *s)
     server *srv = s->srv;
     if (!s->timer_queued) {
         s->timer_queued = true;
-        s->timer_next = srv->timer_todo;
-        srv->timer_todo = s;
+        s->timer_next = srv->timers_queued;
+        srv->timers_queued = s;
     }
     worker_wake(&srv->workers[0]);
 }
@@ -659,9 +659,9 @@ static void end_timer(session *s);
 
 void session_timers_apply(server *srv)
 {
-    while (srv->timer_todo) {
-        session *s = srv->timer_todo;
-        srv->timer_todo = s->timer_next;
+    while (srv->timers_queued) {
+        session *s = srv->timers_queued;
+        srv->timers_queued = s->timer_next;
         s->timer_next = NULL;
         s->timer_queued = false;
         if (s->timer_end)

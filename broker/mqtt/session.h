@@ -79,7 +79,7 @@ struct session {
     uint64_t will_at;   /* uv_now deadline, 0 = none */
     uint64_t expire_at; /* uv_now deadline, 0 = none */
     /* The timer is the main loop's: another loop that sets or ends it
-     * queues the session on srv->timer_todo (session_timers_apply). */
+     * queues the session on srv->timers_queued (session_timers_apply). */
     struct session *timer_next;
 
     /* Persistence (persist.c). sid != 0: the session has a store record;
@@ -117,7 +117,7 @@ struct session {
     bool waiting;      /* in the server's list of sessions waiting for a commit
                           to read their queue */
     bool pids_partial; /* some inflight entries are not in pids (ENOMEM) */
-    bool timer_queued; /* on srv->timer_todo */
+    bool timer_queued; /* on srv->timers_queued */
     bool timer_end;    /* ended: close the timer, which frees the session */
     bool marker_now;   /* delivering the $im/missed marker: past the limits */
     bool username_in_id; /* username points into client_id_buf (not owned) */
