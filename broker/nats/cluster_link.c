@@ -1,8 +1,8 @@
 /* The node's NATS connection on the loop (cluster_link.h). */
-#include <nats/adapters/libuv.h> /* first: it sets _GNU_SOURCE for uv.h */
-
 #include "cluster_link.h"
 #include "cluster_nats.h"
+
+#include <nats/nats.h>
 
 #include "log.h"
 #include "loop_lock.h"
@@ -179,8 +179,6 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
     uv_async_init(loop, &l->async, on_async);
     l->async.data = l;
 
-    natsLibuv_Init();
-    natsLibuv_SetThreadLocalLoop(loop);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
@@ -203,9 +201,12 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
         s = nats_SetMessageDeliveryPoolSize(1);
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(o, true);
-    if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(o, loop, natsLibuv_Attach, natsLibuv_Read,
-                                     natsLibuv_Write, natsLibuv_Detach);
+    /* No natsOptions_SetEventLoop: libnats's libuv adapter keeps polling
+     * the socket after libnats has closed it from its reconnect or flusher
+     * thread (libuv forbids closing a polled fd; ThreadSanitizer reports
+     * the race, and a reused fd number could be polled for the wrong
+     * socket). libnats reads on its own thread instead; what it delivers
+     * reaches the loop through the queue above either way. */
     if (s == NATS_OK) {
         s = natsConnection_Connect(&l->nc, o);
         if (s == NATS_OK) {

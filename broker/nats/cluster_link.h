@@ -1,8 +1,8 @@
-/* The node's NATS connection on the broker's event loop (cluster mode,
- * docs/cluster.md). Socket I/O runs on the loop through libnats's libuv
- * adapter; message and state callbacks run on libnats's threads and are
- * handed to the loop through a bounded queue and a uv_async_t, so nothing
- * of the broker is touched off the loop.
+/* The node's NATS connection, serving the broker's main loop (cluster
+ * mode, docs/cluster.md). libnats does its socket I/O and runs message and
+ * state callbacks on its own threads; those are handed to the loop through
+ * a bounded queue and a uv_async_t, so nothing of the broker is touched
+ * off the loop.
  *
  * What travels on it today: the node's inbox, "<prefix>.node.<node>.ping"
  * (answered with the node's name: which nodes are alive), and the
