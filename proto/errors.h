@@ -66,7 +66,9 @@
     X(REVOKED, "token revoked")                                               \
     X(NOTFOUND, "no such user, device or session")                            \
     /* network */                                                             \
-    X(PROXY, "invalid or missing PROXY protocol header")
+    X(PROXY, "invalid or missing PROXY protocol header")                      \
+    /* cluster */                                                             \
+    X(CLUSTER, "the cluster's durable log did not take the message")
 
 enum imqtt_err {
     IMQTT_OK = 0,

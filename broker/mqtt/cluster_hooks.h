@@ -32,6 +32,20 @@ typedef struct cluster_hooks {
     void (*on_retain)(void *arg, struct msg *m);
     void (*on_sub_added)(void *arg, mqtt_str filter);
     void (*on_sub_removed)(void *arg, mqtt_str filter);
+
+    /* The durable path (docs/cluster.md): on_route sends a QoS 1/2
+     * message to the cluster's stream and numbers the publication.
+     * durable_ready: whether a QoS 1/2 PUBLISH can be taken now (NATS
+     * connected, room in flight); when not, it is refused (0x97, 3.1.1:
+     * closed) before it is routed. durable_mark: the number of the last
+     * publication issued; a PUBLISH's own are (mark before routing, mark
+     * after]. durable_status: 1 when the stream has every publication of
+     * (lo, hi], 0 while some are in flight, IMQTT_ECLUSTER when one was
+     * refused or timed out. When the stream acknowledges more, the
+     * cluster side calls server_cluster_acked() on the main loop. */
+    bool (*durable_ready)(void *arg);
+    uint64_t (*durable_mark)(void *arg);
+    int (*durable_status)(void *arg, uint64_t lo, uint64_t hi);
 } cluster_hooks;
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_hooks.h"
 #include "conn_log.h"
 #include "conn_trace.h"
 #include "errors.h"
@@ -300,6 +301,12 @@ int conn_send(conn *c, const mqtt_packet *p)
 
 int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
+    return conn_send_after_durable(c, type, pid, reason, 0, 0);
+}
+
+int conn_send_after_durable(conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                            uint64_t dlo, uint64_t dhi)
+{
     uint32_t n = conn_nacks(c), have = c->acks ? c->acks->cap : 0;
     if (n == have) {
         uint32_t cap = have ? have * 2 : 8;
@@ -313,7 +320,7 @@ int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason)
         c->acks = a;
     }
     c->acks->a[c->acks->n++] = (pending_ack){
-        type, reason, pid, store_batch_gen(c->srv->store), NULL, 0};
+        type, reason, pid, store_batch_gen(c->srv->store), dlo, dhi, NULL, 0};
     if (!c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
@@ -346,12 +353,21 @@ void conn_release_acks(conn *c, int status)
      * were recorded: release only those whose batch is committed, keep
      * the rest for theirs. */
     uint64_t done = store_done_gen(c->srv->store);
+    const cluster_hooks *ch = c->srv->cluster_hooks;
     uint32_t keep = 0;
+    bool store_wait = false; /* else what is kept waits for the cluster */
     pending_acks *list = c->acks;
     uint32_t n = conn_nacks(c);
     for (uint32_t i = 0; i < n; i++) {
         pending_ack *a = &list->a[i];
-        if (a->gen > done) {
+        /* Once one waits, the rest wait behind it: acks keep the order of
+         * their packets [MQTT-4.6.0-2]. */
+        int durable = a->dhi && ch ? ch->durable_status(ch->arg, a->dlo, a->dhi)
+                      : a->dhi     ? IMQTT_ECLUSTER /* the cluster stopped */
+                                   : 1;
+        if (keep || a->gen > done || durable == 0) {
+            if (!keep)
+                store_wait = a->gen > done;
             list->a[keep++] = *a;
             continue;
         }
@@ -359,6 +375,8 @@ void conn_release_acks(conn *c, int status)
          * connection was listed again for its newer acks): the ack's own
          * batch decides, or a refused message would be acknowledged. */
         status = server_batch_status(c->srv, a->gen);
+        if (status == 0 && durable < 0)
+            status = durable; /* not in the cluster's log: refuse it */
         if (c->state == CONN_CLOSING) {
             free(a->codes);
             continue;
@@ -408,8 +426,9 @@ void conn_release_acks(conn *c, int status)
     if (conn_nacks(c) && !c->in_ack_list) {
         c->in_ack_list = true;
         conn_ref(c);
-        c->ack_next = c->w->ack_head;
-        c->w->ack_head = c;
+        conn **head = store_wait ? &c->w->ack_head : &c->w->cluster_head;
+        c->ack_next = *head;
+        *head = c;
     }
     conn_pressure_drain(c);
 }

@@ -33,7 +33,10 @@ typedef struct pending_ack {
     uint8_t type; /* MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL, MQTT_PUBCOMP */
     uint8_t reason;
     uint16_t packet_id;
-    uint64_t gen;   /* store batch holding its data (store_batch_gen) */
+    uint64_t gen; /* store batch holding its data (store_batch_gen) */
+    /* cluster mode: the durable publications (dlo, dhi] of its message
+     * must be in the stream first (cluster_hooks.h); dhi 0: none */
+    uint64_t dlo, dhi;
     uint8_t *codes; /* MQTT_SUBACK: owned copy of the reason codes */
     uint32_t ncodes;
 } pending_ack;
@@ -210,6 +213,10 @@ int conn_send_publish(conn *c, msg *m, uint8_t qos, uint16_t pid, bool dup,
 
 /* Queue an acknowledgement that waits for the store commit. */
 int conn_send_after_commit(conn *c, uint8_t type, uint16_t pid, uint8_t reason);
+/* The same, and only once the cluster's durable log has acknowledged the
+ * publications (dlo, dhi] (cluster_hooks.h: durable_mark). */
+int conn_send_after_durable(conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                            uint64_t dlo, uint64_t dhi);
 
 /* A protocol violation (or ENOMEM): log it, and disconnect with the reason
  * mqtt_reason_for_error(err) chooses. */

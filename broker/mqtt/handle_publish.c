@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "cluster_hooks.h"
 #include "conn_log.h"
 #include "errors.h"
 #include "handlers.h"
@@ -165,6 +166,24 @@ int handle_publish(conn *c, const mqtt_publish *p)
         retain = false;
     }
 
+    /* Cluster mode: a QoS 1/2 message is acknowledged only once the
+     * cluster's stream has it, so one that cannot reach the stream now is
+     * refused before any session sees it (docs/cluster.md). */
+    const cluster_hooks *ch = p->qos > 0 ? srv->cluster_hooks : NULL;
+    uint64_t dlo = 0;
+    if (ch) {
+        if (!ch->durable_ready(ch->arg)) {
+            metrics_drop(srv, METRIC_DROP_CLUSTER);
+            if (c->version != MQTT_V5)
+                return IMQTT_ECLUSTER; /* 3.1.1 has no refusal: close */
+            mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
+            ack.u.ack.packet_id = p->packet_id;
+            ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
+            return conn_send(c, &ack);
+        }
+        dlo = ch->durable_mark(ch->arg);
+    }
+
     uint64_t expiry_at = 0;
     if (c->version == MQTT_V5 &&
         mqtt_props_has(&p->props, MQTT_PROP_MESSAGE_EXPIRY))
@@ -192,9 +211,14 @@ int handle_publish(conn *c, const mqtt_publish *p)
     bool recorded = store_durable(srv->store) &&
                     (logged || m->store_gen == store_batch_gen(srv->store));
     msg_unref(m);
+    /* Its publications to the stream; none ($SYS, a subject too long):
+     * nothing to wait for */
+    uint64_t dhi = ch ? ch->durable_mark(ch->arg) : 0;
+    if (dhi == dlo)
+        dhi = 0;
 
     if (p->qos == 1) {
-        if (!recorded && conn_nacks(c) == 0) {
+        if (!recorded && !dhi && conn_nacks(c) == 0) {
             /* Nothing of it must survive a crash (no persistent session
              * and no retained copy): acknowledge now, without the round
              * trip through the store thread. Only when no earlier ack of
@@ -205,14 +229,16 @@ int handle_publish(conn *c, const mqtt_publish *p)
             return conn_send(c, &ack);
         }
         c->inflight_in++;
-        return conn_send_after_commit(c, MQTT_PUBACK, p->packet_id, 0);
+        return conn_send_after_durable(c, MQTT_PUBACK, p->packet_id, 0, dlo,
+                                       dhi);
     }
     if (p->qos == 2) {
         int rc = session_qos2_add(s, p->packet_id);
         if (rc < 0)
             return rc;
         c->inflight_in++;
-        return conn_send_after_commit(c, MQTT_PUBREC, p->packet_id, 0);
+        return conn_send_after_durable(c, MQTT_PUBREC, p->packet_id, 0, dlo,
+                                       dhi);
     }
     return 0;
 }

@@ -79,6 +79,8 @@
       "Messages dropped, by cause")                                           \
     X(DROP_NO_MEMORY, "imqtt_messages_dropped_total", "out_of_memory",        \
       "Messages dropped, by cause")                                           \
+    X(DROP_CLUSTER, "imqtt_messages_dropped_total", "cluster_unavailable",    \
+      "Messages dropped, by cause")                                           \
     X(AUTH_CLIENT_ID, "imqtt_auth_failures_total", "client_id_invalid",       \
       "CONNECTs refused by authentication, by cause")                         \
     X(AUTH_PASSWORD, "imqtt_auth_failures_total", "bad_password",             \

@@ -62,6 +62,16 @@ void worker_want_flush(worker *w, conn *c)
         worker_wake(w);
 }
 
+void server_cluster_acked(server *srv)
+{
+    for (uint32_t i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        w->cluster_wanted = true;
+        if (w != current_worker)
+            worker_wake(w);
+    }
+}
+
 int server_on_stopping(server *srv, void (*fn)(server *srv, void *arg),
                        void *arg)
 {
@@ -239,6 +249,14 @@ static void on_prepare(uv_prepare_t *h)
      * their connections without a wake-up of their own. */
     if (w->srv->nworkers > 1 && store_poll(st) > 0)
         persist_wake(w->srv);
+    if (w->cluster_wanted) {
+        /* (Each is listed again, for the store or the cluster, if some of
+         * its acks still wait.) */
+        w->cluster_wanted = false;
+        conn *waiting = w->cluster_head;
+        w->cluster_head = NULL;
+        release_batch(waiting, 0);
+    }
     if ((w->ack_head || w->wait_head || store_pending(st)) &&
         commits_reserve(w)) {
         /* (Without room, the batch waits for the next iteration.) */

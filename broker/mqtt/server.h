@@ -139,6 +139,11 @@ void server_free(server *srv);
 /* Free every session (srv->stopping set: the store keeps them). */
 void server_end_sessions(server *srv);
 
+/* The cluster's durable log acknowledged (or refused) more publications:
+ * every loop releases the acks that waited for them (cluster_hooks.h).
+ * Under the loop lock, on any loop. */
+void server_cluster_acked(server *srv);
+
 /* Run fn(srv, arg) when the server starts to stop (SIGTERM/SIGINT), before
  * the connections are told. Returns 0, or IMQTT_ENOMEM when
  * SERVER_STOP_HOOKS are taken. */

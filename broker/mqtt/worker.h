@@ -64,6 +64,9 @@ typedef struct worker {
     conn *conns;              /* every open connection (intrusive list) */
     conn *flush_head;         /* connections with output to write */
     conn *ack_head;           /* connections with acks waiting for a commit */
+    conn *cluster_head;       /* connections whose acks wait only for the
+                                 cluster's durable log (cluster_hooks.h) */
+    bool cluster_wanted;      /* the log acknowledged more: release them */
     commit_waiter *wait_head; /* other waiters for the open batch (borrowed
                                  until their done runs) */
     uint32_t nconns;          /* open (not closing) connections */

@@ -1,6 +1,7 @@
 /* NATS for cluster mode (cluster_nats.h). libnats 3.x (Debian
  * libnats-dev). */
 #include "cluster_nats.h"
+#include "cluster_stream.h"
 
 #include "errors.h"
 
@@ -125,6 +126,10 @@ int cluster_startup_check(const cluster_config *cc, char *info, size_t infolen,
                      where, cc->startup_wait_ms, nats_why(s), (int)jerr);
         goto out;
     }
+    /* The durable log must be there before the node takes a QoS 1/2
+     * message it would acknowledge (cluster_stream.h). */
+    if (cluster_stream_ensure(js, cc, deadline, err, errlen) < 0)
+        goto out;
     char where[256] = "?";
     natsConnection_GetConnectedUrl(nc, where, sizeof where);
     snprintf(info, infolen,

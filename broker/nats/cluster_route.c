@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_durable.h"
 #include "cluster_env.h"
 #include "cluster_hooks.h"
 #include "cluster_retain.h"
@@ -58,7 +59,8 @@ struct filt {
 /* The last sequence seen from one node (process): the key is name. One
  * per node name ever seen, freed with the route. */
 typedef struct origin {
-    uint64_t epoch, last;
+    uint64_t epoch;
+    uint64_t last[2]; /* core NATS, and the stream's republications */
     uint16_t len;
     char name[];
 } origin;
@@ -70,17 +72,20 @@ struct cluster_route {
     cluster_hooks hooks;
     bool stopped;
     size_t node_len;
-    uint64_t epoch, seq;
-    hmap filters; /* filter text -> filt*, owned */
-    hmap by_sid;  /* 8 bytes of sid -> fsub* (borrowed: inside its filt;
-                     the key is fsub.sid) */
-    hmap origins; /* node name -> origin*, owned */
-    uint8_t *buf; /* owned: the envelope being built (one router at a
-                     time: the loop lock) */
+    uint64_t epoch;
+    uint64_t seq[2]; /* the last sent on core NATS / through the stream */
+    hmap filters;    /* filter text -> filt*, owned */
+    hmap by_sid;     /* 8 bytes of sid -> fsub* (borrowed: inside its filt;
+                        the key is fsub.sid) */
+    hmap origins;    /* node name -> origin*, owned */
+    uint8_t *buf;    /* owned: the envelope being built (one router at a
+                        time: the loop lock) */
     size_t buf_cap;
     char *subj; /* owned: subject scratch, SUBJECT_MAX + 1 */
     cluster_route_stats st;
-    cluster_retain *retain; /* owned: the retained bucket; NULL: none */
+    cluster_retain *retain;   /* owned: the retained bucket; NULL: none */
+    cluster_durable *durable; /* owned: the durable path; NULL: QoS 1/2
+                                 publications are refused */
 };
 
 static bool str_eq(mqtt_str a, mqtt_str b)
@@ -234,7 +239,6 @@ static void on_route(void *arg, msg *m, mqtt_str route_topic,
         .retain = m->retain,
         .node = {(const uint8_t *)r->cc->node, (uint32_t)r->node_len},
         .epoch = r->epoch,
-        .seq = ++r->seq,
         .expiry_ms = expiry,
         .topic = topic,
         .route = str_eq(topic, route_topic) ? (mqtt_str){NULL, 0} : route_topic,
@@ -244,9 +248,19 @@ static void on_route(void *arg, msg *m, mqtt_str route_topic,
     if (from)
         e.cid =
             (mqtt_str){(const uint8_t *)from->client_id, from->client_id_len};
+    /* QoS 1/2 through the stream, which republishes it on the live
+     * subject; QoS 0 never touches it (docs/cluster.md). The two paths
+     * are numbered apart: each keeps its own order, not one across both. */
+    bool durable = m->qos > 0 && r->durable;
+    e.seq = ++r->seq[durable];
     int len = cluster_env_encode(&e, &r->buf, &r->buf_cap);
     if (len < 0) {
         r->st.publish_failed++;
+        return;
+    }
+    if (durable) {
+        cluster_durable_publish(r->durable, r->subj, r->buf, len);
+        r->st.published++;
         return;
     }
     natsStatus s = natsConnection_Publish(cluster_link_conn(r->link), r->subj,
@@ -264,12 +278,32 @@ static void on_retain(void *arg, msg *m)
         cluster_retain_put(r->retain, m);
 }
 
+static bool durable_ready(void *arg)
+{
+    cluster_route *r = arg;
+    return r->durable && cluster_durable_ready(r->durable);
+}
+
+static uint64_t durable_mark(void *arg)
+{
+    cluster_route *r = arg;
+    return r->durable ? cluster_durable_mark(r->durable) : 0;
+}
+
+static int durable_status(void *arg, uint64_t lo, uint64_t hi)
+{
+    cluster_route *r = arg;
+    return r->durable ? cluster_durable_status(r->durable, lo, hi)
+                      : IMQTT_ECLUSTER;
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 /* Whether (node, epoch, seq) is new: sequences of one process only grow,
  * and one connection keeps them in order, so anything not above the last
  * one seen is a second copy of it. */
-static bool fresh(cluster_route *r, mqtt_str node, uint64_t epoch, uint64_t seq)
+static bool fresh(cluster_route *r, mqtt_str node, uint64_t epoch, uint64_t seq,
+                  bool durable)
 {
     origin *o = hmap_get(&r->origins, node);
     if (!o) {
@@ -279,7 +313,8 @@ static bool fresh(cluster_route *r, mqtt_str node, uint64_t epoch, uint64_t seq)
         o->len = (uint16_t)node.len;
         memcpy(o->name, node.ptr, node.len);
         o->epoch = epoch;
-        o->last = seq;
+        o->last[0] = o->last[1] = 0;
+        o->last[durable] = seq;
         if (hmap_put(&r->origins,
                      (mqtt_bytes){(const uint8_t *)o->name, o->len}, o,
                      NULL) < 0)
@@ -288,12 +323,13 @@ static bool fresh(cluster_route *r, mqtt_str node, uint64_t epoch, uint64_t seq)
     }
     if (o->epoch != epoch) {
         o->epoch = epoch; /* the node restarted */
-        o->last = seq;
+        o->last[0] = o->last[1] = 0;
+        o->last[durable] = seq;
         return true;
     }
-    if (seq <= o->last)
+    if (seq <= o->last[durable])
         return false;
-    o->last = seq;
+    o->last[durable] = seq;
     return true;
 }
 
@@ -323,7 +359,10 @@ static void on_nats(void *arg, natsMsg *nm, int64_t sid)
             natsMsg_Destroy(nm);
             return;
         }
-        if (!fresh(r, e.node, e.epoch, e.seq)) {
+        /* a republication from the stream carries its sequence */
+        const char *sseq = NULL;
+        bool durable = natsMsgHeader_Get(nm, "Nats-Sequence", &sseq) == NATS_OK;
+        if (!fresh(r, e.node, e.epoch, e.seq, durable)) {
             r->st.duplicates++;
             natsMsg_Destroy(nm);
             return;
@@ -371,9 +410,16 @@ cluster_route *cluster_route_start(server *srv, cluster_link *l,
     seed = (seed ^ (seed >> 30)) * 0xBF58476D1CE4E5B9ull;
     seed = (seed ^ (seed >> 27)) * 0x94D049BB133111EBull;
     r->epoch = seed ^ (seed >> 31);
-    r->hooks =
-        (cluster_hooks){r, on_route, on_retain, on_sub_added, on_sub_removed};
+    r->hooks = (cluster_hooks){r,
+                               on_route,
+                               on_retain,
+                               on_sub_added,
+                               on_sub_removed,
+                               durable_ready,
+                               durable_mark,
+                               durable_status};
     r->retain = cluster_retain_start(srv, cc);
+    r->durable = cluster_durable_start(srv, l, cc, r->epoch);
     cluster_link_set_sink(l, on_nats, r);
     /* the subscriptions of sessions loaded from the store */
     uint32_t pos = 0;
@@ -390,7 +436,10 @@ void cluster_route_stop(cluster_route *r)
     if (!r || r->stopped)
         return;
     r->stopped = true;
+    /* Fails what is in flight, so no ack waits for an answer that will
+     * not come; the hooks go first, so the acks see a stopped cluster. */
     r->srv->cluster_hooks = NULL;
+    cluster_durable_stop(r->durable);
     cluster_retain_stop(r->retain);
     cluster_link_set_sink(r->link, NULL, NULL);
     uint32_t pos = 0;
@@ -414,6 +463,7 @@ void cluster_route_free(cluster_route *r)
         free(o);
     hmap_free(&r->origins);
     cluster_retain_free(r->retain);
+    cluster_durable_free(r->durable);
     free(r->buf);
     free(r->subj);
     free(r);
@@ -422,6 +472,11 @@ void cluster_route_free(cluster_route *r)
 cluster_retain *cluster_route_retain(cluster_route *r)
 {
     return r->retain;
+}
+
+struct cluster_durable *cluster_route_durable(cluster_route *r)
+{
+    return r->durable;
 }
 
 void cluster_route_get_stats(const cluster_route *r, cluster_route_stats *out)

@@ -53,6 +53,8 @@ typedef struct cluster_route_stats {
 
 /* The retained bucket (cluster_retain.h) the route owns, or NULL. */
 struct cluster_retain *cluster_route_retain(cluster_route *r);
+/* The durable path (cluster_durable.h) the route owns, or NULL. */
+struct cluster_durable *cluster_route_durable(cluster_route *r);
 
 void cluster_route_get_stats(const cluster_route *r, cluster_route_stats *out);
 

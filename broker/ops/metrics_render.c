@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_durable.h"
 #include "cluster_link.h"
 #include "cluster_retain.h"
 #include "cluster_route.h"
@@ -241,6 +242,22 @@ char *metrics_render(server *srv, size_t *len)
         one(&b, "imqtt_cluster_subjects", "gauge",
             "NATS subscriptions the node holds for its local filters",
             rs.subjects);
+        cluster_durable *cd = cluster_route_durable(srv->cluster_route);
+        if (cd) {
+            cluster_durable_stats ds;
+            cluster_durable_get_stats(cd, &ds);
+            one(&b, "imqtt_cluster_stream_published_total", "counter",
+                "QoS 1/2 publications sent to the cluster's stream",
+                ds.published);
+            one(&b, "imqtt_cluster_stream_acked_total", "counter",
+                "Publications the stream acknowledged", ds.acked);
+            one(&b, "imqtt_cluster_stream_failed_total", "counter",
+                "Publications the stream refused or did not answer in time "
+                "(their PUBLISHes were refused)",
+                ds.failed);
+            one(&b, "imqtt_cluster_stream_inflight", "gauge",
+                "Publications waiting for the stream's answer", ds.inflight);
+        }
         cluster_retain *cr = cluster_route_retain(srv->cluster_route);
         if (cr) {
             cluster_retain_stats ks;

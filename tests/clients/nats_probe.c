@@ -17,7 +17,10 @@
  *       topics proto's mqtt_topic_match says it matches.
  *   nats_probe request URL SUBJECT
  *       send a request, print "reply: <data>" (exit 1 without a reply
- *       within 2 s). */
+ *       within 2 s).
+ *   nats_probe stream URL NAME
+ *       print the stream's "messages: N", "subjects: S", "republish: SRC
+ *       -> DST" and "replicas: R" (exit 1 when there is no such stream). */
 #include <nats/nats.h>
 
 #include "subject.h"
@@ -272,6 +275,36 @@ static int cmd_request(const char *urls, const char *subject)
     return rc;
 }
 
+static int cmd_stream(const char *urls, const char *name)
+{
+    natsConnection *nc = connect_to(urls);
+    if (!nc)
+        return 2;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    int rc = 1;
+    natsStatus s = natsConnection_JetStream(&js, nc, NULL);
+    if (s == NATS_OK)
+        s = js_GetStreamInfo(&si, js, name, NULL, &jerr);
+    if (s == NATS_OK) {
+        const jsStreamConfig *c = si->Config;
+        printf("messages: %llu\n", (unsigned long long)si->State.Msgs);
+        printf("subjects: %s\n", c->SubjectsLen ? c->Subjects[0] : "");
+        if (c->RePublish)
+            printf("republish: %s -> %s\n", c->RePublish->Source,
+                   c->RePublish->Destination);
+        printf("replicas: %lld\n", (long long)c->Replicas);
+        rc = 0;
+    } else {
+        printf("no stream: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
+    }
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int rc = 64;
@@ -283,9 +316,11 @@ int main(int argc, char **argv)
         rc = cmd_match(argv[2], argv[3]);
     else if (argc == 4 && strcmp(argv[1], "request") == 0)
         rc = cmd_request(argv[2], argv[3]);
+    else if (argc == 4 && strcmp(argv[1], "stream") == 0)
+        rc = cmd_stream(argv[2], argv[3]);
     else
         fprintf(stderr, "usage: nats_probe check|js URLS | match SUB PUB | "
-                        "request URLS SUBJECT\n");
+                        "request URLS SUBJECT | stream URLS NAME\n");
     nats_Close();
     return rc;
 }

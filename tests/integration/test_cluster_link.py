@@ -1,12 +1,35 @@
-"""The node's NATS connection on the event loop (broker/cluster_link.c):
-it answers on its inbox through the loop, shows its state in /metrics,
-and when NATS goes away the broker keeps serving local clients and
-reconnects when NATS is back. Real nats-server, real broker."""
+"""The node's NATS connection (broker/cluster_link.c): it answers on its
+inbox through the loop, shows its state in /metrics, and when NATS goes
+away the broker keeps serving local clients — QoS 0 flows, QoS 1/2 are
+refused (0x97, 3.1.1: closed) because the cluster's stream cannot take
+them — and reconnects when NATS is back. Real nats-server, real broker."""
 import signal
 
 from clusterhelp import http_get, nats_cluster, probe  # noqa: F401 (fixture)
+import mqttraw
 import promparse
-from conftest import assert_alive, free_port, wait_for
+from conftest import assert_alive, free_port, raw, wait_for
+
+
+def assert_refusing_durable(b):
+    """NATS away: QoS 0 still reaches a local subscriber; a QoS 1 PUBLISH
+    is refused before anyone gets it — v5 PUBACK 0x97, 3.1.1 closed."""
+    sub = raw(b, version=5)
+    sub.send(mqttraw.subscribe(1, [("away/#", 1)], version=5))
+    assert sub.expect(mqttraw.SUBACK).reasons == [1]
+    v5 = raw(b, version=5)
+    v5.send(mqttraw.publish("away/q0", b"zero", qos=0, version=5))
+    p = sub.expect(mqttraw.PUBLISH)
+    assert (p.topic, p.payload) == ("away/q0", b"zero"), p
+    v5.send(mqttraw.publish("away/q1", b"one", qos=1, pid=7, version=5))
+    ack = v5.expect(mqttraw.PUBACK)
+    assert (ack.pid, ack.reason) == (7, 0x97), ack
+    v3 = raw(b, version=4)
+    v3.send(mqttraw.publish("away/q2", b"two", qos=2, pid=8))
+    v3.expect_closed()
+    sub.assert_quiet(0.5)  # neither refused message was delivered
+    for c in (sub, v5):
+        c.close()
 
 
 def gauge(b, name):
@@ -32,7 +55,11 @@ def test_inbox_state_and_reconnect(nats_cluster, broker):
              timeout=10, what="NATS loss seen")
     wait_for(lambda: "cluster: NATS connection lost" in b.stderr_text(),
              what="loss logged")
-    assert_alive(b)
+    assert_refusing_durable(b)
+    status, body = http_get(b.config["http"]["port"], "/metrics")
+    dropped = {lab["cause"]: val for n, lab, val in
+               promparse.parse(body)["imqtt_messages_dropped_total"]["samples"]}
+    assert dropped["cluster_unavailable"] == 2, dropped
     # NATS is back on the same port: reconnected, inbox answered again
     srv.start()
     wait_for(lambda: gauge(b, "imqtt_cluster_nats_connected") == 1,

@@ -183,7 +183,8 @@ def test_metrics_exact_after_workload(broker):
     dropped = {lab["cause"]: val for n, lab, val in fams["imqtt_messages_dropped_total"]["samples"]}
     assert dropped == {"queue_full": 0, "queue_bytes": 0, "expired": 0, "too_large": 1,
                        "slow_reader": 0, "qos0_offline": 0, "not_authorized": 1,
-                       "store_full": 0, "out_of_memory": 0}, dropped
+                       "store_full": 0, "out_of_memory": 0,
+                       "cluster_unavailable": 0}, dropped
     auth = {lab["cause"]: val for n, lab, val in fams["imqtt_auth_failures_total"]["samples"]}
     assert auth == {"client_id_invalid": 0, "bad_password": 0, "token_missing": 0,
                     "token_expired": 1, "token_signature": 1, "token_alg": 0,

@@ -1,0 +1,65 @@
+/* The durable path (docs/cluster.md): QoS 1/2 messages go to the
+ * cluster's stream (cluster_stream.h) with js_PublishMsgAsync, many in
+ * flight, and each PUBLISH's PUBACK / PUBREC waits until the stream has
+ * acknowledged the publications it caused (cluster_hooks.h: durable_*).
+ *
+ * Publications are numbered 1, 2, ... in the order the node issues them
+ * (under the loop lock); `done` is the highest number up to which every
+ * one has been answered. Answers arrive on a libnats thread, are queued
+ * and applied on the main loop, which then calls server_cluster_acked().
+ * A publication the stream refuses, or that is not answered within
+ * DURABLE_ACK_WAIT_MS, fails: the PUBLISH that caused it is refused
+ * (0x97; 3.1.1: the connection is closed), never acknowledged. */
+#ifndef IMQTT_CLUSTER_DURABLE_H
+#define IMQTT_CLUSTER_DURABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster_link.h"
+#include "server.h"
+
+/* Publications in flight at most; a PUBLISH that would pass it is
+ * refused (durable_ready false). A power of two. */
+#define DURABLE_WINDOW 32768
+/* How long the stream may take to answer: a leader election of an R3
+ * stream takes about 5 s here (docs/cluster.md). */
+#define DURABLE_ACK_WAIT_MS 10000
+
+typedef struct cluster_durable cluster_durable;
+
+typedef struct cluster_durable_stats {
+    uint64_t published; /* handed to libnats */
+    uint64_t acked;     /* answered by the stream */
+    uint64_t failed;    /* refused, timed out, or not sent */
+    uint64_t inflight;  /* issued and not answered yet */
+} cluster_durable_stats;
+
+/* On the main loop before it runs; srv, l and cc borrowed for its life;
+ * `epoch` is distinct per process (the route's), so that message ids
+ * never repeat within the stream's duplicate window across a restart.
+ * NULL on ENOMEM or when libnats refuses a JetStream context (logged). */
+cluster_durable *cluster_durable_start(server *srv, cluster_link *l,
+                                       const cluster_config *cc,
+                                       uint64_t epoch);
+
+/* Send one message to the stream: `live` is its live subject (it starts
+ * with cc->subject_prefix), data[0..len) the envelope. Numbers it (the
+ * new durable_mark) whatever happens; a publication libnats does not take
+ * fails at once. Under the loop lock. */
+void cluster_durable_publish(cluster_durable *d, const char *live,
+                             const void *data, int len);
+
+bool cluster_durable_ready(cluster_durable *d);
+uint64_t cluster_durable_mark(const cluster_durable *d);
+int cluster_durable_status(const cluster_durable *d, uint64_t lo, uint64_t hi);
+
+/* Fail what is still in flight (the node stops: nothing more will be
+ * answered) and stop taking answers. On the main loop. */
+void cluster_durable_stop(cluster_durable *d);
+void cluster_durable_free(cluster_durable *d);
+
+void cluster_durable_get_stats(const cluster_durable *d,
+                               cluster_durable_stats *out);
+
+#endif
