@@ -23,6 +23,7 @@ enum { IN_FLIGHT = 0, ANSWERED = 1 };
 struct answer {
     uint64_t seq;
     bool ok;
+    natsMsg *retry; /* owned: to be sent again; NULL: answered */
 };
 
 struct cluster_durable {
@@ -33,10 +34,15 @@ struct cluster_durable {
     uint64_t epoch;
 
     /* The loop's side, under the loop lock. */
-    uint64_t next;                 /* the last publication issued */
-    uint64_t done;                 /* every publication <= done is answered */
-    uint8_t state[DURABLE_WINDOW]; /* by seq & WINDOW_MASK, (done, next] */
-    uint64_t *failed;              /* owned, ascending */
+    uint64_t next;                   /* the last publication issued */
+    uint64_t done;                   /* every publication <= done is answered */
+    uint8_t state[DURABLE_WINDOW];   /* by seq & WINDOW_MASK, (done, next] */
+    uint64_t issued[DURABLE_WINDOW]; /* uv_now when it was published */
+    uv_timer_t watchdog; /* resends, and fails what is never answered */
+    uint64_t resent_at;  /* uv_now of the last resend */
+    natsMsg **retry;     /* owned: "no responders" answers to send again */
+    uint32_t nretry, retry_cap;
+    uint64_t *failed; /* owned, ascending */
     uint32_t nfailed, failed_cap;
     bool stopped;
     char *subj; /* owned scratch: the stream subject */
@@ -47,7 +53,8 @@ struct cluster_durable {
 
     /* Answers from libnats's thread, drained by the main loop. */
     uv_async_t async;
-    uv_mutex_t lock; /* guards answers, nanswers, cap, closing */
+    uv_mutex_t lock;     /* guards answers, nanswers, cap, closing */
+    uv_mutex_t pub_lock; /* held around js_PublishMsgAsync (on_answer) */
     struct answer *answers;
     uint32_t nanswers, answers_cap;
     bool closing;
@@ -64,25 +71,67 @@ static uint64_t seq_of(natsMsg *m)
     return dot ? strtoull(dot + 1, NULL, 10) : 0;
 }
 
+/* The stream answered "duplicate" to a publication sent again: it had it
+ * already, from a leader that may have died before republishing it, and
+ * it does not republish a duplicate. So this node sends the live copy
+ * itself, marked with the stream sequence like a republication; a node
+ * that got the first one drops this one (cluster_route.c: fresh). */
+static void republish(cluster_durable *d, natsMsg *m, uint64_t sseq)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    char live[4096];
+    size_t n = strlen(subj);
+    if (n < d->jprefix_len || n - d->jprefix_len + d->prefix_len >= sizeof live)
+        return;
+    memcpy(live, d->cc->subject_prefix, d->prefix_len);
+    memcpy(live + d->prefix_len, subj + d->jprefix_len, n - d->jprefix_len + 1);
+    natsMsg *copy = NULL;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)sseq);
+    if (natsMsg_Create(&copy, live, NULL, natsMsg_GetData(m),
+                       natsMsg_GetDataLength(m)) == NATS_OK &&
+        natsMsgHeader_Set(copy, "Nats-Sequence", seq) == NATS_OK)
+        natsConnection_PublishMsg(cluster_link_conn(d->link), copy);
+    natsMsg_Destroy(copy);
+}
+
 static void on_answer(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
                       void *arg)
 {
     (void)js;
     (void)pae;
     cluster_durable *d = arg;
-    struct answer a = {seq_of(m), pa != NULL};
-    natsMsg_Destroy(m);
-    if (!a.seq)
+    /* An answer can come back while the loop is still inside the
+     * js_PublishMsgAsync that sent the message (libnats registers it
+     * first): the message is not ours to read or free before that call
+     * has returned. */
+    uv_mutex_lock(&d->pub_lock);
+    struct answer a = {seq_of(m), pa != NULL, NULL};
+    if (!a.seq) {
+        natsMsg_Destroy(m);
+        uv_mutex_unlock(&d->pub_lock);
         return; /* not ours: cannot happen, the context is ours alone */
+    }
+    /* No stream leader to answer (an election): try again shortly, the
+     * publication keeps its place and its deadline */
+    if (pae && pae->Err == NATS_NO_RESPONDERS) {
+        a.retry = m;
+    } else {
+        if (pa && pa->Duplicate)
+            republish(d, m, pa->Sequence);
+        natsMsg_Destroy(m);
+    }
+    uv_mutex_unlock(&d->pub_lock);
     uv_mutex_lock(&d->lock);
     if (!d->closing) {
         if (d->nanswers == d->answers_cap) {
             uint32_t cap = d->answers_cap ? d->answers_cap * 2 : 256;
             struct answer *v = realloc(d->answers, cap * sizeof(*v));
             if (!v) {
-                /* The publication stays in flight and fails nowhere: its
-                 * PUBLISH is never acknowledged, which is the safe side. */
+                /* The publication stays in flight until the watchdog
+                 * fails it: never acknowledged, the safe side. */
                 uv_mutex_unlock(&d->lock);
+                natsMsg_Destroy(a.retry);
                 return;
             }
             d->answers = v;
@@ -90,8 +139,10 @@ static void on_answer(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
         }
         d->answers[d->nanswers++] = a;
         uv_async_send(&d->async); /* under the lock: the handle is open */
+        a.retry = NULL;           /* the queue owns it */
     }
     uv_mutex_unlock(&d->lock);
+    natsMsg_Destroy(a.retry); /* closing, or no memory */
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -147,6 +198,58 @@ static void advance(cluster_durable *d)
         server_cluster_acked(d->srv);
 }
 
+static natsStatus publish_locked(cluster_durable *d, natsMsg **m,
+                                 jsPubOptions *po)
+{
+    uv_mutex_lock(&d->pub_lock);
+    natsStatus s = js_PublishMsgAsync(d->js, m, po);
+    uv_mutex_unlock(&d->pub_lock);
+    return s;
+}
+
+static void keep_for_retry(cluster_durable *d, uint64_t seq, natsMsg *m)
+{
+    if (seq <= d->done || seq > d->next ||
+        d->state[seq & WINDOW_MASK] == ANSWERED) {
+        natsMsg_Destroy(m);
+        return;
+    }
+    if (d->nretry == d->retry_cap) {
+        uint32_t cap = d->retry_cap ? d->retry_cap * 2 : 64;
+        natsMsg **v = realloc(d->retry, cap * sizeof(*v));
+        if (!v) {
+            natsMsg_Destroy(m);
+            answered(d, seq, false);
+            return;
+        }
+        d->retry = v;
+        d->retry_cap = cap;
+    }
+    d->retry[d->nretry++] = m;
+}
+
+/* Send the kept ones again; those past their deadline fail. */
+static void retry_now(cluster_durable *d, uint64_t cutoff)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = DURABLE_ACK_WAIT_MS;
+    uint32_t n = d->nretry;
+    d->nretry = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        natsMsg *m = d->retry[i];
+        uint64_t seq = seq_of(m);
+        bool live = seq > d->done && seq <= d->next &&
+                    d->state[seq & WINDOW_MASK] != ANSWERED;
+        if (live && d->issued[seq & WINDOW_MASK] > cutoff &&
+            publish_locked(d, &m, &po) == NATS_OK)
+            d->st.resent++;
+        else if (live)
+            answered(d, seq, false);
+        natsMsg_Destroy(m); /* NULL when libnats took it */
+    }
+}
+
 static void on_async_locked(uv_async_t *h)
 {
     cluster_durable *d = h->data;
@@ -159,8 +262,12 @@ static void on_async_locked(uv_async_t *h)
                 (d->nanswers - n) * sizeof(batch[0]));
         d->nanswers -= n;
         uv_mutex_unlock(&d->lock);
-        for (uint32_t i = 0; i < n; i++)
-            answered(d, batch[i].seq, batch[i].ok);
+        for (uint32_t i = 0; i < n; i++) {
+            if (batch[i].retry)
+                keep_for_retry(d, batch[i].seq, batch[i].retry);
+            else
+                answered(d, batch[i].seq, batch[i].ok);
+        }
         if (n < 256)
             break;
     }
@@ -171,6 +278,53 @@ static void on_async(uv_async_t *h)
 {
     loop_lock();
     on_async_locked(h);
+    loop_unlock();
+}
+
+/* libnats times out what the stream does not answer (MaxWait), but not
+ * what it had buffered across a reconnection; a publication still
+ * unanswered well past the wait fails here, so no PUBLISH waits forever. */
+static void resend(cluster_durable *d, uint64_t now)
+{
+    natsMsgList pending = {0};
+    if (js_PublishAsyncGetPendingList(&pending, d->js) != NATS_OK)
+        return;
+    d->resent_at = now;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = DURABLE_ACK_WAIT_MS;
+    for (int i = 0; i < pending.Count; i++) {
+        uint64_t seq = seq_of(pending.Msgs[i]);
+        if (seq <= d->done || seq > d->next ||
+            d->state[seq & WINDOW_MASK] == ANSWERED)
+            continue; /* destroyed with the list */
+        /* the Nats-Msg-Id header goes with it */
+        if (publish_locked(d, &pending.Msgs[i], &po) == NATS_OK)
+            d->st.resent++;
+    }
+    natsMsgList_Destroy(&pending);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    cluster_durable *d = t->data;
+    loop_lock();
+    uint64_t now = uv_now(d->srv->loop);
+    uint64_t cutoff =
+        now > DURABLE_ACK_WAIT_MS + 2000 ? now - DURABLE_ACK_WAIT_MS - 2000 : 0;
+    bool up = cluster_link_connected(d->link);
+    if (up && d->nretry)
+        retry_now(d, cutoff);
+    if (up && d->done < d->next &&
+        now - d->issued[(d->done + 1) & WINDOW_MASK] >= DURABLE_RESEND_MS &&
+        now - d->resent_at >= DURABLE_RESEND_MS)
+        resend(d, now);
+    for (uint64_t seq = d->done + 1; seq <= d->next; seq++) {
+        if (d->issued[seq & WINDOW_MASK] > cutoff)
+            break;
+        answered(d, seq, false);
+    }
+    advance(d);
     loop_unlock();
 }
 
@@ -192,6 +346,10 @@ cluster_durable *cluster_durable_start(server *srv, cluster_link *l,
     d->jprefix_len = (size_t)n;
     if (uv_mutex_init(&d->lock) != 0)
         goto nomem;
+    if (uv_mutex_init(&d->pub_lock) != 0) {
+        uv_mutex_destroy(&d->lock);
+        goto nomem;
+    }
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = DURABLE_ACK_WAIT_MS;
@@ -205,12 +363,17 @@ cluster_durable *cluster_durable_start(server *srv, cluster_link *l,
                   "will be refused",
                   natsStatus_GetText(s));
         uv_mutex_destroy(&d->lock);
+        uv_mutex_destroy(&d->pub_lock);
         free(d->subj);
         free(d);
         return NULL;
     }
     uv_async_init(srv->loop, &d->async, on_async);
     d->async.data = d;
+    uv_timer_init(srv->loop, &d->watchdog);
+    d->watchdog.data = d;
+    uv_timer_start(&d->watchdog, on_watchdog, DURABLE_RETRY_MS,
+                   DURABLE_RETRY_MS);
     return d;
 nomem:
     if (d)
@@ -231,6 +394,7 @@ void cluster_durable_publish(cluster_durable *d, const char *live,
 {
     uint64_t seq = ++d->next;
     d->state[seq & WINDOW_MASK] = IN_FLIGHT;
+    d->issued[seq & WINDOW_MASK] = uv_now(d->srv->loop);
     d->st.inflight = d->next - d->done;
     if (d->stopped) {
         fail_now(d, seq);
@@ -255,7 +419,7 @@ void cluster_durable_publish(cluster_durable *d, const char *live,
     po.MaxWait = DURABLE_ACK_WAIT_MS;
     po.MsgId = id;
     if (s == NATS_OK)
-        s = js_PublishMsgAsync(d->js, &m, &po);
+        s = publish_locked(d, &m, &po);
     natsMsg_Destroy(m); /* NULL when libnats took it */
     if (s != NATS_OK) {
         fail_now(d, seq);
@@ -291,6 +455,16 @@ int cluster_durable_status(const cluster_durable *d, uint64_t lo, uint64_t hi)
     return a < d->nfailed && d->failed[a] <= hi ? IMQTT_ECLUSTER : 1;
 }
 
+void cluster_durable_fail_inflight(cluster_durable *d)
+{
+    for (uint32_t i = 0; i < d->nretry; i++)
+        natsMsg_Destroy(d->retry[i]);
+    d->nretry = 0;
+    for (uint64_t seq = d->done + 1; seq <= d->next; seq++)
+        answered(d, seq, false);
+    advance(d);
+}
+
 void cluster_durable_stop(cluster_durable *d)
 {
     if (!d || d->stopped)
@@ -299,10 +473,9 @@ void cluster_durable_stop(cluster_durable *d)
     uv_mutex_lock(&d->lock);
     d->closing = true;
     uv_mutex_unlock(&d->lock);
-    for (uint64_t seq = d->done + 1; seq <= d->next; seq++)
-        answered(d, seq, false);
-    advance(d);
+    cluster_durable_fail_inflight(d);
     uv_close((uv_handle_t *)&d->async, NULL);
+    uv_close((uv_handle_t *)&d->watchdog, NULL);
 }
 
 void cluster_durable_free(cluster_durable *d)
@@ -311,6 +484,12 @@ void cluster_durable_free(cluster_durable *d)
         return;
     jsCtx_Destroy(d->js);
     uv_mutex_destroy(&d->lock);
+    uv_mutex_destroy(&d->pub_lock);
+    for (uint32_t i = 0; i < d->nanswers; i++)
+        natsMsg_Destroy(d->answers[i].retry);
+    for (uint32_t i = 0; i < d->nretry; i++)
+        natsMsg_Destroy(d->retry[i]);
+    free(d->retry);
     free(d->answers);
     free(d->failed);
     free(d->subj);

@@ -7,9 +7,10 @@
  * (under the loop lock); `done` is the highest number up to which every
  * one has been answered. Answers arrive on a libnats thread, are queued
  * and applied on the main loop, which then calls server_cluster_acked().
- * A publication the stream refuses, or that is not answered within
- * DURABLE_ACK_WAIT_MS, fails: the PUBLISH that caused it is refused
- * (0x97; 3.1.1: the connection is closed), never acknowledged. */
+ * A publication still unanswered after DURABLE_RESEND_MS is sent again
+ * (same id); one the stream refuses, or that is not answered within
+ * DURABLE_ACK_WAIT_MS of being sent, fails: the PUBLISH that caused it is
+ * refused (0x97; 3.1.1: the connection is closed), never acknowledged. */
 #ifndef IMQTT_CLUSTER_DURABLE_H
 #define IMQTT_CLUSTER_DURABLE_H
 
@@ -21,10 +22,18 @@
 
 /* Publications in flight at most; a PUBLISH that would pass it is
  * refused (durable_ready false). A power of two. */
-#define DURABLE_WINDOW 32768
+#define DURABLE_WINDOW 16384
 /* How long the stream may take to answer: a leader election of an R3
  * stream takes about 5 s here (docs/cluster.md). */
 #define DURABLE_ACK_WAIT_MS 10000
+/* Unanswered this long, what is in flight is sent again with the same
+ * message ids (the stream drops a second copy it already has): what was
+ * sent to a stream leader that died is answered by the next one instead
+ * of timing out. */
+#define DURABLE_RESEND_MS 2000
+/* "No responders" (no stream leader during an election) is not a refusal:
+ * the publication is sent again this often until its deadline. */
+#define DURABLE_RETRY_MS 250
 
 typedef struct cluster_durable cluster_durable;
 
@@ -32,6 +41,7 @@ typedef struct cluster_durable_stats {
     uint64_t published; /* handed to libnats */
     uint64_t acked;     /* answered by the stream */
     uint64_t failed;    /* refused, timed out, or not sent */
+    uint64_t resent;    /* sent again after DURABLE_RESEND_MS */
     uint64_t inflight;  /* issued and not answered yet */
 } cluster_durable_stats;
 
@@ -53,6 +63,13 @@ void cluster_durable_publish(cluster_durable *d, const char *live,
 bool cluster_durable_ready(cluster_durable *d);
 uint64_t cluster_durable_mark(const cluster_durable *d);
 int cluster_durable_status(const cluster_durable *d, uint64_t lo, uint64_t hi);
+
+/* The NATS connection was lost: what is in flight fails now rather than
+ * after DURABLE_ACK_WAIT_MS (the answers went with the connection; a
+ * resend by libnats after the reconnection is answered to nobody). The
+ * stream may still hold some of them: refused, they are delivered at
+ * least once, as a client's resend would be anyway. On the loop. */
+void cluster_durable_fail_inflight(cluster_durable *d);
 
 /* Fail what is still in flight (the node stops: nothing more will be
  * answered) and stop taking answers. On the main loop. */

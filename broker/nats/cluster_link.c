@@ -29,6 +29,8 @@ struct cluster_link {
      * on the loop under the loop lock; NULL: dropped. */
     cluster_link_sink sink;
     void *sink_arg;
+    cluster_link_lost_cb lost; /* on the loop, under the loop lock */
+    void *lost_arg;
 
     uv_mutex_t lock; /* guards the queue, `closing` and `events` */
     struct queued {
@@ -143,9 +145,12 @@ static void on_async_locked(uv_async_t *h)
         if (ev) {
             char url[256] = "?";
             natsConnection_GetConnectedUrl(l->nc, url, sizeof url);
-            if (ev & EV_DISCONNECTED)
+            if (ev & EV_DISCONNECTED) {
                 log_warn("cluster: NATS connection lost; reconnecting "
                          "(local clients are still served)");
+                if (l->lost)
+                    l->lost(l->lost_arg);
+            }
             if (ev & (EV_CONNECTED | EV_RECONNECTED))
                 log_info("cluster: NATS connected to %s", url);
         }
@@ -275,6 +280,12 @@ void cluster_link_set_sink(cluster_link *l, cluster_link_sink fn, void *arg)
 {
     l->sink = fn;
     l->sink_arg = arg;
+}
+
+void cluster_link_on_lost(cluster_link *l, cluster_link_lost_cb fn, void *arg)
+{
+    l->lost = fn;
+    l->lost_arg = arg;
 }
 
 natsConnection *cluster_link_conn(cluster_link *l)

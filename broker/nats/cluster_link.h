@@ -30,6 +30,11 @@ typedef struct __natsMsg natsMsg;
 typedef void (*cluster_link_sink)(void *arg, natsMsg *m, int64_t sid);
 void cluster_link_set_sink(cluster_link *l, cluster_link_sink fn, void *arg);
 
+/* Called on the loop under the loop lock when the connection to NATS was
+ * lost (once per loss, before the reconnection); NULL: nobody. */
+typedef void (*cluster_link_lost_cb)(void *arg);
+void cluster_link_on_lost(cluster_link *l, cluster_link_lost_cb fn, void *arg);
+
 /* The message handler to subscribe with (libnats's natsMsgHandler, the
  * link as its closure): it queues the message for the loop, which hands
  * it to the sink. */

@@ -58,9 +58,13 @@ struct filt {
 
 /* The last sequence seen from one node (process): the key is name. One
  * per node name ever seen, freed with the route. */
+/* Durable sequences remembered below the highest seen (fresh_durable). */
+#define DUP_WINDOW 1024
+
 typedef struct origin {
     uint64_t epoch;
     uint64_t last[2]; /* core NATS, and the stream's republications */
+    uint64_t seen[DUP_WINDOW / 64]; /* durable: bit (seq % DUP_WINDOW) */
     uint16_t len;
     char name[];
 } origin;
@@ -278,6 +282,13 @@ static void on_retain(void *arg, msg *m)
         cluster_retain_put(r->retain, m);
 }
 
+static void link_lost(void *arg)
+{
+    cluster_route *r = arg;
+    if (r->durable)
+        cluster_durable_fail_inflight(r->durable);
+}
+
 static bool durable_ready(void *arg)
 {
     cluster_route *r = arg;
@@ -299,9 +310,49 @@ static int durable_status(void *arg, uint64_t lo, uint64_t hi)
 
 /* ---- receiving ---------------------------------------------------------- */
 
-/* Whether (node, epoch, seq) is new: sequences of one process only grow,
- * and one connection keeps them in order, so anything not above the last
- * one seen is a second copy of it. */
+/* Whether (node, epoch, seq) is new. Core NATS: sequences of one process
+ * only grow and one connection keeps them in order, so anything not above
+ * the last one seen is a second copy. The durable path: copies can come
+ * out of order (a live copy sent again after a stream leader died,
+ * cluster_durable.c), so the last DUP_WINDOW sequences below the highest
+ * are remembered one bit each. */
+static void seen_set(origin *o, uint64_t seq)
+{
+    o->seen[(seq % DUP_WINDOW) / 64] |= 1ull << (seq % 64);
+}
+
+static bool fresh_durable(origin *o, uint64_t seq)
+{
+    uint64_t last = o->last[1];
+    if (seq > last) {
+        /* the ones it skips may still come: clear their bits */
+        uint64_t skip = seq - last < DUP_WINDOW ? seq - last : DUP_WINDOW;
+        for (uint64_t s = seq - skip + 1; s <= seq; s++)
+            o->seen[(s % DUP_WINDOW) / 64] &= ~(1ull << (s % 64));
+        seen_set(o, seq);
+        o->last[1] = seq;
+        return true;
+    }
+    if (last - seq >= DUP_WINDOW)
+        return false; /* too old to tell: taken as seen */
+    uint64_t bit = 1ull << (seq % 64);
+    uint64_t *w = &o->seen[(seq % DUP_WINDOW) / 64];
+    if (*w & bit)
+        return false;
+    *w |= bit;
+    return true;
+}
+
+static void origin_reset(origin *o, uint64_t epoch, uint64_t seq, bool durable)
+{
+    o->epoch = epoch;
+    o->last[0] = o->last[1] = 0;
+    memset(o->seen, 0, sizeof o->seen);
+    o->last[durable] = seq;
+    if (durable)
+        seen_set(o, seq);
+}
+
 static bool fresh(cluster_route *r, mqtt_str node, uint64_t epoch, uint64_t seq,
                   bool durable)
 {
@@ -312,24 +363,22 @@ static bool fresh(cluster_route *r, mqtt_str node, uint64_t epoch, uint64_t seq,
             return true;
         o->len = (uint16_t)node.len;
         memcpy(o->name, node.ptr, node.len);
-        o->epoch = epoch;
-        o->last[0] = o->last[1] = 0;
-        o->last[durable] = seq;
+        origin_reset(o, epoch, seq, durable);
         if (hmap_put(&r->origins,
                      (mqtt_bytes){(const uint8_t *)o->name, o->len}, o,
                      NULL) < 0)
             free(o);
         return true;
     }
-    if (o->epoch != epoch) {
-        o->epoch = epoch; /* the node restarted */
-        o->last[0] = o->last[1] = 0;
-        o->last[durable] = seq;
+    if (o->epoch != epoch) { /* the node restarted */
+        origin_reset(o, epoch, seq, durable);
         return true;
     }
-    if (seq <= o->last[durable])
+    if (durable)
+        return fresh_durable(o, seq);
+    if (seq <= o->last[0])
         return false;
-    o->last[durable] = seq;
+    o->last[0] = seq;
     return true;
 }
 
@@ -420,6 +469,8 @@ cluster_route *cluster_route_start(server *srv, cluster_link *l,
                                durable_status};
     r->retain = cluster_retain_start(srv, cc);
     r->durable = cluster_durable_start(srv, l, cc, r->epoch);
+    if (r->durable)
+        cluster_link_on_lost(l, link_lost, r);
     cluster_link_set_sink(l, on_nats, r);
     /* the subscriptions of sessions loaded from the store */
     uint32_t pos = 0;
@@ -442,6 +493,7 @@ void cluster_route_stop(cluster_route *r)
     cluster_durable_stop(r->durable);
     cluster_retain_stop(r->retain);
     cluster_link_set_sink(r->link, NULL, NULL);
+    cluster_link_on_lost(r->link, NULL, NULL);
     uint32_t pos = 0;
     filt *f;
     while ((f = hmap_next(&r->filters, &pos)) != NULL) {

@@ -255,6 +255,10 @@ char *metrics_render(server *srv, size_t *len)
                 "Publications the stream refused or did not answer in time "
                 "(their PUBLISHes were refused)",
                 ds.failed);
+            one(&b, "imqtt_cluster_stream_resent_total", "counter",
+                "Publications sent to the stream again (same id) after 2 s "
+                "without an answer",
+                ds.resent);
             one(&b, "imqtt_cluster_stream_inflight", "gauge",
                 "Publications waiting for the stream's answer", ds.inflight);
         }

@@ -20,7 +20,8 @@
  *       within 2 s).
  *   nats_probe stream URL NAME
  *       print the stream's "messages: N", "subjects: S", "republish: SRC
- *       -> DST" and "replicas: R" (exit 1 when there is no such stream). */
+ *       -> DST", "replicas: R" and "leader: SERVER" (exit 1 when there is
+ *       no such stream). */
 #include <nats/nats.h>
 
 #include "subject.h"
@@ -295,6 +296,8 @@ static int cmd_stream(const char *urls, const char *name)
             printf("republish: %s -> %s\n", c->RePublish->Source,
                    c->RePublish->Destination);
         printf("replicas: %lld\n", (long long)c->Replicas);
+        if (si->Cluster && si->Cluster->Leader)
+            printf("leader: %s\n", si->Cluster->Leader);
         rc = 0;
     } else {
         printf("no stream: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
