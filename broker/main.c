@@ -7,6 +7,7 @@
 #include "cli_args.h"
 #include "cluster_link.h"
 #include "cluster_nats.h"
+#include "cluster_nodes.h"
 #include "cluster_route.h"
 #include "cmd_passwd.h"
 #include "cmd_token.h"
@@ -58,6 +59,7 @@ static void close_handle(uv_handle_t *h, void *arg)
 
 static void stop_cluster(server *srv, void *link)
 {
+    cluster_nodes_stop(srv->cluster_nodes);
     cluster_route_stop(srv->cluster_route); /* its NATS subscriptions first */
     cluster_link_stop(link);
 }
@@ -147,11 +149,16 @@ int main(int argc, char **argv)
         if (srv.cluster)
             srv.cluster_route =
                 cluster_route_start(&srv, srv.cluster, srv.cfg.cluster);
+        if (srv.cluster)
+            srv.cluster_nodes =
+                cluster_nodes_start(&srv, srv.cluster, srv.cfg.cluster);
         server_on_stopping(&srv, stop_cluster, srv.cluster);
     }
     log_info("imqtt %s started", IMQTT_VERSION);
     int code = server_run(&srv);
     ops_free(&srv);
+    cluster_nodes_free(srv.cluster_nodes);
+    srv.cluster_nodes = NULL;
     cluster_route_free(srv.cluster_route);
     srv.cluster_route = NULL;
     cluster_link_release(srv.cluster);
