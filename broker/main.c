@@ -7,6 +7,8 @@
 #include "cli_args.h"
 #include "cluster_link.h"
 #include "cluster_nats.h"
+#include "cluster_nodes.h"
+#include "cluster_presence.h"
 #include "cluster_route.h"
 #include "cmd_passwd.h"
 #include "cmd_token.h"
@@ -56,8 +58,17 @@ static void close_handle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* Presence across nodes: the IM layer's peer (im.h), filled when the
+ * cluster starts. */
+static cluster_presence *presence;
+static im_presence_peer presence_peer = {NULL, cluster_presence_local,
+                                         cluster_presence_remote};
+
 static void stop_cluster(server *srv, void *link)
 {
+    im_presence_set_peer(srv, NULL);
+    cluster_presence_stop(presence);
+    cluster_nodes_stop(srv->cluster_nodes);
     cluster_route_stop(srv->cluster_route); /* its NATS subscriptions first */
     cluster_link_stop(link);
 }
@@ -147,11 +158,26 @@ int main(int argc, char **argv)
         if (srv.cluster)
             srv.cluster_route =
                 cluster_route_start(&srv, srv.cluster, srv.cfg.cluster);
+        if (srv.cluster)
+            srv.cluster_nodes =
+                cluster_nodes_start(&srv, srv.cluster, srv.cfg.cluster);
+        if (srv.cluster_nodes)
+            presence =
+                cluster_presence_start(&srv, srv.cluster_nodes, srv.cluster,
+                                       srv.cfg.cluster, im_presence_refresh);
+        if (presence) {
+            presence_peer.arg = presence;
+            im_presence_set_peer(&srv, &presence_peer);
+        }
         server_on_stopping(&srv, stop_cluster, srv.cluster);
     }
     log_info("imqtt %s started", IMQTT_VERSION);
     int code = server_run(&srv);
     ops_free(&srv);
+    cluster_presence_free(presence);
+    presence = NULL;
+    cluster_nodes_free(srv.cluster_nodes);
+    srv.cluster_nodes = NULL;
     cluster_route_free(srv.cluster_route);
     srv.cluster_route = NULL;
     cluster_link_release(srv.cluster);

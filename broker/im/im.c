@@ -461,8 +461,36 @@ im_state *im_state_of(server *srv)
     return srv->im;
 }
 
-static void publish_presence(server *srv, const presence *p)
+static const im_presence_peer *peer_of(const server *srv)
 {
+    return srv->im ? ((const im_state *)srv->im)->peer : NULL;
+}
+
+/* The other nodes' devices (cluster mode) after this node's: each name
+ * once, as a client id connected on two nodes is two sessions. */
+static void add_remote_device(void *ctx, mqtt_str dev)
+{
+    cJSON *devs = ctx;
+    char d[IM_ID_PART_MAX + 1];
+    if (dev.len == 0 || dev.len > IM_ID_PART_MAX)
+        return;
+    memcpy(d, dev.ptr, dev.len);
+    d[dev.len] = '\0';
+    const cJSON *it;
+    cJSON_ArrayForEach(it, devs)
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, d) == 0)
+            return;
+    }
+    cJSON_AddItemToArray(devs, cJSON_CreateString(d));
+}
+
+/* p2p/presence/{user}: user[0..user_len) NUL-terminated; p is the user's
+ * devices here, NULL when none. */
+static void publish_presence_of(server *srv, const char *user,
+                                uint32_t user_len, const presence *p)
+{
+    const im_presence_peer *peer = peer_of(srv);
     cJSON *o = cJSON_CreateObject();
     cJSON *devs = cJSON_CreateArray();
     if (!o || !devs) {
@@ -470,14 +498,17 @@ static void publish_presence(server *srv, const presence *p)
         cJSON_Delete(devs);
         return;
     }
-    cJSON_AddItemToObject(o, "user", cJSON_CreateString(p->user));
-    for (uint32_t i = 0; i < p->count; i++) {
+    cJSON_AddItemToObject(o, "user", cJSON_CreateString(user));
+    for (uint32_t i = 0; p && i < p->count; i++) {
         const im_info *im = devices_of_c(p)[i]->im;
         char dev[IM_ID_PART_MAX + 1];
         memcpy(dev, im->device.ptr, im->device.len);
         dev[im->device.len] = '\0';
         cJSON_AddItemToArray(devs, cJSON_CreateString(dev));
     }
+    if (peer)
+        peer->remote(peer->arg, mqtt_str_from(user, user_len),
+                     add_remote_device, devs);
     cJSON_AddItemToObject(o, "devices", devs);
     cJSON_AddNumberToObject(o, "ts", (double)im_wall_ms());
     char *json = cJSON_PrintUnformatted(o);
@@ -486,16 +517,61 @@ static void publish_presence(server *srv, const presence *p)
         return;
     char topic[PREFIX_LEN(PRESENCE_PREFIX) + IM_ID_PART_MAX + 1];
     memcpy(topic, PRESENCE_PREFIX, PREFIX_LEN(PRESENCE_PREFIX));
-    memcpy(topic + PREFIX_LEN(PRESENCE_PREFIX), p->user, p->user_len);
+    memcpy(topic + PREFIX_LEN(PRESENCE_PREFIX), user, user_len);
     msg *m = msg_new(
-        mqtt_str_from(topic, PREFIX_LEN(PRESENCE_PREFIX) + p->user_len), NULL,
+        mqtt_str_from(topic, PREFIX_LEN(PRESENCE_PREFIX) + user_len), NULL,
         (mqtt_bytes){(const uint8_t *)json, (uint32_t)strlen(json)}, 1, true, 0,
         ++srv->next_msg_id);
     free(json);
     if (m) {
-        route_message(srv, m, NULL);
+        /* with a peer every node publishes this merged view itself */
+        if (peer)
+            route_message_here(srv, m);
+        else
+            route_message(srv, m, NULL);
         msg_unref(m);
     }
+}
+
+static void publish_presence(server *srv, const presence *p)
+{
+    publish_presence_of(srv, p->user, p->user_len, p);
+}
+
+/* Cluster mode: tell the other nodes this node's devices of p's user. */
+static void tell_peer(server *srv, const presence *p)
+{
+    const im_presence_peer *peer = peer_of(srv);
+    if (!peer || !srv->cfg.im_presence)
+        return;
+    mqtt_str few[16] = {{0}};
+    mqtt_str *d = p->count <= 16 ? few : malloc(p->count * sizeof(*d));
+    if (!d)
+        return;
+    for (uint32_t i = 0; i < p->count; i++)
+        d[i] = devices_of_c(p)[i]->im->device;
+    peer->local(peer->arg, mqtt_str_from(p->user, p->user_len), d, p->count);
+    if (d != few)
+        free(d);
+}
+
+void im_presence_set_peer(server *srv, const im_presence_peer *peer)
+{
+    im_state *st = im_state_of(srv);
+    if (st)
+        st->peer = peer;
+}
+
+void im_presence_refresh(server *srv, mqtt_str user)
+{
+    if (!srv->cfg.im_presence || !srv->im || user.len == 0 ||
+        user.len > IM_ID_PART_MAX)
+        return;
+    char name[IM_ID_PART_MAX + 1];
+    memcpy(name, user.ptr, user.len);
+    name[user.len] = '\0';
+    publish_presence_of(srv, name, user.len,
+                        hmap_get(&((im_state *)srv->im)->users, user));
 }
 
 static presence *presence_of(server *srv, mqtt_str user, bool create)
@@ -579,6 +655,7 @@ void im_on_connect(session *s)
             return;
         }
     devices_of(p)[p->count++] = s;
+    tell_peer(srv, p);
     if (srv->cfg.im_presence)
         publish_presence(srv, p);
 }
@@ -594,6 +671,7 @@ void im_on_disconnect(session *s)
     for (uint32_t i = 0; i < p->count; i++) {
         if (devices_of(p)[i] == s) {
             devices_of(p)[i] = devices_of(p)[--p->count];
+            tell_peer(srv, p);
             if (srv->cfg.im_presence)
                 publish_presence(srv, p);
             break;

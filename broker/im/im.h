@@ -48,6 +48,7 @@ typedef struct im_state {
                       (im_devices.c) */
     hmap receipts; /* recipient|conversation -> delivered marks
                       (im_receipt.c) */
+    const struct im_presence_peer *peer; /* borrowed; NULL: single node */
 } im_state;
 
 /* srv->im, made when missing; NULL without memory. */
@@ -128,6 +129,26 @@ uint32_t im_route_sync_user(server *srv, msg *m, mqtt_str user, session *from);
 /* At start-up, after the store is loaded: every retained presence record
  * says no device is online (they were, before the restart). */
 void im_on_start(server *srv);
+
+/* Presence across nodes (cluster mode, docs/cluster.md): main attaches
+ * nats/cluster_presence.c here. With a peer, each change of a user's
+ * devices on this node is told to it, the presence message lists this
+ * node's devices and the peer's (the other nodes'), and it is routed to
+ * this node's subscribers only (route_message_here): every node publishes
+ * the same merged view. Without one (a single node) nothing changes. */
+typedef struct im_presence_peer {
+    void *arg;
+    void (*local)(void *arg, mqtt_str user, const mqtt_str *devices,
+                  uint32_t n);
+    void (*remote)(void *arg, mqtt_str user,
+                   void (*add)(void *ctx, mqtt_str device), void *ctx);
+} im_presence_peer;
+
+/* peer is borrowed until detached (NULL). Under the loop lock. */
+void im_presence_set_peer(server *srv, const im_presence_peer *peer);
+/* The other nodes' devices of user changed: publish its presence again
+ * (when im.presence is on). Under the loop lock. */
+void im_presence_refresh(server *srv, mqtt_str user);
 
 /* Whether any device of user is online (kept when presence or offline
  * push is on; false otherwise). */

@@ -158,11 +158,11 @@ uint32_t route_publish(server *srv, msg *m, session *from)
 }
 
 static uint32_t route_local(server *srv, msg *m, mqtt_str topic, session *from,
-                            const route_remote *r);
+                            const route_remote *r, bool here);
 
 uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
 {
-    uint32_t n = route_local(srv, m, topic, from, NULL);
+    uint32_t n = route_local(srv, m, topic, from, NULL, false);
     const cluster_hooks *h = srv->cluster_hooks;
     if (h)
         h->on_route(h->arg, m, topic, from);
@@ -172,11 +172,13 @@ uint32_t route_publish_as(server *srv, msg *m, mqtt_str topic, session *from)
 uint32_t route_publish_remote(server *srv, msg *m, mqtt_str topic,
                               const route_remote *r)
 {
-    return route_local(srv, m, topic, NULL, r);
+    return route_local(srv, m, topic, NULL, r, false);
 }
 
+/* here: m is for this node's sessions only (route_message_here), shared
+ * groups included. */
 static uint32_t route_local(server *srv, msg *m, mqtt_str topic, session *from,
-                            const route_remote *r)
+                            const route_remote *r, bool here)
 {
     /* The scratch of the worker whose thread routes. */
     worker *w = worker_current();
@@ -190,7 +192,7 @@ static uint32_t route_local(server *srv, msg *m, mqtt_str topic, session *from,
     if (++srv->route_gen == 0)
         srv->route_gen = 1;
     route_ctx ctx = {srv,  w,         rs,        m,
-                     from, 0,         false,     !srv->cluster_hooks,
+                     from, 0,         false,     !srv->cluster_hooks || here,
                      true, {NULL, 0}, {NULL, 0}, {NULL, 0}};
     if (r) {
         ctx.origin = r->origin;
@@ -247,4 +249,16 @@ uint32_t route_message(server *srv, msg *m, session *from)
     uint32_t n = route_publish(srv, m, from);
     srv->policy->sync(srv, m, from);
     return n;
+}
+
+uint32_t route_message_here(server *srv, msg *m)
+{
+    persist_retained(srv, m); /* no-op unless m->retain */
+    if (m->retain && retain_set(srv, m, NULL) == 0) {
+        const cluster_hooks *h = srv->cluster_hooks;
+        if (h)
+            h->on_retain(h->arg, m);
+    }
+    srv->stats.msgs_received++;
+    return route_local(srv, m, msg_topic(m), NULL, NULL, true);
 }

@@ -40,6 +40,13 @@ uint32_t route_publish_remote(server *srv, msg *m, mqtt_str topic,
  * store when m->retain, then route it. */
 uint32_t route_message(server *srv, msg *m, session *from);
 
+/* Like route_message for a message of the broker's own (no session)
+ * that every node of a cluster publishes itself (the IM presence's
+ * merged view): retained as route_message does (the cluster's retained
+ * bucket included), but routed to this node's sessions only, shared
+ * groups too, never sent to NATS. No policy sync. */
+uint32_t route_message_here(server *srv, msg *m);
+
 /* Free w's scratch (and this thread's message cache). */
 void route_scratch_free(worker *w);
 

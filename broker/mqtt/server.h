@@ -118,6 +118,8 @@ typedef struct server {
     const struct cluster_hooks *cluster_hooks;
     struct cluster_route *cluster_route; /* owned by main (nats/): live
                                             routing; NULL: single node */
+    struct cluster_nodes *cluster_nodes; /* owned by main (nats/): nodes
+                                            seen; NULL: single node */
     const char *config_path;             /* borrowed from main; NULL: no file */
     bool stopping;
     int exit_code;

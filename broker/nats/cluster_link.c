@@ -31,6 +31,10 @@ struct cluster_link {
     void *sink_arg;
     cluster_link_lost_cb lost; /* on the loop, under the loop lock */
     void *lost_arg;
+    /* Offered every message first (cluster_nodes.c: heartbeats, presence);
+     * on the loop under the loop lock; NULL: none. */
+    cluster_link_ctl ctl;
+    void *ctl_arg;
 
     uv_mutex_t lock; /* guards the queue, `closing` and `events` */
     struct queued {
@@ -121,6 +125,8 @@ static void handle(cluster_link *l, natsMsg *m, int64_t sid)
         natsMsg_Destroy(m);
         return;
     }
+    if (l->ctl && l->ctl(l->ctl_arg, m, sid))
+        return;
     if (l->sink)
         l->sink(l->sink_arg, m, sid);
     else
@@ -286,6 +292,12 @@ void cluster_link_on_lost(cluster_link *l, cluster_link_lost_cb fn, void *arg)
 {
     l->lost = fn;
     l->lost_arg = arg;
+}
+
+void cluster_link_set_ctl(cluster_link *l, cluster_link_ctl fn, void *arg)
+{
+    l->ctl = fn;
+    l->ctl_arg = arg;
 }
 
 natsConnection *cluster_link_conn(cluster_link *l)

@@ -34,6 +34,11 @@ void cluster_link_set_sink(cluster_link *l, cluster_link_sink fn, void *arg);
  * lost (once per loss, before the reconnection); NULL: nobody. */
 typedef void (*cluster_link_lost_cb)(void *arg);
 void cluster_link_on_lost(cluster_link *l, cluster_link_lost_cb fn, void *arg);
+/* Offered each message before the sink, on the loop under the loop lock:
+ * returns true when the message was its own (it then owns it), false to
+ * pass it on. The node's control plane (cluster_nodes.h) uses it. */
+typedef bool (*cluster_link_ctl)(void *arg, natsMsg *m, int64_t sid);
+void cluster_link_set_ctl(cluster_link *l, cluster_link_ctl fn, void *arg);
 
 /* The message handler to subscribe with (libnats's natsMsgHandler, the
  * link as its closure): it queues the message for the loop, which hands

@@ -10,6 +10,7 @@
 
 #include "cluster_durable.h"
 #include "cluster_link.h"
+#include "cluster_nodes.h"
 #include "cluster_retain.h"
 #include "cluster_route.h"
 #include "conn.h"
@@ -219,6 +220,11 @@ char *metrics_render(server *srv, size_t *len)
             "NATS messages dropped because the loop's queue was full",
             cluster_link_dropped(srv->cluster));
     }
+    if (srv->cluster_nodes)
+        one(&b, "imqtt_cluster_nodes_seen", "gauge",
+            "nodes heard within the last 3 heartbeats, this one included "
+            "(cluster mode)",
+            cluster_nodes_seen(srv->cluster_nodes));
     if (srv->cluster_route) {
         cluster_route_stats rs;
         cluster_route_get_stats(srv->cluster_route, &rs);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_link.h"
+#include "cluster_nodes.h"
 #include "log.h"
 #include "loop_lock.h"
 #include "msg.h"
@@ -129,6 +131,13 @@ static void update(sys_topics *st)
                 store_message_count(srv->store));
     publish_u64(srv, "$SYS/broker/retained messages/count",
                 retain_index_count(srv->retain));
+    /* cluster mode: this node's view of the cluster (docs/cluster.md) */
+    if (srv->cluster)
+        publish_u64(srv, "$SYS/broker/cluster/nats_connected",
+                    cluster_link_connected(srv->cluster));
+    if (srv->cluster_nodes)
+        publish_u64(srv, "$SYS/broker/cluster/nodes",
+                    cluster_nodes_seen(srv->cluster_nodes));
 }
 
 static void on_timer_locked(uv_timer_t *t)
