@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Messages waiting for the loop. A full queue drops (and counts) what
- * arrives: core NATS delivery is at most once anyway, and the durable
- * path will read from JetStream, never from here. */
+/* Messages waiting for the loop. A full queue holds libnats's delivery
+ * thread until the loop has drained some (back-pressure: libnats then
+ * buffers per subscription, up to its pending limits), because durable
+ * messages (QoS 1/2, already acknowledged to their publisher) arrive here
+ * too and must not be dropped by the node that is to deliver them. */
 #define LINK_QUEUE_CAP 4096
 
 struct cluster_link {
@@ -36,7 +38,8 @@ struct cluster_link {
     cluster_link_ctl ctl;
     void *ctl_arg;
 
-    uv_mutex_t lock; /* guards the queue, `closing` and `events` */
+    uv_mutex_t lock;    /* guards the queue, `closing` and `events` */
+    uv_cond_t not_full; /* signalled by the loop when it drains */
     struct queued {
         natsMsg *m;  /* owned by the queue until drained */
         int64_t sid; /* the subscription it arrived on */
@@ -46,7 +49,7 @@ struct cluster_link {
     unsigned events; /* EV_* seen by library threads, logged by the loop */
 
     atomic_bool connected;
-    atomic_uint_least64_t reconnects, dropped;
+    atomic_uint_least64_t reconnects, waits, slow;
 };
 
 enum { EV_CONNECTED = 1, EV_DISCONNECTED = 2, EV_RECONNECTED = 4 };
@@ -62,13 +65,19 @@ static void post(cluster_link *l, unsigned ev, natsMsg *m, int64_t sid)
     l->events |= ev;
     if (m) {
         if (l->count == LINK_QUEUE_CAP) {
-            atomic_fetch_add(&l->dropped, 1);
-            natsMsg_Destroy(m);
-        } else {
-            l->queue[(l->head + l->count) % LINK_QUEUE_CAP] =
-                (struct queued){m, sid};
-            l->count++;
+            atomic_fetch_add(&l->waits, 1);
+            uv_async_send(&l->async);
+            while (l->count == LINK_QUEUE_CAP && !l->closing)
+                uv_cond_wait(&l->not_full, &l->lock);
         }
+        if (l->closing) {
+            uv_mutex_unlock(&l->lock);
+            natsMsg_Destroy(m);
+            return;
+        }
+        l->queue[(l->head + l->count) % LINK_QUEUE_CAP] =
+            (struct queued){m, sid};
+        l->count++;
     }
     uv_async_send(&l->async); /* under the lock: the handle is open */
     uv_mutex_unlock(&l->lock);
@@ -103,6 +112,18 @@ static void on_disconnected(natsConnection *nc, void *arg)
     cluster_link *l = arg;
     atomic_store(&l->connected, false);
     post(l, EV_DISCONNECTED, NULL, 0);
+}
+
+/* libnats dropped messages of a subscription whose pending buffer was
+ * full (65,536 messages or 64 MB by default): this node fell that far
+ * behind. Counted; what was dropped is not repaired (docs/cluster.md). */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                     void *arg)
+{
+    (void)nc;
+    (void)sub;
+    if (err == NATS_SLOW_CONSUMER)
+        atomic_fetch_add(&((cluster_link *)arg)->slow, 1);
 }
 
 static void on_reconnected(natsConnection *nc, void *arg)
@@ -147,6 +168,8 @@ static void on_async_locked(uv_async_t *h)
             l->head = (l->head + 1) % LINK_QUEUE_CAP;
             l->count--;
         }
+        if (n)
+            uv_cond_signal(&l->not_full); /* one delivery thread */
         uv_mutex_unlock(&l->lock);
         if (ev) {
             char url[256] = "?";
@@ -183,7 +206,12 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
     l->cc = cc;
     snprintf(l->inbox_subject, sizeof l->inbox_subject, "%s.node.%s.ping",
              cc->subject_prefix, cc->node);
+    if (uv_cond_init(&l->not_full) != 0) {
+        free(l);
+        return NULL;
+    }
     if (uv_mutex_init(&l->lock) != 0) {
+        uv_cond_destroy(&l->not_full);
         free(l);
         return NULL;
     }
@@ -204,6 +232,8 @@ cluster_link *cluster_link_start(uv_loop_t *loop, const cluster_config *cc)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, l);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_reconnected, l);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_error, l);
     /* One delivery thread for every subscription: messages reach the
      * queue in the order the connection read them, whichever subscription
      * they matched, so one publisher's order survives overlapping
@@ -246,6 +276,7 @@ void cluster_link_stop(cluster_link *l)
     uv_mutex_lock(&l->lock);
     bool was = l->closing;
     l->closing = true;
+    uv_cond_broadcast(&l->not_full);
     uv_mutex_unlock(&l->lock);
     if (was)
         return;
@@ -279,6 +310,7 @@ void cluster_link_free(cluster_link *l)
     if (!l)
         return;
     uv_mutex_destroy(&l->lock);
+    uv_cond_destroy(&l->not_full);
     free(l);
 }
 
@@ -323,7 +355,12 @@ uint64_t cluster_link_reconnects(const cluster_link *l)
     return atomic_load(&((cluster_link *)l)->reconnects);
 }
 
-uint64_t cluster_link_dropped(const cluster_link *l)
+uint64_t cluster_link_slow(const cluster_link *l)
 {
-    return atomic_load(&((cluster_link *)l)->dropped);
+    return atomic_load(&((cluster_link *)l)->slow);
+}
+
+uint64_t cluster_link_waits(const cluster_link *l)
+{
+    return atomic_load(&((cluster_link *)l)->waits);
 }

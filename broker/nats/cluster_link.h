@@ -71,6 +71,9 @@ void cluster_link_free(cluster_link *l);
 
 bool cluster_link_connected(const cluster_link *l);
 uint64_t cluster_link_reconnects(const cluster_link *l);
-uint64_t cluster_link_dropped(const cluster_link *l);
+/* Times libnats's delivery thread waited for the loop's queue (full). */
+uint64_t cluster_link_waits(const cluster_link *l);
+/* Slow-consumer drops libnats reported (a subscription's pending limit). */
+uint64_t cluster_link_slow(const cluster_link *l);
 
 #endif

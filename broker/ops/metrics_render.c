@@ -216,9 +216,13 @@ char *metrics_render(server *srv, size_t *len)
         one(&b, "imqtt_cluster_nats_reconnects_total", "counter",
             "NATS reconnections since start",
             cluster_link_reconnects(srv->cluster));
-        one(&b, "imqtt_cluster_queue_dropped_total", "counter",
-            "NATS messages dropped because the loop's queue was full",
-            cluster_link_dropped(srv->cluster));
+        one(&b, "imqtt_cluster_queue_waits_total", "counter",
+            "Times NATS delivery waited because the loop's queue was full",
+            cluster_link_waits(srv->cluster));
+        one(&b, "imqtt_cluster_slow_consumer_total", "counter",
+            "Messages batches libnats dropped: a subscription's pending "
+            "buffer was full (the node fell behind)",
+            cluster_link_slow(srv->cluster));
     }
     if (srv->cluster_nodes)
         one(&b, "imqtt_cluster_nodes_seen", "gauge",
