@@ -44,6 +44,9 @@ typedef struct cluster_hooks {
      * refused or timed out. When the stream acknowledges more, the
      * cluster side calls server_cluster_acked() on the main loop. */
     bool (*durable_ready)(void *arg);
+    /* Enough in flight that publishers should wait: a connection that
+     * published is not read until it is not (conn_pressure.c). */
+    bool (*durable_busy)(void *arg);
     uint64_t (*durable_mark)(void *arg);
     int (*durable_status)(void *arg, uint64_t lo, uint64_t hi);
 } cluster_hooks;

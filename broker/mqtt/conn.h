@@ -16,8 +16,10 @@
 
 /* Why a connection's input is not being read (back-pressure, conn.c). */
 enum {
-    CONN_PAUSED_OUTPUT = 1, /* unwritten output above limits.output_buffer */
-    CONN_PAUSED_ACKS = 2,   /* limits.max_pending_acks acks wait for commits */
+    CONN_PAUSED_OUTPUT = 1,  /* unwritten output above limits.output_buffer */
+    CONN_PAUSED_ACKS = 2,    /* limits.max_pending_acks acks wait for commits */
+    CONN_PAUSED_CLUSTER = 4, /* the cluster's stream has too many in flight
+                                (cluster_hooks.h: durable_busy) */
 };
 
 enum conn_state {

@@ -11,6 +11,7 @@
  * deadline). */
 #include "conn.h"
 
+#include "cluster_hooks.h"
 #include "log.h"
 #include "session.h"
 
@@ -30,6 +31,12 @@ void conn_pressure_check(conn *c)
         conn_nacks(c) >= cfg->max_pending_acks) {
         c->paused |= CONN_PAUSED_ACKS;
         metrics_count(c->srv, METRIC_PAUSED_ACKS);
+    }
+    const cluster_hooks *ch = c->srv->cluster_hooks;
+    if (ch && !(c->paused & CONN_PAUSED_CLUSTER) && conn_nacks(c) &&
+        ch->durable_busy(ch->arg) && worker_cluster_pause(c->w, c)) {
+        c->paused |= CONN_PAUSED_CLUSTER;
+        metrics_count(c->srv, METRIC_PAUSED_CLUSTER);
     }
     if (c->paused == was)
         return;
@@ -58,6 +65,9 @@ void conn_pressure_drain(conn *c)
     if ((c->paused & CONN_PAUSED_ACKS) &&
         conn_nacks(c) <= cfg->max_pending_acks / 2)
         c->paused &= (uint8_t)~CONN_PAUSED_ACKS;
+    const cluster_hooks *ch = c->srv->cluster_hooks;
+    if ((c->paused & CONN_PAUSED_CLUSTER) && !(ch && ch->durable_busy(ch->arg)))
+        c->paused &= (uint8_t)~CONN_PAUSED_CLUSTER;
     if (c->paused)
         return;
     /* Its packets waited in the socket because of us: the keepalive

@@ -43,6 +43,8 @@
       "Times reading from a client stopped until it drained, by cause")       \
     X(PAUSED_ACKS, "imqtt_input_paused_total", "pending_acks",                \
       "Times reading from a client stopped until it drained, by cause")       \
+    X(PAUSED_CLUSTER, "imqtt_input_paused_total", "cluster",                  \
+      "Times reading from a client stopped until it drained, by cause")       \
     X(STALLED, "imqtt_clients_stalled_total", "",                             \
       "Clients disconnected (0x97) for not draining their output in time")    \
     X(RETAIN_REFUSED_COUNT, "imqtt_retained_refused_total",                   \

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "auth_guard.h"
+#include "cluster_hooks.h"
 #include "conn.h"
 #include "conn_log.h"
 #include "errors.h"
@@ -60,6 +61,37 @@ void worker_want_flush(worker *w, conn *c)
     w->flush_head = c;
     if (w != current_worker)
         worker_wake(w);
+}
+
+bool worker_cluster_pause(worker *w, conn *c)
+{
+    if (w->ncluster_paused == w->cluster_paused_cap) {
+        uint32_t cap = w->cluster_paused_cap ? w->cluster_paused_cap * 2 : 16;
+        conn **v = realloc(w->cluster_paused, cap * sizeof(*v));
+        if (!v)
+            return false;
+        w->cluster_paused = v;
+        w->cluster_paused_cap = cap;
+    }
+    conn_ref(c);
+    w->cluster_paused[w->ncluster_paused++] = c;
+    return true;
+}
+
+/* The stream answered more: the connections paused for it read again
+ * once it is no longer busy (conn_pressure_drain decides). */
+static void resume_cluster_paused(worker *w)
+{
+    const cluster_hooks *ch = w->srv->cluster_hooks;
+    if (!w->ncluster_paused || (ch && ch->durable_busy(ch->arg)))
+        return;
+    uint32_t n = w->ncluster_paused;
+    w->ncluster_paused = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        conn *c = w->cluster_paused[i];
+        conn_pressure_drain(c);
+        conn_unref(c);
+    }
 }
 
 void server_cluster_acked(server *srv)
@@ -256,6 +288,7 @@ static void on_prepare(uv_prepare_t *h)
         conn *waiting = w->cluster_head;
         w->cluster_head = NULL;
         release_batch(waiting, 0);
+        resume_cluster_paused(w);
     }
     if ((w->ack_head || w->wait_head || store_pending(st)) &&
         commits_reserve(w)) {
@@ -755,6 +788,7 @@ void server_free(server *srv)
         free(w->readbuf);
         free(w->iov);
         free(w->taken);
+        free(w->cluster_paused); /* emptied when the cluster stopped */
     }
     for (uint32_t i = 0; i < srv->nworkers; i++)
         if (worker_current() == &srv->workers[i])

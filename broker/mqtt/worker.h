@@ -61,12 +61,15 @@ typedef struct worker {
     mailbox_item stop_item; /* posted by the main loop at the end */
     bool inbox_closed;      /* under the loop lock: no more wake-ups */
 
-    conn *conns;              /* every open connection (intrusive list) */
-    conn *flush_head;         /* connections with output to write */
-    conn *ack_head;           /* connections with acks waiting for a commit */
-    conn *cluster_head;       /* connections whose acks wait only for the
-                                 cluster's durable log (cluster_hooks.h) */
-    bool cluster_wanted;      /* the log acknowledged more: release them */
+    conn *conns;           /* every open connection (intrusive list) */
+    conn *flush_head;      /* connections with output to write */
+    conn *ack_head;        /* connections with acks waiting for a commit */
+    conn *cluster_head;    /* connections whose acks wait only for the
+                              cluster's durable log (cluster_hooks.h) */
+    bool cluster_wanted;   /* the log acknowledged more: release them */
+    conn **cluster_paused; /* owned array; each holds a ref: connections
+                              whose input waits for the stream */
+    uint32_t ncluster_paused, cluster_paused_cap;
     commit_waiter *wait_head; /* other waiters for the open batch (borrowed
                                  until their done runs) */
     uint32_t nconns;          /* open (not closing) connections */
@@ -118,6 +121,10 @@ void worker_wait_commit(worker *w, commit_waiter *cw);
 /* Make w's loop run an iteration soon (any thread): its prepare flushes
  * and does what was left to it. */
 void worker_wake(worker *w);
+
+/* Keep c (a ref) until the cluster's stream is no longer busy, then drain
+ * its input pause (conn_pressure.c). False on ENOMEM: not paused. */
+bool worker_cluster_pause(worker *w, conn *c);
 
 /* The worker whose loop runs on the calling thread (set by worker_enter),
  * for code reached without a connection: the router, wills, $SYS. */

@@ -40,6 +40,7 @@ struct cluster_durable {
     uint64_t issued[DURABLE_WINDOW]; /* uv_now when it was published */
     uv_timer_t watchdog; /* resends, and fails what is never answered */
     uint64_t resent_at;  /* uv_now of the last resend */
+    uint64_t heard_at;   /* uv_now of the last answer taken */
     natsMsg **retry;     /* owned: "no responders" answers to send again */
     uint32_t nretry, retry_cap;
     uint64_t *failed; /* owned, ascending */
@@ -262,6 +263,8 @@ static void on_async_locked(uv_async_t *h)
                 (d->nanswers - n) * sizeof(batch[0]));
         d->nanswers -= n;
         uv_mutex_unlock(&d->lock);
+        if (n)
+            d->heard_at = uv_now(d->srv->loop);
         for (uint32_t i = 0; i < n; i++) {
             if (batch[i].retry)
                 keep_for_retry(d, batch[i].seq, batch[i].retry);
@@ -315,8 +318,12 @@ static void on_watchdog(uv_timer_t *t)
     bool up = cluster_link_connected(d->link);
     if (up && d->nretry)
         retry_now(d, cutoff);
+    /* Only when the stream has gone silent (a leader that died answers
+     * nothing): a busy stream answering slowly must not get everything in
+     * flight a second time. */
     if (up && d->done < d->next &&
         now - d->issued[(d->done + 1) & WINDOW_MASK] >= DURABLE_RESEND_MS &&
+        now - d->heard_at >= DURABLE_RESEND_MS &&
         now - d->resent_at >= DURABLE_RESEND_MS)
         resend(d, now);
     for (uint64_t seq = d->done + 1; seq <= d->next; seq++) {
@@ -428,6 +435,11 @@ void cluster_durable_publish(cluster_durable *d, const char *live,
     d->st.published++;
 }
 
+bool cluster_durable_busy(const cluster_durable *d)
+{
+    return d->next - d->done >= DURABLE_PAUSE_AT;
+}
+
 bool cluster_durable_ready(cluster_durable *d)
 {
     return !d->stopped && cluster_link_connected(d->link) &&
@@ -474,6 +486,9 @@ void cluster_durable_stop(cluster_durable *d)
     d->closing = true;
     uv_mutex_unlock(&d->lock);
     cluster_durable_fail_inflight(d);
+    /* even with nothing in flight: connections paused for the stream
+     * read again (they see no cluster now) */
+    server_cluster_acked(d->srv);
     uv_close((uv_handle_t *)&d->async, NULL);
     uv_close((uv_handle_t *)&d->watchdog, NULL);
 }

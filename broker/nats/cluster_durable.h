@@ -22,14 +22,18 @@
 
 /* Publications in flight at most; a PUBLISH that would pass it is
  * refused (durable_ready false). A power of two. */
-#define DURABLE_WINDOW 16384
+#define DURABLE_WINDOW 65536
+/* In flight past this, connections that publish are not read until the
+ * stream has caught up (durable_busy; back-pressure long before the
+ * window refuses anything). */
+#define DURABLE_PAUSE_AT 2048
 /* How long the stream may take to answer: a leader election of an R3
  * stream takes about 5 s here (docs/cluster.md). */
 #define DURABLE_ACK_WAIT_MS 10000
-/* Unanswered this long, what is in flight is sent again with the same
- * message ids (the stream drops a second copy it already has): what was
- * sent to a stream leader that died is answered by the next one instead
- * of timing out. */
+/* When the stream has answered nothing for this long while publications
+ * are in flight, they are all sent again with the same message ids (the
+ * stream drops a second copy it already has): what was sent to a stream
+ * leader that died is answered by the next one instead of timing out. */
 #define DURABLE_RESEND_MS 2000
 /* "No responders" (no stream leader during an election) is not a refusal:
  * the publication is sent again this often until its deadline. */
@@ -61,6 +65,7 @@ void cluster_durable_publish(cluster_durable *d, const char *live,
                              const void *data, int len);
 
 bool cluster_durable_ready(cluster_durable *d);
+bool cluster_durable_busy(const cluster_durable *d);
 uint64_t cluster_durable_mark(const cluster_durable *d);
 int cluster_durable_status(const cluster_durable *d, uint64_t lo, uint64_t hi);
 

@@ -295,6 +295,12 @@ static bool durable_ready(void *arg)
     return r->durable && cluster_durable_ready(r->durable);
 }
 
+static bool durable_busy(void *arg)
+{
+    cluster_route *r = arg;
+    return r->durable && cluster_durable_busy(r->durable);
+}
+
 static uint64_t durable_mark(void *arg)
 {
     cluster_route *r = arg;
@@ -465,6 +471,7 @@ cluster_route *cluster_route_start(server *srv, cluster_link *l,
                                on_sub_added,
                                on_sub_removed,
                                durable_ready,
+                               durable_busy,
                                durable_mark,
                                durable_status};
     r->retain = cluster_retain_start(srv, cc);
