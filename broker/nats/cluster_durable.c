@@ -13,12 +13,17 @@
 #include "loop_lock.h"
 
 #define WINDOW_MASK (DURABLE_WINDOW - 1)
-/* Failures come in episodes (NATS away, an election past the wait);
- * past this many the older half is forgotten: their PUBLISHes were
- * answered long before. */
-#define FAILED_MAX 4096
+/* Failures come in episodes (NATS away, an election past the wait), as
+ * runs of consecutive numbers: they are kept as ranges. Past this many
+ * ranges the oldest half is forgotten (their PUBLISHes were answered long
+ * before: an episode fails at most DURABLE_WINDOW in one range). */
+#define FAILED_MAX 65536
 
 enum { IN_FLIGHT = 0, ANSWERED = 1 };
+
+struct frange {
+    uint64_t lo, hi;
+};
 
 struct answer {
     uint64_t seq;
@@ -43,7 +48,8 @@ struct cluster_durable {
     uint64_t heard_at;   /* uv_now of the last answer taken */
     natsMsg **retry;     /* owned: "no responders" answers to send again */
     uint32_t nretry, retry_cap;
-    uint64_t *failed; /* owned, ascending */
+    struct frange *failed; /* owned: failed publications, ascending,
+                              disjoint */
     uint32_t nfailed, failed_cap;
     bool stopped;
     char *subj; /* owned scratch: the stream subject */
@@ -150,26 +156,32 @@ static void on_answer(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae,
 
 static void remember_failure(cluster_durable *d, uint64_t seq)
 {
-    if (d->nfailed == FAILED_MAX) {
-        memmove(d->failed, d->failed + FAILED_MAX / 2,
-                (FAILED_MAX / 2) * sizeof(uint64_t));
-        d->nfailed = FAILED_MAX / 2;
+    uint32_t n = d->nfailed;
+    if (n && d->failed[n - 1].hi + 1 == seq) {
+        d->failed[n - 1].hi = seq; /* the usual case: the run goes on */
+        return;
     }
-    if (d->nfailed == d->failed_cap) {
+    if (n == FAILED_MAX) {
+        memmove(d->failed, d->failed + FAILED_MAX / 2,
+                (FAILED_MAX / 2) * sizeof(d->failed[0]));
+        n = d->nfailed = FAILED_MAX / 2;
+    }
+    if (n == d->failed_cap) {
         uint32_t cap = d->failed_cap ? d->failed_cap * 2 : 16;
-        uint64_t *v = realloc(d->failed, cap * sizeof(*v));
+        struct frange *v = realloc(d->failed, cap * sizeof(*v));
         if (!v)
             return;
         d->failed = v;
         d->failed_cap = cap;
     }
-    /* answers come nearly in order: insert from the end */
+    /* answers come nearly in order: insert from the end (a seq is
+     * answered once, so it is in no range yet) */
     uint32_t i = d->nfailed++;
-    while (i > 0 && d->failed[i - 1] > seq) {
+    while (i > 0 && d->failed[i - 1].lo > seq) {
         d->failed[i] = d->failed[i - 1];
         i--;
     }
-    d->failed[i] = seq;
+    d->failed[i] = (struct frange){seq, seq};
 }
 
 static void answered(cluster_durable *d, uint64_t seq, bool ok)
@@ -455,16 +467,16 @@ int cluster_durable_status(const cluster_durable *d, uint64_t lo, uint64_t hi)
 {
     if (hi > d->done)
         return 0;
-    /* the first failure above lo */
+    /* the first failed range reaching above lo */
     uint32_t a = 0, b = d->nfailed;
     while (a < b) {
         uint32_t mid = a + (b - a) / 2;
-        if (d->failed[mid] <= lo)
+        if (d->failed[mid].hi <= lo)
             a = mid + 1;
         else
             b = mid;
     }
-    return a < d->nfailed && d->failed[a] <= hi ? IMQTT_ECLUSTER : 1;
+    return a < d->nfailed && d->failed[a].lo <= hi ? IMQTT_ECLUSTER : 1;
 }
 
 void cluster_durable_fail_inflight(cluster_durable *d)
