@@ -71,6 +71,21 @@ static int refuse(conn *c, const mqtt_publish *p, uint8_t reason)
     return conn_send(c, &ack);
 }
 
+/* A QoS 1/2 message that cannot be kept now (the store refusing writes,
+ * the cluster's stream out of reach): refused before anyone sees it, never
+ * acknowledged. 3.1.1 has no refusal: `err` closes the connection. */
+static int refuse_unkept(conn *c, const mqtt_publish *p, int drop_metric,
+                         int err)
+{
+    metrics_drop(c->srv, drop_metric);
+    if (c->version != MQTT_V5)
+        return err;
+    mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
+    ack.u.ack.packet_id = p->packet_id;
+    ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
+    return conn_send(c, &ack);
+}
+
 int handle_publish(conn *c, const mqtt_publish *p)
 {
     server *srv = c->srv;
@@ -111,17 +126,9 @@ int handle_publish(conn *c, const mqtt_publish *p)
         c->inflight_in >= cfg->max_inflight_messages)
         return IMQTT_ERECVMAX;
 
-    if (p->qos > 0 && store_refusing(srv->store)) {
-        /* The store cannot take it (full or failing): refuse rather than
-         * acknowledge what would not be kept; QoS 0 still flows. */
-        metrics_drop(srv, METRIC_DROP_STORE_FULL);
-        if (c->version != MQTT_V5)
-            return IMQTT_ESTOREFULL; /* 3.1.1 has no refusal: close */
-        mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
-        ack.u.ack.packet_id = p->packet_id;
-        ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
-        return conn_send(c, &ack);
-    }
+    /* The store cannot take it (full or failing); QoS 0 still flows. */
+    if (p->qos > 0 && store_refusing(srv->store))
+        return refuse_unkept(c, p, METRIC_DROP_STORE_FULL, IMQTT_ESTOREFULL);
 
     if (s->im && srv->policy->is_request(s, topic)) {
         /* Answered by the broker, never routed (docs/im.md, History,
@@ -172,15 +179,8 @@ int handle_publish(conn *c, const mqtt_publish *p)
     const cluster_hooks *ch = p->qos > 0 ? srv->cluster_hooks : NULL;
     uint64_t dlo = 0;
     if (ch) {
-        if (!ch->durable_ready(ch->arg)) {
-            metrics_drop(srv, METRIC_DROP_CLUSTER);
-            if (c->version != MQTT_V5)
-                return IMQTT_ECLUSTER; /* 3.1.1 has no refusal: close */
-            mqtt_packet ack = {.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
-            ack.u.ack.packet_id = p->packet_id;
-            ack.u.ack.reason = MQTT_RC_QUOTA_EXCEEDED;
-            return conn_send(c, &ack);
-        }
+        if (!ch->durable_ready(ch->arg))
+            return refuse_unkept(c, p, METRIC_DROP_CLUSTER, IMQTT_ECLUSTER);
         dlo = ch->durable_mark(ch->arg);
     }
 
