@@ -439,8 +439,11 @@ def test_deb_under_systemd(base, containers, tmp_path):
         == "imqtt"
     sh("mosquitto_pub -t pkg/t -m kept -q 1 -r")
     sh("systemctl reload imqtt")
+    # `systemctl reload` returns once SIGHUP is sent: the good file goes
+    # back only after the broker has read (and refused) the bad one.
     sh("cp /etc/imqtt/imqtt.json /root/ok.json && echo '{bad' > /etc/imqtt/imqtt.json && "
-       "systemctl reload imqtt && cp /root/ok.json /etc/imqtt/imqtt.json")
+       "systemctl reload imqtt && for i in $(seq 50); do %s | grep -q 'reload failed' "
+       "&& break; sleep 0.2; done; cp /root/ok.json /etc/imqtt/imqtt.json" % journal)
     sh("systemctl restart imqtt")
     assert sh("mosquitto_sub -t pkg/t -C 1 -W 10").stdout.strip() == "kept"
     sh("systemctl stop imqtt")
